@@ -1,0 +1,189 @@
+"""The one interface every model plugs into: texts in, pooled vectors per (layer, pooling) out.
+
+GloVe, the native RWKV models and Hugging Face transformers all implement `Encoder`;
+evaluation, benchmarks and the CLI see nothing else (the mteb pattern: the encoder is a
+Protocol).  `TokenEncoder` holds the machinery they share, so that each model only says
+how to tokenize and how to produce hidden states:
+
+* sentences are tokenized once, sorted by length (longest first, so the first batch
+  shows the peak memory) and batched with right padding and a mask;
+* the model yields the states of each requested layer as soon as it has computed
+  them, and they are pooled on the spot: no (B, T, D) tensor of any layer outlives its
+  pooling unless `keep_states=True`;
+* the model stops after the deepest requested layer.
+
+Layer names: an int k is the residual stream after block k (the Hugging Face
+`hidden_states[k]` convention for RWKV, see models/rwkv6.py); "emb" is the input
+embedding (after ln0 for RWKV). A model with one layer (GloVe) calls it 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, Sequence, Union, runtime_checkable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .pooling import check_poolings, pool
+
+Layer = Union[int, str]
+EMBEDDING = "emb"
+
+
+@dataclass
+class Embeddings:
+    """Pooled sentence vectors: `vectors[(layer, pooling)]` is (N, D) float32, input order."""
+
+    vectors: dict[tuple[Layer, str], np.ndarray]
+    n_sentences: int
+    n_tokens: int = 0
+    n_truncated: int = 0  # sentences cut at the encoder's max_length
+    n_empty: int = 0  # sentences with no token left (pooled to zero vectors)
+    states: dict[Layer, list[np.ndarray]] | None = field(default=None, repr=False)
+
+    def __getitem__(self, key: tuple[Layer, str]) -> np.ndarray:
+        return self.vectors[key]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str  # model id as the user gave it (hub id, path, or built-in name)
+    revision: str  # hub revision, or sha256 of the weights file
+
+    def layers(self) -> tuple[Layer, ...]:
+        """Every layer this encoder can return, in depth order."""
+        ...
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        layers: Sequence[Layer],
+        poolings: Sequence[str],
+        batch_size: int = 32,
+        keep_states: bool = False,
+    ) -> Embeddings: ...
+
+    def provenance(self) -> dict:
+        """What a result needs to be reproduced: model id, revision/hash, dtype, device, ..."""
+        ...
+
+
+def parse_layers(spec: str | Sequence[Layer] | None, available: Sequence[Layer]) -> tuple[Layer, ...]:
+    """'1,3,5' / [1, 3] / 'emb,0' / 'all' / None (= all) -> validated layer names."""
+    if spec is None or spec == "all":
+        return tuple(available)
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[Layer] = []
+    for item in items:
+        if isinstance(item, str):
+            item = item.strip()
+            layer: Layer = int(item) if item.lstrip("-").isdigit() else item
+        else:
+            layer = item
+        if isinstance(layer, int) and layer < 0:
+            ints = [a for a in available if isinstance(a, int)]
+            layer = ints[layer] if -len(ints) <= layer else layer
+        if layer not in available:
+            ints = [a for a in available if isinstance(a, int)]
+            rng = f"{min(ints)}..{max(ints)}" if ints else "none"
+            names = ", ".join(repr(a) for a in available if not isinstance(a, int))
+            raise ValueError(
+                f"layer {item!r} not available; this encoder has layers {rng}" + (f" and {names}" if names else "")
+            )
+        out.append(layer)
+    return tuple(dict.fromkeys(out))
+
+
+class TokenEncoder:
+    """Shared batching/pooling for encoders that map token ids to per-layer states.
+
+    Subclasses set `name`, `revision`, `device`, `dtype`, `max_length`, `pad_id` and
+    implement `tokenize`, `layers` and `states`.
+    """
+
+    name: str
+    revision: str
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    max_length: int = 512
+    pad_id: int = 0
+    show_progress: bool = True
+
+    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def layers(self) -> tuple[Layer, ...]:
+        raise NotImplementedError
+
+    def states(self, ids: torch.Tensor, mask: torch.Tensor, layers: tuple[Layer, ...]) -> Iterator[tuple[Layer, torch.Tensor]]:
+        """Yield (layer, (B, T, D) states) for each requested layer, shallowest first,
+        and stop once the deepest has been yielded."""
+        raise NotImplementedError
+
+    def provenance(self) -> dict:
+        return {"model": self.name, "revision": self.revision, "dtype": str(self.dtype).removeprefix("torch."),
+                "device": str(self.device), "max_length": self.max_length}
+
+    def batches(self, token_ids: list[list[int]], batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """Length-sorted, right-padded batches: (original indices, ids (B,T), mask (B,T))."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        order = np.argsort([-len(t) for t in token_ids], kind="stable")
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            T = max(1, max(len(token_ids[i]) for i in idx))
+            ids = torch.full((len(idx), T), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), T), dtype=torch.bool)
+            for row, i in enumerate(idx):
+                t = token_ids[i]
+                ids[row, : len(t)] = torch.as_tensor(t, dtype=torch.long)
+                mask[row, : len(t)] = True
+            yield idx, ids.to(self.device), mask.to(self.device)
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        layers: Sequence[Layer],
+        poolings: Sequence[str],
+        batch_size: int = 32,
+        keep_states: bool = False,
+    ) -> Embeddings:
+        if isinstance(sentences, str):
+            raise TypeError("encode expects a sequence of sentences, not one string; wrap it in a list")
+        if len(sentences) == 0:
+            raise ValueError("encode received no sentences")
+        layers = parse_layers(layers, self.layers())
+        poolings = check_poolings(tuple(poolings))
+        raw = self.tokenize(sentences)
+        n_truncated = sum(len(t) > self.max_length for t in raw)
+        token_ids = [t[: self.max_length] for t in raw]
+        N = len(sentences)
+        vectors: dict[tuple[Layer, str], np.ndarray] = {}
+        states: dict[Layer, list[np.ndarray]] | None = {l: [None] * N for l in layers} if keep_states else None
+        bar = tqdm(total=N, desc=f"encode {self.name}", unit="sent", leave=False,
+                   disable=not (self.show_progress and sys.stderr.isatty()) or N == 0)
+        with torch.inference_mode():
+            for idx, ids, mask in self.batches(token_ids, batch_size):
+                for layer, h in self.states(ids, mask, layers):
+                    for p in poolings:
+                        v = pool(h, mask, p).cpu().numpy()
+                        if (layer, p) not in vectors:
+                            vectors[(layer, p)] = np.zeros((N, v.shape[1]), dtype=np.float32)
+                        vectors[(layer, p)][idx] = v
+                    if states is not None:
+                        hs = h.float().cpu().numpy()
+                        for row, i in enumerate(idx):
+                            states[layer][i] = hs[row, : int(mask[row].sum())]
+                bar.update(len(idx))
+        bar.close()
+        return Embeddings(
+            vectors=vectors,
+            n_sentences=N,
+            n_tokens=int(sum(len(t) for t in token_ids)),
+            n_truncated=int(n_truncated),
+            n_empty=int(sum(len(t) == 0 for t in token_ids)),
+            states=states,
+        )
