@@ -1,0 +1,1 @@
+"""Encoders: one file per model family (GloVe, native RWKV, Hugging Face transformers)."""

