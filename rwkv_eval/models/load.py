@@ -1,0 +1,83 @@
+"""One entry point from a model spec (built-in name, file, directory or hub id) to an Encoder.
+
+Dispatch, in order:
+    glove-6b-50d | glove | gensim:NAME | *.txt        GloVe baseline (models/glove.py)
+    random-rwkv6:SHAPE                                 seeded random-init native RWKV-6
+    *.pth                                              BlinkDL checkpoint, native RWKV
+    directory or hub id of an RWKV-6/7 model           native RWKV (models/rwkv.py)
+    any other directory or hub id                      transformers AutoModel (models/hf.py)
+`backend="hf"` forces transformers (with `trust_remote_code=True` for RWKV-6's remote
+code); `backend="native"` forces the native RWKV implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from ..encoder import Encoder
+
+GLOVE_NAMES = ("glove-6b-50d", "glove", "glove-50d")
+RANDOM_RE = re.compile(r"^random-rwkv6(?::(?P<shape>[\w-]+))?$")
+
+
+def _is_native_rwkv_dir(path: Path) -> bool:
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        return any(path.glob("*.pth"))
+    model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type", "")
+    return model_type in ("rwkv6", "rwkv7", "rwkv5", "rwkv-6", "rwkv-7")
+
+
+def _is_native_rwkv_hub_id(spec: str) -> bool:
+    low = spec.lower()
+    return "rwkv" in low and any(t in low for t in ("v6", "finch", "x060", "v7", "goose", "x070"))
+
+
+def load_encoder(
+    spec: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    backend: str = "auto",
+    tokenizer: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    max_length: int | None = None,
+    seed: int = 0,
+) -> Encoder:
+    if backend not in ("auto", "native", "hf"):
+        raise ValueError(f"backend must be auto, native or hf; got {backend!r}")
+    if spec in GLOVE_NAMES or spec.startswith("gensim:") or spec.endswith(".txt"):
+        from .glove import load_glove
+
+        return load_glove(spec)
+    opts = {} if max_length is None else {"max_length": max_length}
+    if m := RANDOM_RE.match(spec):
+        from .random import random_rwkv6_encoder
+
+        return random_rwkv6_encoder(m["shape"] or "small", seed=seed, device=device, dtype=dtype, **opts)
+    path = Path(spec)
+    native = backend == "native" or (
+        backend == "auto"
+        and (
+            spec.endswith(".pth")
+            or (path.is_dir() and _is_native_rwkv_dir(path))
+            or (not path.exists() and _is_native_rwkv_hub_id(spec))
+        )
+    )
+    if native:
+        from .rwkv import load_rwkv
+
+        return load_rwkv(spec, device=device, dtype=dtype, tokenizer=tokenizer, revision=revision, **opts)
+    if not path.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") != 1):
+        raise FileNotFoundError(
+            f"model {spec!r} is neither a built-in name ({', '.join(GLOVE_NAMES)}, random-rwkv6:SHAPE), "
+            "an existing file or directory, nor a hub id of the form owner/name"
+        )
+    from .hf import load_hf
+
+    return load_hf(spec, device=device, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code, **opts)
