@@ -155,16 +155,26 @@ class TokenEncoder:
             raise TypeError("encode expects a sequence of sentences, not one string; wrap it in a list")
         if len(sentences) == 0:
             raise ValueError("encode received no sentences")
+        return self.encode_tokens(self.tokenize(sentences), layers, poolings, batch_size, keep_states)
+
+    def encode_tokens(
+        self,
+        token_ids: list[list[int]],
+        layers: Sequence[Layer],
+        poolings: Sequence[str],
+        batch_size: int = 32,
+        keep_states: bool = False,
+    ) -> Embeddings:
+        """`encode` after tokenization: what benchmarks time (tokenizing is not the model's cost)."""
         layers = parse_layers(layers, self.layers())
         poolings = check_poolings(tuple(poolings))
-        raw = self.tokenize(sentences)
-        n_truncated = sum(len(t) > self.max_length for t in raw)
-        token_ids = [t[: self.max_length] for t in raw]
-        N = len(sentences)
+        n_truncated = sum(len(t) > self.max_length for t in token_ids)
+        token_ids = [t[: self.max_length] for t in token_ids]
+        N = len(token_ids)
         vectors: dict[tuple[Layer, str], np.ndarray] = {}
         states: dict[Layer, list[np.ndarray]] | None = {l: [None] * N for l in layers} if keep_states else None
         bar = tqdm(total=N, desc=f"encode {self.name}", unit="sent", leave=False,
-                   disable=not (self.show_progress and sys.stderr.isatty()) or N == 0)
+                   disable=not (self.show_progress and sys.stderr.isatty()) or N < 1000)
         with torch.inference_mode():
             for idx, ids, mask in self.batches(token_ids, batch_size):
                 for layer, h in self.states(ids, mask, layers):
