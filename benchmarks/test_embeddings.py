@@ -1,0 +1,84 @@
+"""The layer x pooling x dataset matrix of the chosen profile, for every model.
+
+Each case: (1) look up the case's accuracy, computed once per (model, dataset) from a
+single forward pass; (2) time encoding a fixed pre-tokenized batch up to the case's
+layer with that pooling (CUDA-synchronised); (3) measure peak memory in a separate
+run; (4) put everything in extra_info; (5) assert the Spearman floor.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rwkv_eval.profiles import layer_id
+from rwkv_eval.records import LAYER_CONVENTION, environment
+
+TIMED_SENTENCES = 32
+
+
+def gate_key(profile: str, model_key: str, dataset: str, split: str, layer, pooling: str) -> str:
+    return f"{profile}/{model_key}/{dataset}-{split}/{layer_id(layer)}/{pooling}"
+
+
+def test_similarity(case, run, timed, peak_memory, benchmark):
+    model_case, data_case, layer, pooling = case
+    encoder = run.encoder(model_case)
+    accuracy = run.accuracy(model_case, data_case)
+    records = [r for (_, l, p), r in accuracy.items() if l == layer and p == pooling]
+
+    # a fixed batch: the first unique sentences of the set, tokenized outside the timer
+    pairs = run.pairs(data_case)
+    first = pairs[0] if isinstance(pairs, list) else pairs
+    sentences = list(dict.fromkeys(first.sentence1[:TIMED_SENTENCES] + first.sentence2[:TIMED_SENTENCES]))[:TIMED_SENTENCES]
+    token_ids = encoder.tokenize(sentences)
+    n_tokens = sum(min(len(t), encoder.max_length) for t in token_ids)
+
+    def work():
+        return encoder.encode_tokens(token_ids, [layer], [pooling], batch_size=TIMED_SENTENCES)
+
+    memory = peak_memory(work)
+    timed(work)
+    mean_s = benchmark.stats.stats.mean
+
+    main = records[0] if len(records) == 1 else next(r for r in records if r["dataset"].endswith("/all"))
+    info = benchmark.extra_info
+    info.update(environment())
+    info.update({
+        "profile": run.profile_name, "model_key": model_case.key, "trained": model_case.trained,
+        "layer": layer, "layer_convention": LAYER_CONVENTION, "pooling": pooling,
+        "timed_batch_sentences": len(sentences), "timed_batch_tokens": n_tokens,
+        "seconds_per_sentence": mean_s / len(sentences),
+        "seconds_per_pair": 2 * mean_s / len(sentences),
+        "sentences_per_second": len(sentences) / mean_s,
+        "pairs_per_second": len(sentences) / mean_s / 2,
+        "tokens_per_second": n_tokens / mean_s,
+        "device": run.device, "dtype": run.dtype,
+    } | memory)
+    for key in ("model", "revision", "arch", "dataset", "split", "n_pairs", "dataset_source", "dataset_revision",
+                "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend"):
+        if key in main:
+            info[key] = main[key]
+    lo, hi = main["spearman_ci95"]
+    info["spearman_ci95_low"], info["spearman_ci95_high"] = lo, hi
+    info["accuracy_encode_pairs_per_second"] = main.get("pairs_per_second")
+    if len(records) > 1:  # a multi-domain year: every domain, the pooled set and the mean
+        info["domains"] = {r["dataset"]: {"spearman": r["spearman"], "n_pairs": r["n_pairs"]} for r in records}
+    if not model_case.trained:
+        info["note"] = "random-init weights: Spearman is meaningless; timing and memory are real"
+
+    key = gate_key(run.profile_name, model_case.key, data_case.name, data_case.split, layer, pooling)
+    floor = run.floors.get(key)
+    measured = main["spearman"]
+    info["spearman_floor"] = floor
+    info["gate_key"] = key
+    if floor is None:
+        info["gate"] = "no floor"
+        run.gates.append((key, "no floor", measured, None))
+        return
+    ok = measured is not None and measured >= floor
+    info["gate"] = "pass" if ok else "FAIL"
+    run.gates.append((key, info["gate"], measured, floor))
+    if not ok:
+        pytest.fail(f"Spearman regression for {key}: measured "
+                    f"{'undefined' if measured is None else f'{measured:.4f}'} < floor {floor:.4f} "
+                    f"(floors: {run.thresholds_path})", pytrace=False)
