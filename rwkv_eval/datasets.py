@@ -19,6 +19,11 @@ Sources and layouts (a data root holds one folder per dataset, as below):
 - SemEval STS 2012-2016 (Agirre et al.): ``sts12-16/YEAR/DOMAIN.test.tsv`` (score, s1, s2);
   hub ``mteb/sts12-sts`` ... ``mteb/sts16-sts``.
 
+Reference code: facebookresearch/SentEval, senteval/sts.py at commit
+961edcb3160302ba28c71c58e037cc50cc68021d, reads STS12-16 per domain and drops rows with an
+empty gold score as done here; it reports "all" as the (weighted) mean of per-domain
+correlations, and `pooled` adds the pooled-pairs variant.
+
 Where the data is looked for: `load_pairs` tries the `data_dir` argument, then the data root
 named by the environment variable RWKV_EVAL_DATA (read when `load_pairs` is called, never at
 import), then the Hugging Face hub; `DatasetNotFound` lists every place it tried.
@@ -269,8 +274,7 @@ def _load_local(name: str, split: str, root: Path, tried: list[str], label: str)
             # A bare train.tsv may belong to another GLUE task: only take it if the header fits.
             tried.append(f"{label}: {path} (header is not {name}'s: {' '.join(header)})")
             continue
-        raw = path.read_bytes()
-        return _build(name, split, raw, str(path), source=str(path), revision=hashlib.sha256(raw).hexdigest())
+        return _build(name, split, path)
     return None
 
 
@@ -308,7 +312,8 @@ def _load_sts_year(name: str, root: Path, tried: list[str], label: str) -> list[
         for domain in (*STS_DOMAINS[name], *extra):
             path = folder / f"{domain}.test.tsv"
             raw = path.read_bytes()
-            s1, s2, gold, skipped = _parse_sts_domain(_rows(raw, str(path)), str(path), allow_unscored=year in ("2015", "2016"))
+            unscored_ok = year in ("2015", "2016")
+            s1, s2, gold, skipped = _parse_sts_domain(_rows(raw, str(path)), str(path), allow_unscored=unscored_ok)
             note = (f"{skipped} rows with an empty score skipped: not gold-annotated, not part of the "
                     "SemEval evaluation" if skipped else "")
             sets.append(PairSet(name=f"{name}/{domain}", split="test", sentence1=s1, sentence2=s2, gold=gold,
@@ -318,7 +323,9 @@ def _load_sts_year(name: str, root: Path, tried: list[str], label: str) -> list[
     return None
 
 
-def _build(name: str, split: str, raw: bytes, where: str, source: str, revision: str) -> PairSet:
+def _build(name: str, split: str, path: Path) -> PairSet:
+    raw = path.read_bytes()
+    where = str(path)
     rows = _rows(raw, where)
     if name == "mrpc":
         s1, s2, gold = _parse_mrpc(rows, where)
@@ -329,7 +336,7 @@ def _build(name: str, split: str, raw: bytes, where: str, source: str, revision:
         s1, s2, gold = _parse_sick(rows, where)
     kind = "binary" if name == "mrpc" else "graded"
     pairs = PairSet(name=name, split=split, sentence1=s1, sentence2=s2, gold=gold, gold_kind=kind,
-                    gold_range=GOLD_RANGE[name], source=source, revision=revision)
+                    gold_range=GOLD_RANGE[name], source=where, revision=hashlib.sha256(raw).hexdigest())
     return _train_subset(pairs) if split == "train-1000" else pairs
 
 
@@ -384,13 +391,13 @@ def _columns(fields: list[str], allowed: Iterable[int], where: str, line: int, w
                                  f"column(s): {_clip(chr(9).join(fields))!r}")
 
 
-def _sentence(text, loc: str, column: str) -> str:
+def _sentence(text: object, loc: str, column: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise DatasetFormatError(f"{loc}: {column} is empty; expected a sentence")
     return text
 
 
-def _score(text, loc: str, lo: float, hi: float, what: str = "score") -> float:
+def _score(text: object, loc: str, lo: float, hi: float, what: str = "score") -> float:
     try:
         x = float(text)
     except (TypeError, ValueError):

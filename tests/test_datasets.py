@@ -45,7 +45,7 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.parametrize("split,n,pos,first", [
-    ("train", 3668, 2474, "Amrozi accused his brother, whom he called \"the witness\", of deliberately distorting"),
+    ("train", 3668, 2474, "Amrozi accused his brother, whom he called \"the witness\", of deliberately"),
     ("validation", 408, 279, "He said the foodservice pie business doesn't fit"),
     ("test", 1725, 1147, "PCCW's chief operating officer, Mike Butcher, and Alex Arena"),
 ], ids=["train", "validation", "test"])
@@ -157,10 +157,10 @@ def test_glue_stsb_layout(tmp_path):
     glue = tmp_path / "STS-B"
     glue.mkdir()
     header = "\t".join(ds._GLUE_STSB_HEADER)
-    (glue / "dev.tsv").write_text(header + "\n0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\t"
-                                  "A man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\t5.000\n"
-                                  "1\tmain-news\theadlines\t2013\t0001\tnone\tnone\tHe said \"yes.\tShe said no.\t0.5\n",
-                                  encoding="utf-8")
+    rows = ["0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\t"
+            "A man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\t5.000",
+            "1\tmain-news\theadlines\t2013\t0001\tnone\tnone\tHe said \"yes.\tShe said no.\t0.5"]
+    (glue / "dev.tsv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     for root in (tmp_path, glue):
         p = load_pairs("stsb", "validation", root, allow_hub=False)
         assert p.sentence1 == ("A man with a hard hat is dancing.", 'He said "yes.') and list(p.gold) == [5.0, 0.5]
@@ -221,23 +221,34 @@ MRPC_HEAD = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 SICK_HEAD = "\t".join(ds._SICK_HEADER) + "\r\n"
 GOOD_STSB = "main-captions\tMSRvid\t2012test\t0001\t5.000\tA man plays.\tA man is playing.\n"
 
-BAD = {  # id: (dataset, split, file under the root, content, line, message fragment)
-    "mrpc-columns": ("mrpc", "train", "mrpc/train.tsv", MRPC_HEAD + "1\t1\t2\tonly one sentence\n", 2, "expected 5 columns"),
-    "mrpc-label": ("mrpc", "validation", "mrpc/dev.tsv", MRPC_HEAD + "1\t1\t2\ta\tb\n2\t1\t2\ta\tb\n", 3, "label 0 or 1"),
+BAD = {  # id: (dataset, split, file under the root, content, 1-based line, message fragment)
+    "mrpc-columns": ("mrpc", "train", "mrpc/train.tsv",
+                     MRPC_HEAD + "1\t1\t2\tonly one sentence\n", 2, "expected 5 columns"),
+    "mrpc-label": ("mrpc", "validation", "mrpc/dev.tsv",
+                   MRPC_HEAD + "1\t1\t2\ta\tb\n2\t1\t2\ta\tb\n", 3, "label 0 or 1"),
     "mrpc-header": ("mrpc", "test", "mrpc/test.tsv", "1\t1\t2\ta\tb\n", 1, "expected the header"),
     "mrpc-empty": ("mrpc", "train", "mrpc/train.tsv", MRPC_HEAD + "1\t1\t2\t \tb\n", 2, "#1 String is empty"),
-    "stsb-columns": ("stsb", "train", "stsb/sts-train.csv", GOOD_STSB + "g\tf\t2012\t1\t3.0\tonly one\n", 2, "expected 7 columns"),
-    "stsb-score": ("stsb", "validation", "stsb/sts-dev.csv", GOOD_STSB * 2 + "g\tf\t2012\t1\tx\ta\tb\n", 3, "'x' is not a number"),
-    "stsb-range": ("stsb", "test", "stsb/sts-test.csv", "g\tf\t2012\t1\t5.2\ta\tb\n", 1, "5.2 out of range; expected [0, 5]"),
+    "stsb-columns": ("stsb", "train", "stsb/sts-train.csv",
+                     GOOD_STSB + "g\tf\t2012\t1\t3.0\tonly one\n", 2, "expected 7 columns"),
+    "stsb-score": ("stsb", "validation", "stsb/sts-dev.csv",
+                   GOOD_STSB * 2 + "g\tf\t2012\t1\tx\ta\tb\n", 3, "'x' is not a number"),
+    "stsb-range": ("stsb", "test", "stsb/sts-test.csv",
+                   "g\tf\t2012\t1\t5.2\ta\tb\n", 1, "5.2 out of range; expected [0, 5]"),
     "stsb-nan": ("stsb", "test", "stsb/sts-test.csv", "g\tf\t2012\t1\tnan\ta\tb\n", 1, "not a number"),
-    "stsb-empty": ("stsb", "test", "stsb/sts-test.csv", GOOD_STSB + "g\tf\t2012\t1\t3\ta\t\n", 2, "sentence 2 is empty"),
+    "stsb-empty": ("stsb", "test", "stsb/sts-test.csv",
+                   GOOD_STSB + "g\tf\t2012\t1\t3\ta\t\n", 2, "sentence 2 is empty"),
     "stsb-blank": ("stsb", "test", "stsb/sts-test.csv", GOOD_STSB + "\n" + GOOD_STSB, 2, "blank line"),
-    "sick-range": ("sickr", "test", "sick/SICK_test_annotated.txt", SICK_HEAD + "1\ta\tb\t0.5\tNEUTRAL\r\n", 2, "0.5 out of range; expected [1, 5]"),
-    "sick-columns": ("sickr", "train", "sick/SICK_train.txt", SICK_HEAD + "1\ta\tb\t3.0\r\n", 2, "expected 5 columns"),
-    "sts12-empty-score": ("sts12", "test", "sts12-16/2012/MSRpar.test.tsv", "3.0\ta\tb\n\ta\tb\n", 2, "'' is not a number"),
-    "sts16-columns": ("sts16", "test", "sts12-16/2016/plagiarism.test.tsv", "\ta\tb\n4.0\ta b\n", 2, "expected 3 columns"),
+    "sick-range": ("sickr", "test", "sick/SICK_test_annotated.txt",
+                   SICK_HEAD + "1\ta\tb\t0.5\tNEUTRAL\r\n", 2, "0.5 out of range; expected [1, 5]"),
+    "sick-columns": ("sickr", "train", "sick/SICK_train.txt",
+                     SICK_HEAD + "1\ta\tb\t3.0\r\n", 2, "expected 5 columns"),
+    "sts12-empty-score": ("sts12", "test", "sts12-16/2012/MSRpar.test.tsv",
+                          "3.0\ta\tb\n\ta\tb\n", 2, "'' is not a number"),
+    "sts16-columns": ("sts16", "test", "sts12-16/2016/plagiarism.test.tsv",
+                      "\ta\tb\n4.0\ta b\n", 2, "expected 3 columns"),
     "sts15-range": ("sts15", "test", "sts12-16/2015/belief.test.tsv", "\ta\tb\n-1\ta\tb\n", 2, "-1 out of range"),
-    "utf8": ("stsb", "test", "stsb/sts-test.csv", GOOD_STSB.encode() + b"g\tf\t2012\t1\t3\ta\xff\tb\n", 2, "expected UTF-8"),
+    "utf8": ("stsb", "test", "stsb/sts-test.csv",
+             GOOD_STSB.encode() + b"g\tf\t2012\t1\t3\ta\xff\tb\n", 2, "expected UTF-8"),
 }
 
 
