@@ -32,7 +32,8 @@ def test_padding_values_and_extra_padding_never_change_pooling(sm, method, extra
     pad = torch.full((x.shape[0], extra, x.shape[2]), fill)
     x2 = torch.cat([garbage, pad], dim=1)
     m2 = torch.cat([mask, torch.zeros(x.shape[0], extra, dtype=torch.bool)], dim=1)
-    torch.testing.assert_close(pool(x2, m2, method), ref, rtol=0, atol=0)
+    # equal up to float32 summation order (a longer row changes the reduction tree)
+    torch.testing.assert_close(pool(x2, m2, method), ref, rtol=1e-5, atol=1e-4)
 
 
 @given(states_and_mask(), st.sampled_from(POOLINGS))
