@@ -91,7 +91,7 @@ def parse_layers(spec: str | Sequence[Layer] | None, available: Sequence[Layer])
             rng = f"{min(ints)}..{max(ints)}" if ints else "none"
             names = ", ".join(repr(a) for a in available if not isinstance(a, int))
             raise ValueError(
-                f"layer {item!r} not available; this encoder has layers {rng}" + (f" and {names}" if names else "")
+                f"layer {layer!r} not available; this encoder has layers {rng}" + (f" and {names}" if names else "")
             )
         out.append(layer)
     return tuple(dict.fromkeys(out))

