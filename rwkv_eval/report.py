@@ -51,6 +51,7 @@ SMALLER_FILE = "github-action-benchmark-smaller.json"
 SUMMARY_FILE = "summary.md"
 # pooling.POOLINGS' order (not imported: that module pulls in torch); unknown ones go last
 POOLING_ORDER = ("mean", "max", "last", "first_last", "weighted_mean")
+LINESTYLES = ("-", "--", ":", "-.")
 
 
 # --------------------------------------------------------------------------- input
@@ -494,6 +495,17 @@ def _layer_x(layers: Sequence[Any]) -> dict[Any, float]:
     return pos
 
 
+def _layer_ticks(ax, x: dict[Any, float]) -> None:
+    """Short tick labels ("emb", "5"), thinned to at most ~13 so they never overlap."""
+    layers = sorted(x, key=layer_sort)
+    every = max(1, math.ceil(len(layers) / 13))
+    shown = [la for i, la in enumerate(layers) if i % every == 0 or la == layers[-1]]
+    if len(shown) > 1 and shown[-1] == layers[-1] and (len(layers) - 1) % every:
+        shown.pop(-2)  # the last layer is always labelled; drop its crowded neighbour
+    ax.set_xticks([x[la] for la in shown], [str(la) for la in shown])
+    ax.set_xlabel("layer k (residual stream after block k; emb = embedding)")
+
+
 def _save(fig, path: Path) -> None:
     write_bytes_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
 
@@ -511,7 +523,7 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
             x = _layer_x(layers)
             poolings = sorted({c.pooling for c in mc}, key=pooling_sort)
             step = min((b - a for a, b in zip(sorted(x.values()), sorted(x.values())[1:])), default=1.0)
-            fig, ax = plt.subplots(figsize=(8, 4.6))
+            fig, ax = plt.subplots(figsize=(max(8.0, 3 + 0.3 * len(layers)), 4.6))
             for i, p in enumerate(poolings):
                 pc = sorted((c for c in mc if c.pooling == p and c.spearman is not None), key=lambda c: layer_sort(c.layer))
                 if not pc:
@@ -530,12 +542,11 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
                     color = f"C{len(poolings) + j * 2 + k}"
                     ax.axhline(c.spearman, color=color, ls=styles[(j + k) % 3], lw=1.3,
                                label=f"{r} {c.pooling} ({layer_label(c.layer)})"
-                                     + ("" if c.trained else " random-init"))
+                                     + ("" if c.trained else " random-init") + "\nband: its 95% CI")
                     if c.ci_low is not None and c.ci_high is not None:
                         ax.axhspan(c.ci_low, c.ci_high, color=color, alpha=0.10, lw=0)
             undefined = [c for c in mc if c.spearman is None]
-            ax.set_xticks([x[la] for la in layers], [layer_label(la) for la in layers])
-            ax.set_xlabel("layer (residual stream after block k)")
+            _layer_ticks(ax, x)
             ax.set_ylabel("Spearman ρ (95% CI)")
             title = f"{m} on {d} / {s}"
             if not mc[0].trained:
@@ -564,7 +575,10 @@ def _plot_cost(plt, run: Run, out_dir: Path) -> list[str]:
         label = m + ("" if trained[m] else " (random-init)")
         t = [(x[r[1]], r[2]) for r in mr if r[2] is not None]
         p = [(x[r[1]], r[4]) for r in mr if r[4] is not None]
-        style = dict(marker="os^Dv<>"[i % 7], ms=5, lw=1.5, color=f"C{i}", label=label)
+        # models of one architecture cost the same: distinct dashes and hollow markers keep
+        # a line drawn over another one visible
+        style = dict(marker="os^Dv<>"[i % 7], ms=7 - i % 3, lw=1.5, color=f"C{i % 10}", ls=LINESTYLES[i % 4],
+                     mfc="none" if i % 2 else f"C{i % 10}", label=label)
         if t:
             ax_t.plot(*zip(*t), **style)
         if p:
@@ -575,9 +589,8 @@ def _plot_cost(plt, run: Run, out_dir: Path) -> list[str]:
     ax_t.set_ylabel("seconds per pair\n(median over cases)")
     kinds = sorted({r[7] for r in rows if r[7]})
     ax_m.set_ylabel("peak memory MB")
-    ax_m.set_xlabel("layer (residual stream after block k)")
     ax_m.set_title(f"memory: {'; '.join(kinds)}", fontsize=9)
-    ax_m.set_xticks(list(x.values()), [layer_label(la) for la in x])
+    _layer_ticks(ax_m, x)
     devices = sorted({f"{c.extra.get('device', '?')} {c.extra.get('dtype', '')}".strip() for c in run.cases})
     ax_t.set_title(f"cost vs layer — {', '.join(devices)}", fontsize=10)
     for ax in (ax_t, ax_m):
@@ -593,22 +606,27 @@ def _plot_history(plt, runs: Sequence[Run], out_dir: Path) -> list[str]:
         return []
     fig, (ax_r, ax_t) = plt.subplots(2, 1, figsize=(9, 6.4), sharex=True)
     xs = list(range(len(runs)))
+    models = sorted({c.model_key for r in runs for c in r.cases})
+    color = {m: f"C{i % 10}" for i, m in enumerate(models)}  # one color per model in both panels
+    datasets = sorted({(c.dataset, c.split) for r in runs for c in r.cases})
+    dash = {d: (LINESTYLES[i % 4], "os^Dv<>"[i % 7]) for i, d in enumerate(datasets)}  # one dash per dataset
     keys = sorted({(c.model_key, c.dataset, c.split) for r in runs for c in r.cases if c.trained})
-    for i, (m, d, s) in enumerate(keys):
+    for m, d, s in keys:
         ys = []
         for r in runs:
             b = best_case([c for c in r.cases if (c.model_key, c.dataset, c.split) == (m, d, s)])
             ys.append(math.nan if b is None else b.spearman)
-        ax_r.plot(xs, ys, marker="o", ms=4, color=f"C{i % 10}", ls=["-", "--", ":"][i // 10 % 3],
-                  label=f"{m} {d}-{s}")
-    models = sorted({c.model_key for r in runs for c in r.cases})
-    for i, m in enumerate(models):
+        ls, marker = dash[(d, s)]
+        ax_r.plot(xs, ys, marker=marker, ms=5, color=color[m], ls=ls, label=f"{m} {d}-{s}")
+    for m in models:
         ys = []
         for r in runs:
             spp = [c.seconds_per_pair for c in r.cases if c.model_key == m and c.seconds_per_pair is not None]
             ys.append(statistics.median(spp) if spp else math.nan)
         untrained = any(not c.trained for r in runs for c in r.cases if c.model_key == m)
-        ax_t.plot(xs, ys, marker="s", ms=4, color=f"C{i % 10}", label=m + (" (random-init)" if untrained else ""))
+        ax_t.plot(xs, ys, marker="s", ms=7 if untrained else 5, color=color[m], ls="--" if untrained else "-",
+                  zorder=3 if untrained else 2,  # dashed and on top: it often shares its cost with a trained twin
+                  mfc="none" if untrained else color[m], label=m + (" (random-init)" if untrained else ""))
     times = [c.seconds_per_pair for r in runs for c in r.cases if c.seconds_per_pair]
     if times and max(times) / min(times) > 20:
         ax_t.set_yscale("log")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rwkv_eval.report import BIGGER_FILE, RANDOM_INIT_MARK, SMALLER_FILE, build_report, load_run, main
+from rwkv_eval.report import BIGGER_FILE, RANDOM_INIT_MARK, SMALLER_FILE, build_report, layer_label, load_run, main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATASETS = (("stsb-sample", "test", 300), ("mrpc", "validation", 408))
@@ -43,10 +43,11 @@ def synthetic_run(commit: str, when: str, shift: float = 0.0, time_scale: float 
             for layer in layers:
                 for pooling in poolings:
                     rho = spearman_of(model, dataset, layer, pooling, shift)
-                    key = f"smoke/{model}/{dataset}-{split}/L{layer:02d}/{pooling}"
+                    key = f"smoke/{model}/{dataset}-{split}/{layer_label(layer)}/{pooling}"
                     floor = 0.9 if (model, dataset, layer, pooling) == FAILING else None
                     gate = "no floor" if floor is None else ("pass" if rho is not None and rho >= floor else "FAIL")
-                    spp = (0.001 * (layer + 1) if model != "glove-6b-50d" else 1e-5) * time_scale
+                    depth = layer if isinstance(layer, int) else 0  # "emb"
+                    spp = (0.001 * (depth + 1) if model != "glove-6b-50d" else 1e-5) * time_scale
                     extra = {
                         "profile": "smoke", "model": model, "model_key": model, "trained": trained,
                         "revision": "r1", "arch": "glove" if model.startswith("glove") else "rwkv6",
@@ -57,7 +58,7 @@ def synthetic_run(commit: str, when: str, shift: float = 0.0, time_scale: float 
                         "spearman_floor": floor, "gate": gate, "gate_key": key,
                         "seconds_per_pair": spp, "pairs_per_second": 1 / spp, "tokens_per_second": 20 / spp,
                         "sentences_per_second": 2 / spp, "timed_batch_sentences": 32, "timed_batch_tokens": 320,
-                        "peak_memory_mb": 500.0 + 10 * layer + mem_shift, "peak_memory_delta_mb": 2.0 * layer,
+                        "peak_memory_mb": 500.0 + 10 * depth + mem_shift, "peak_memory_delta_mb": 2.0 * depth,
                         "memory_kind": "cpu VmHWM (reset per case)", "device": "cpu", "dtype": "float32",
                         "torch_version": "2.13.0+cpu", "transformers_version": "5.24.0", "git_commit": commit,
                         "git_dirty": False, "time_utc": when, "dataset_revision": "d1",
@@ -66,7 +67,7 @@ def synthetic_run(commit: str, when: str, shift: float = 0.0, time_scale: float 
                         extra["note"] = "random-init weights: Spearman is meaningless; timing and memory are real"
                     mean_s = spp * 16
                     benchmarks.append({
-                        "group": None, "name": f"test_similarity[{model}/L{layer:02d}/{pooling}/{dataset}-{split}]",
+                        "group": None, "name": f"test_similarity[{model}/{layer_label(layer)}/{pooling}/{dataset}-{split}]",
                         "fullname": "benchmarks/test_embeddings.py::test_similarity[...]", "params": {},
                         "stats": {"mean": mean_s, "median": mean_s, "min": mean_s, "max": mean_s, "stddev": 0.0,
                                   "rounds": 3}, "extra_info": extra})
