@@ -392,8 +392,10 @@ def _cost_section(run: Run) -> list[str]:
 
 
 def _delta_section(run: Run, old: Run) -> list[str]:
-    out = [f"## Deltas vs {old.label}", "", f"Baseline: `{old.source}` (commit `{old.commit}`, {old.raw.get('datetime')}). "
-           "Δρ = new − old; time ratio = new s/pair ÷ old s/pair (> 1: slower); Δ memory = new − old peak MB.", ""]
+    out = [f"## Deltas vs {old.label}", "",
+           f"Baseline: `{old.source}` (commit `{old.commit}`, {old.raw.get('datetime')}). "
+           "Δρ = new − old; time ratio = new s/pair ÷ old s/pair (> 1: slower); "
+           "Δ memory = new − old peak MB.", ""]
     pairs = match(run, old)
     rows = []
     for new, prev in pairs:
@@ -409,8 +411,8 @@ def _delta_section(run: Run, old: Run) -> list[str]:
                      "undefined" if d_rho is None else f"{d_rho:+.4f}",
                      "—" if ratio is None else f"{ratio:.2f}×", "—" if d_mem is None else f"{d_mem:+.1f}",
                      "" if new.trained else RANDOM_INIT_MARK))
-    out += _table(("model", "dataset", "layer", "pooling", "old ρ", "new ρ", "Δρ", "time ratio", "Δ memory MB", "note"),
-                  rows)
+    out += _table(("model", "dataset", "layer", "pooling", "old ρ", "new ρ", "Δρ", "time ratio", "Δ memory MB",
+                   "note"), rows)
     new_only = [n.label for n, p in pairs if p is None]
     gone = sorted({c.match_key for c in old.cases} - {c.match_key for c in run.cases})
     if new_only:
@@ -427,8 +429,8 @@ def _throughput_section(run: Run) -> list[str]:
     rows = [(t.name, fmt_seconds(t.mean_s),
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(t.numbers.items()))
              or "—") for t in run.throughput]
-    return ["## Throughput", "", "Benchmarks without an accuracy record (stats.mean and the numbers in extra_info).", ""] \
-        + _table(("benchmark", "mean", "extra_info"), rows)
+    intro = "Benchmarks without an accuracy record (stats.mean and the numbers in extra_info)."
+    return ["## Throughput", "", intro, ""] + _table(("benchmark", "mean", "extra_info"), rows)
 
 
 def _history_section(runs: Sequence[Run]) -> list[str]:
@@ -506,6 +508,14 @@ def _layer_ticks(ax, x: dict[Any, float]) -> None:
     ax.set_xlabel("layer k (residual stream after block k; emb = embedding)")
 
 
+def _seconds_axis(ax) -> None:
+    """Tick labels like "30 µs", "2 ms" rather than an offset exponent."""
+    from matplotlib.ticker import EngFormatter
+
+    ax.yaxis.set_major_formatter(EngFormatter(unit="s"))
+    ax.yaxis.set_minor_formatter(EngFormatter(unit="s") if ax.get_yscale() == "linear" else "")
+
+
 def _save(fig, path: Path) -> None:
     write_bytes_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
 
@@ -525,7 +535,8 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
             step = min((b - a for a, b in zip(sorted(x.values()), sorted(x.values())[1:])), default=1.0)
             fig, ax = plt.subplots(figsize=(max(8.0, 3 + 0.3 * len(layers)), 4.6))
             for i, p in enumerate(poolings):
-                pc = sorted((c for c in mc if c.pooling == p and c.spearman is not None), key=lambda c: layer_sort(c.layer))
+                pc = sorted((c for c in mc if c.pooling == p and c.spearman is not None),
+                            key=lambda c: layer_sort(c.layer))
                 if not pc:
                     continue
                 dodge = (i - (len(poolings) - 1) / 2) * 0.06 * step  # keep error bars apart
@@ -536,7 +547,8 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
                 ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, lw=1.5, label=f"{m} {p}")
             styles = ["--", ":", "-."]
             for j, r in enumerate(refs):
-                for k, c in enumerate(sorted((c for c in cases if c.model_key == r), key=lambda c: pooling_sort(c.pooling))):
+                ref_cases = sorted((c for c in cases if c.model_key == r), key=lambda c: pooling_sort(c.pooling))
+                for k, c in enumerate(ref_cases):
                     if c.spearman is None:
                         continue
                     color = f"C{len(poolings) + j * 2 + k}"
@@ -552,7 +564,8 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
             if not mc[0].trained:
                 title += f"\n{RANDOM_INIT_MARK}"
             if undefined:
-                title += f"\nundefined (not drawn): {', '.join(f'{layer_label(c.layer)}/{c.pooling}' for c in undefined)}"
+                which = ", ".join(f"{layer_label(c.layer)}/{c.pooling}" for c in undefined)
+                title += f"\nundefined (not drawn): {which}"
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -586,7 +599,8 @@ def _plot_cost(plt, run: Run, out_dir: Path) -> list[str]:
     times = [r[2] for r in rows if r[2]]
     if times and max(times) / min(times) > 20:
         ax_t.set_yscale("log")
-    ax_t.set_ylabel("seconds per pair\n(median over cases)")
+    ax_t.set_ylabel("time per pair\n(median over cases)")
+    _seconds_axis(ax_t)
     kinds = sorted({r[7] for r in rows if r[7]})
     ax_m.set_ylabel("peak memory MB")
     ax_m.set_title(f"memory: {'; '.join(kinds)}", fontsize=9)
@@ -632,7 +646,8 @@ def _plot_history(plt, runs: Sequence[Run], out_dir: Path) -> list[str]:
         ax_t.set_yscale("log")
     ax_r.set_ylabel("best Spearman ρ\n(trained models)")
     ax_r.set_title("metric history, oldest run first", fontsize=10)
-    ax_t.set_ylabel("seconds per pair\n(median over cases)")
+    ax_t.set_ylabel("time per pair\n(median over cases)")
+    _seconds_axis(ax_t)
     ax_t.set_xticks(xs, [r.label.replace(" ", "\n", 1) for r in runs], fontsize=8,
                     rotation=30 if len(runs) > 6 else 0, ha="right" if len(runs) > 6 else "center")
     if len(runs) == 1:

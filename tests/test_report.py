@@ -67,7 +67,8 @@ def synthetic_run(commit: str, when: str, shift: float = 0.0, time_scale: float 
                         extra["note"] = "random-init weights: Spearman is meaningless; timing and memory are real"
                     mean_s = spp * 16
                     benchmarks.append({
-                        "group": None, "name": f"test_similarity[{model}/{layer_label(layer)}/{pooling}/{dataset}-{split}]",
+                        "group": None,
+                        "name": f"test_similarity[{model}/{layer_label(layer)}/{pooling}/{dataset}-{split}]",
                         "fullname": "benchmarks/test_embeddings.py::test_similarity[...]", "params": {},
                         "stats": {"mean": mean_s, "median": mean_s, "min": mean_s, "max": mean_s, "stddev": 0.0,
                                   "rounds": 3}, "extra_info": extra})
@@ -137,7 +138,8 @@ def test_summary_provenance_and_accuracy_table(report):
     mrpc = section(md, "### mrpc / validation (408 pairs)")
     # layer rows x pooling columns (mean before max), with the 95% CI; GloVe in the same table
     assert "| model | layer | mean | max | note |" in mrpc
-    assert row(mrpc, "rwkv6-tiny-1m", "L03") == "| rwkv6-tiny-1m | L03 | 0.6800 [0.630, 0.730] | 0.6300 [0.580, 0.680] |  |"
+    assert row(mrpc, "rwkv6-tiny-1m", "L03") == (
+        "| rwkv6-tiny-1m | L03 | 0.6800 [0.630, 0.730] | 0.6300 [0.580, 0.680] |  |")
     assert row(mrpc, "glove-6b-50d", "L00") == "| glove-6b-50d | L00 | 0.5500 [0.500, 0.600] | — |  |"
     # the best trained cell is bold
     assert "**0.7000 [0.650, 0.750]**" in row(mrpc, "rwkv6-tiny-1m", "L05")
@@ -249,3 +251,19 @@ def test_load_run_error_names_the_file(tmp_path):
     (tmp_path / "x.json").write_text('{"benchmarks": [3]}')
     with pytest.raises(ValueError, match=r"x\.json: benchmarks\[0\] is not an object"):
         load_run(tmp_path / "x.json")
+
+
+def test_multi_domain_cases_get_a_per_domain_table(tmp_path):
+    run = synthetic_run(NEW_COMMIT, "2026-11-26T07:30:00+00:00")
+    for b in run["benchmarks"]:
+        e = b["extra_info"]
+        if e.get("dataset") == "mrpc":  # stand-in for an STS12-16 year: pooled "all" is the main record
+            e["dataset"] = "sts12/all"
+            e["domains"] = {"sts12/MSRpar": {"spearman": 0.31, "n_pairs": 750},
+                            "sts12/all": {"spearman": e["spearman"], "n_pairs": 3108},
+                            "sts12/mean": {"spearman": None, "n_pairs": 3108}}
+    md = (build_report(run, [], tmp_path, "ood") / "summary.md").read_text()
+    ood = section(md, "### sts12/all / validation")
+    assert "| model | layer | pooling | sts12/MSRpar | sts12/all | sts12/mean | note |" in ood
+    assert row(ood, "rwkv6-tiny-1m", "L03", "max") == (
+        "| rwkv6-tiny-1m | L03 | max | 0.3100 | 0.6300 | undefined |  |")
