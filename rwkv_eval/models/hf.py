@@ -82,14 +82,18 @@ def _hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _config_dict(spec: str, revision: str | None) -> dict:
+def _config_dict(spec: str, revision: str | None, local: bool) -> dict:
     """config.json as a plain dict, read without running any remote code."""
+    if local and not (Path(spec) / "config.json").is_file():
+        raise FileNotFoundError(f"{spec} has no config.json; expected a transformers model directory "
+                                "(config.json + weights), e.g. one written by save_pretrained")
     try:
         cfg, _ = transformers.PretrainedConfig.get_config_dict(spec, revision=revision)
     except (OSError, ValueError) as e:
         hint = ("HF_HUB_OFFLINE is set and it is not in the local cache; download it once online"
                 if _hub_offline() else "check the hub id, the revision and the network")
-        raise FileNotFoundError(f"cannot read the config of model {spec!r} (revision {revision!r}): {hint}. ({e})") from e
+        raise FileNotFoundError(f"cannot read the config of model {spec!r} (revision {revision!r}): {hint}. "
+                                f"({e})") from e
     return cfg
 
 
@@ -199,6 +203,9 @@ class HFEncoder(TokenEncoder):
         if len(hs) != L + 1:
             raise ValueError(f"{type(self.model).__name__} returned {len(hs)} hidden states; expected {L + 1} "
                              f"for {L} layers")
+        if "last" in captured and captured["last"].shape != hs[L].shape:
+            raise ValueError(f"the hook on {type(self.blocks[L - 1]).__name__} gave shape "
+                             f"{tuple(captured['last'].shape)}, not the hidden states' {tuple(hs[L].shape)}")
         for layer in self.layers():
             if layer not in wanted:
                 continue
@@ -227,7 +234,8 @@ def _load_tokenizer(tokenizer: TokenizerSpec, spec: str, revision: str | None, t
         if not callable(tokenizer):
             raise TypeError(f"tokenizer must be a name/path, a transformers tokenizer or a callable str -> list[int]; "
                             f"got {type(tokenizer).__name__}")
-        name = getattr(tokenizer, "name_or_path", None) or getattr(tokenizer, "__qualname__", type(tokenizer).__name__)
+        name = (getattr(tokenizer, "name_or_path", None) or getattr(tokenizer, "__qualname__", None)
+                or type(tokenizer).__name__)
         return tokenizer, str(name)
     source = tokenizer or spec
     try:
@@ -275,12 +283,12 @@ def load_hf(
         raise FileNotFoundError(f"model directory {spec} does not exist (and it is not a hub id of the form owner/name)")
     if local and revision is not None:
         raise ValueError(f"revision={revision!r} applies to hub ids only; {spec} is a local directory")
-    raw = _config_dict(str(path) if local else spec, revision)
+    raw = _config_dict(str(path) if local else spec, revision, local)
     model_type = raw.get("model_type", "")
     needs_remote = model_type not in CONFIG_MAPPING
     if needs_remote and not trust_remote_code:
-        native = (" The native RWKV backend (rwkv_eval.models.rwkv, backend='native') runs it without remote code."
-                  if model_type in NATIVE_RWKV_TYPES else "")
+        native = (" The native RWKV backend (rwkv_eval.models.rwkv, backend='native') runs it without remote "
+                  "code." if model_type in NATIVE_RWKV_TYPES else "")
         raise ValueError(f"{spec} has model_type {model_type!r}, which transformers {transformers.__version__} does not "
                          f"implement; its own repository code would run only with trust_remote_code=True "
                          f"(--trust-remote-code).{native}")
