@@ -308,3 +308,10 @@ def test_token_ids_outside_the_vocabulary_are_a_clear_error(tmp_path):
     enc = load_hf(str(tmp_path), tokenizer=byte_tokens)
     with pytest.raises(ValueError, match=r"outside the vocabulary .*\(0\.\.63\)"):
         enc.encode(["hello"], layers=[0], poolings=["mean"])
+
+
+def test_uncached_hub_id_offline_is_a_clear_error(monkeypatch):
+    hub = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets at import
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE is set"):
+        load_hf("rwkv-eval-tests/no-such-model")
