@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-LAYER_CONVENTION = "k = residual stream after block k (HF hidden_states[k] for RWKV); 'emb' = embedding"
+LAYER_CONVENTION = ("k = residual stream after block k, 0-based (HF hidden_states[k] for RWKV, [k+1] for "
+                    "transformers); 'emb' = embedding; 'final' = after the final norm")
 
 
 @lru_cache(maxsize=1)

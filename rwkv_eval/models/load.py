@@ -80,4 +80,5 @@ def load_encoder(
         )
     from .hf import load_hf
 
-    return load_hf(spec, device=device, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code, **opts)
+    return load_hf(spec, device=device, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code,
+                   tokenizer=tokenizer, **opts)
