@@ -1,0 +1,285 @@
+"""RWKV-6 (Finch) in one file: config, time mixing, channel mixing, blocks, model.
+
+Paper: Peng et al. 2024, "Eagle and Finch: RWKV with Matrix-Valued States and Dynamic
+Recurrence", arXiv:2404.05892, section 4 (Finch). Reference code: BlinkDL/ChatRWKV
+RWKV_v6_demo.py and BlinkDL/RWKV-LM RWKV-v5/src/model.py (`RWKV_Tmix_x060`,
+`RWKV_CMix_x060`, init), as released in the rwkv pip package 0.8.32 (`att_seq_v6_0`).
+
+Parameter names are exactly the BlinkDL checkpoint keys, with the checkpoint's shapes,
+so `load_state_dict(strict=True)` takes a `.pth` as is (models/checkpoint.py also maps
+the Hugging Face layout onto these names).
+
+Layers, as the rest of rwkv_eval numbers them:
+    "emb"  the token embedding after blocks.0.ln0, i.e. the input of block 0
+    k      the residual stream after block k (0 <= k < n_layer): Hugging Face
+           `hidden_states[k]`; no final norm, no fp16 rescaling.
+Logits (ln_out + head) are only computed when asked for, to check against the oracle.
+
+RWKV is causal: with right padding, every valid position is computed exactly as if the
+sentence were alone (padding only ever comes after it). The token shift sees zeros
+before position 0, as from an empty state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .wkv import DEFAULT_CHUNK_SIZE, WKV6_BACKENDS, wkv6
+
+Layer = Union[int, str]
+EMBEDDING = "emb"
+LN_EPS = 1e-5
+GROUP_NORM_EPS = 64e-5  # att.ln_x, as BlinkDL's code uses for every head size
+
+
+@dataclass(frozen=True)
+class RWKV6Config:
+    n_layer: int
+    n_embd: int  # C, the residual width
+    n_head: int  # H
+    head_size: int  # K; n_head * head_size == n_embd
+    dim_ffn: int  # hidden width of channel mixing (3.5 x C in the Finch releases)
+    vocab_size: int  # 256 (byte-level tiny models) or 65536 (World tokenizer)
+    dim_mix: int = 32  # D_mix, rank of the five token-shift LoRAs (time_maa_w1/w2)
+    dim_decay: int = 64  # D_decay, rank of the decay LoRA (time_decay_w1/w2)
+
+    def __post_init__(self):
+        if self.n_head * self.head_size != self.n_embd:
+            raise ValueError(f"n_head * head_size must equal n_embd; got {self.n_head} * {self.head_size} != {self.n_embd}")
+
+    @classmethod
+    def from_state_dict(cls, sd: dict[str, torch.Tensor]) -> "RWKV6Config":
+        """Read the shape of a model from BlinkDL checkpoint keys."""
+        n_embd_vocab = sd["emb.weight"].shape
+        blocks = {int(k.split(".")[1]) for k in sd if k.startswith("blocks.")}
+        H, K = sd["blocks.0.att.time_faaaa"].shape
+        return cls(
+            n_layer=max(blocks) + 1,
+            n_embd=n_embd_vocab[1],
+            n_head=H,
+            head_size=K,
+            dim_ffn=sd["blocks.0.ffn.key.weight"].shape[0],
+            vocab_size=n_embd_vocab[0],
+            dim_mix=sd["blocks.0.att.time_maa_w1"].shape[1] // 5,
+            dim_decay=sd["blocks.0.att.time_decay_w1"].shape[1],
+        )
+
+
+# Named shapes for random-init models (benchmarks, tests).
+SHAPES: dict[str, RWKV6Config] = {
+    "tiny": RWKV6Config(n_layer=2, n_embd=32, n_head=4, head_size=8, dim_ffn=112, vocab_size=256, dim_mix=8, dim_decay=16),
+    "small": RWKV6Config(n_layer=12, n_embd=768, n_head=12, head_size=64, dim_ffn=2688, vocab_size=65536),
+    "finch-1b6": RWKV6Config(n_layer=24, n_embd=2048, n_head=32, head_size=64, dim_ffn=7168, vocab_size=65536),
+}
+
+
+def token_shift(x: torch.Tensor) -> torch.Tensor:
+    """x_{t-1} for every t, zeros at t = 0: (B, T, C) -> (B, T, C)."""
+    return F.pad(x, (0, 0, 1, -1))
+
+
+class TimeMix6(nn.Module):
+    """Finch time mixing: data-dependent token shift (ddlerp), data-dependent decay, WKV-6."""
+
+    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+        super().__init__()
+        C, H, K = cfg.n_embd, cfg.n_head, cfg.head_size
+        self.n_head, self.head_size = H, K
+        self.wkv_backend, self.chunk_size = wkv_backend, chunk_size
+        for name in ("x", "w", "k", "v", "r", "g"):
+            setattr(self, f"time_maa_{name}", nn.Parameter(torch.zeros(1, 1, C)))
+        self.time_maa_w1 = nn.Parameter(torch.zeros(C, 5 * cfg.dim_mix))
+        self.time_maa_w2 = nn.Parameter(torch.zeros(5, cfg.dim_mix, C))
+        self.time_decay = nn.Parameter(torch.zeros(1, 1, C))
+        self.time_decay_w1 = nn.Parameter(torch.zeros(C, cfg.dim_decay))
+        self.time_decay_w2 = nn.Parameter(torch.zeros(cfg.dim_decay, C))
+        self.time_faaaa = nn.Parameter(torch.zeros(H, K))  # u, the bonus of the current token
+        self.receptance = nn.Linear(C, C, bias=False)
+        self.key = nn.Linear(C, C, bias=False)
+        self.value = nn.Linear(C, C, bias=False)
+        self.output = nn.Linear(C, C, bias=False)
+        self.gate = nn.Linear(C, C, bias=False)
+        self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        H, K = self.n_head, self.head_size
+        dx = token_shift(x) - x  # x_{t-1} - x_t
+        # ddlerp (paper eq. 16-19): five mixing amounts, each shifted by a low-rank function of x
+        xxx = torch.tanh((x + dx * self.time_maa_x) @ self.time_maa_w1)  # (B,T,5*D_mix)
+        xxx = xxx.view(B * T, 5, -1).transpose(0, 1)  # (5, B*T, D_mix)
+        mw, mk, mv, mr, mg = torch.bmm(xxx, self.time_maa_w2).view(5, B, T, C).unbind(0)
+        xw = x + dx * (self.time_maa_w + mw)
+        xk = x + dx * (self.time_maa_k + mk)
+        xv = x + dx * (self.time_maa_v + mv)
+        xr = x + dx * (self.time_maa_r + mr)
+        xg = x + dx * (self.time_maa_g + mg)
+        # projections (eq. 20-23) and the data-dependent decay (eq. 24-25), w = log-decay <= 0
+        r = self.receptance(xr).view(B, T, H, K)  # (B,T,C) -> (B,T,H,K)
+        k = self.key(xk).view(B, T, H, K)
+        v = self.value(xv).view(B, T, H, K)
+        g = F.silu(self.gate(xg))
+        d = self.time_decay + torch.tanh(xw @ self.time_decay_w1) @ self.time_decay_w2  # (B,T,C)
+        w = -torch.exp(d.float()).view(B, T, H, K)
+        # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
+        y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size)
+        y = self.ln_x(y.reshape(B * T, C).to(x.dtype)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
+        return self.output(y * g)
+
+
+class ChannelMix6(nn.Module):
+    """Finch channel mixing: token shift, squared-ReLU MLP, sigmoid receptance gate."""
+
+    def __init__(self, cfg: RWKV6Config):
+        super().__init__()
+        C = cfg.n_embd
+        self.time_maa_k = nn.Parameter(torch.zeros(1, 1, C))
+        self.time_maa_r = nn.Parameter(torch.zeros(1, 1, C))
+        self.key = nn.Linear(C, cfg.dim_ffn, bias=False)
+        self.receptance = nn.Linear(C, C, bias=False)
+        self.value = nn.Linear(cfg.dim_ffn, C, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dx = token_shift(x) - x
+        k = torch.relu(self.key(x + dx * self.time_maa_k)) ** 2  # (B,T,dim_ffn)
+        return torch.sigmoid(self.receptance(x + dx * self.time_maa_r)) * self.value(k)
+
+
+class Block6(nn.Module):
+    def __init__(self, cfg: RWKV6Config, layer_id: int, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+        super().__init__()
+        if layer_id == 0:
+            self.ln0 = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)  # applied to the embeddings, see RWKV6.states
+        self.ln1 = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)
+        self.ln2 = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)
+        self.att = TimeMix6(cfg, wkv_backend, chunk_size)
+        self.ffn = ChannelMix6(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.att(self.ln1(x))
+        return x + self.ffn(self.ln2(x))
+
+
+class RWKV6(nn.Module):
+    """RWKV-6 language model whose hidden states are read layer by layer.
+
+    Args:
+        cfg: the shape (see `RWKV6Config.from_state_dict`).
+        wkv_backend: "chunked" (default) or "naive", see models/wkv.py.
+        chunk_size: tokens per chunk of the chunked WKV.
+    """
+
+    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+        super().__init__()
+        if wkv_backend not in WKV6_BACKENDS:
+            raise ValueError(f"unknown WKV-6 backend {wkv_backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
+        self.config = cfg
+        self.wkv_backend = wkv_backend
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.blocks = nn.ModuleList(Block6(cfg, i, wkv_backend, chunk_size) for i in range(cfg.n_layer))
+        self.ln_out = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+
+    def layers(self) -> tuple[Layer, ...]:
+        return (EMBEDDING, *range(self.config.n_layer))
+
+    def states(self, idx: torch.Tensor, last: int | None = None) -> Iterator[tuple[Layer, torch.Tensor]]:
+        """Yield ("emb", x) and then (k, x) after each block k, up to block `last` included.
+
+        Args:
+            idx: (B, T) long token ids; right padding needs no mask (the model is causal).
+            last: deepest block to run (None = all; -1 = only the embedding).
+        Yields:
+            (layer, (B, T, C) tensor in the model's dtype).
+        """
+        L = self.config.n_layer
+        last = L - 1 if last is None else last
+        if not -1 <= last < L:
+            raise ValueError(f"block {last} out of range for an RWKV-6 with {L} blocks (-1..{L - 1})")
+        if idx.ndim != 2:
+            raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
+        x = self.blocks[0].ln0(self.emb(idx))  # (B,T,C)
+        yield EMBEDDING, x
+        for i in range(last + 1):
+            x = self.blocks[i](x)
+            yield i, x
+
+    def forward(self, idx: torch.Tensor, layers: Sequence[Layer] = (), return_logits: bool = False
+                ) -> tuple[dict[Layer, torch.Tensor], torch.Tensor | None]:
+        """Run up to the deepest requested layer (all blocks if logits are asked for).
+
+        Returns:
+            ({layer: (B, T, C)} for the requested layers, (B, T, vocab) logits or None).
+        """
+        unknown = [l for l in layers if l not in self.layers()]
+        if unknown:
+            raise ValueError(f"layers {unknown} out of range for an RWKV-6 with {self.config.n_layer} blocks "
+                             f"('emb', 0..{self.config.n_layer - 1})")
+        deepest = max((l for l in layers if isinstance(l, int)), default=-1)
+        last = self.config.n_layer - 1 if return_logits else deepest
+        out, x = {}, None
+        for layer, x in self.states(idx, last):
+            if layer in layers:
+                out[layer] = x
+        logits = self.head(self.ln_out(x)) if return_logits else None
+        return out, logits
+
+    @classmethod
+    def random(cls, cfg: RWKV6Config, seed: int = 0, dtype: torch.dtype = torch.float32, **kwargs) -> "RWKV6":
+        """A randomly initialised model with RWKV-LM's x060 init for the mixing and decay
+        parameters (per-layer ramps), and scaled Gaussian weights (not RWKV-LM's zero
+        output projections, which would make every block the identity). Same seed, same model."""
+        model = cls(cfg, **kwargs)
+        gen = torch.Generator().manual_seed(seed)
+        C, L = cfg.n_embd, cfg.n_layer
+
+        def normal(*shape, std):
+            return torch.randn(*shape, generator=gen) * std
+
+        def uniform(*shape, bound):
+            return (torch.rand(*shape, generator=gen) * 2 - 1) * bound
+
+        sd = {"emb.weight": normal(cfg.vocab_size, C, std=1.0),
+              "ln_out.weight": torch.ones(C), "ln_out.bias": torch.zeros(C),
+              "head.weight": normal(cfg.vocab_size, C, std=C ** -0.5)}
+        ddd = torch.arange(C) / C
+        n = torch.arange(C) / max(C - 1, 1)
+        for i in range(L):
+            p = f"blocks.{i}."
+            r0 = i / max(L - 1, 1)  # 0 -> 1 across the layers
+            r1 = 1.0 - i / L  # 1 -> almost 0
+            if i == 0:
+                sd[p + "ln0.weight"], sd[p + "ln0.bias"] = torch.ones(C), torch.zeros(C)
+            for ln in ("ln1", "ln2"):
+                sd[f"{p}{ln}.weight"], sd[f"{p}{ln}.bias"] = torch.ones(C), torch.zeros(C)
+            a = p + "att."
+            maa = {"x": 1 - ddd ** r1, "w": 1 - ddd ** r1, "k": 1 - ddd ** r1,
+                   "v": 1 - (ddd ** r1 + 0.3 * r0), "r": 1 - ddd ** (0.5 * r1), "g": 1 - ddd ** (0.5 * r1)}
+            for name, value in maa.items():
+                sd[f"{a}time_maa_{name}"] = value.view(1, 1, C)
+            sd[a + "time_maa_w1"] = uniform(C, 5 * cfg.dim_mix, bound=0.1)
+            sd[a + "time_maa_w2"] = uniform(5, cfg.dim_mix, C, bound=0.1)
+            sd[a + "time_decay"] = (-6 + 5 * n ** (0.7 + 1.3 * r0)).view(1, 1, C)
+            sd[a + "time_decay_w1"] = uniform(C, cfg.dim_decay, bound=0.1)
+            sd[a + "time_decay_w2"] = uniform(cfg.dim_decay, C, bound=0.1)
+            sd[a + "time_faaaa"] = (r0 * (1 - n) + ((torch.arange(C) + 1) % 3 - 1) * 0.1).view(cfg.n_head, cfg.head_size)
+            out_std = C ** -0.5 / math.sqrt(2 * L)  # residual branches sum to O(1) over the depth
+            for name in ("receptance", "key", "value", "gate"):
+                sd[f"{a}{name}.weight"] = normal(C, C, std=C ** -0.5)
+            sd[a + "output.weight"] = normal(C, C, std=out_std)
+            sd[a + "ln_x.weight"] = torch.full((C,), ((1 + i) / L) ** 0.7)
+            sd[a + "ln_x.bias"] = torch.zeros(C)
+            f = p + "ffn."
+            sd[f + "time_maa_k"] = (1 - ddd ** r1).view(1, 1, C)
+            sd[f + "time_maa_r"] = (1 - ddd ** r1).view(1, 1, C)
+            sd[f + "key.weight"] = normal(cfg.dim_ffn, C, std=C ** -0.5)
+            sd[f + "receptance.weight"] = normal(C, C, std=C ** -0.5)
+            sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
+        model.load_state_dict(sd, strict=True)
+        return model.to(dtype).eval().requires_grad_(False)

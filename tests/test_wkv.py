@@ -1,0 +1,111 @@
+"""WKV-6 kernels: every fast backend against the exact token-by-token `wkv6_naive`.
+
+Output and final state are both checked, on an id-named grid of awkward shapes (T=1,
+odd T, T not a multiple of the chunk size, a nonzero initial state) and on Hypothesis-
+drawn shapes. Decays are realistic: RWKV-6's w = -exp(d) with d up to +3 (a decay of
+exp(-20) per step, strong enough to overflow a naive exp(-cumsum) within one chunk) and
+fla's logsigmoid decays.
+
+Tolerances (fp32 in, fp32 math in both): relative RMS error <= 1e-5 and max abs error
+<= 1e-4 * max(1, max |reference|). The two differ only in summation order.
+"""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rwkv_eval.models.wkv import WKV6_BACKENDS, wkv6, wkv6_chunked, wkv6_naive
+
+RTOL_RMS = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
+MAX_ABS = {torch.float32: 1e-4, torch.bfloat16: 5e-2}
+
+
+def make_inputs(B, T, H, K, decay, seed, with_state, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    r, k, v = (torch.randn(B, T, H, K, generator=g) for _ in range(3))
+    if decay == "rwkv6":  # w = -exp(d), d in [-6, 3]: from almost no decay to exp(-20) per step
+        w = -torch.exp(torch.rand(B, T, H, K, generator=g) * 9 - 6)
+    elif decay == "logsigmoid":
+        w = torch.nn.functional.logsigmoid(torch.randn(B, T, H, K, generator=g) * 3)
+    elif decay == "strong":
+        w = -torch.exp(torch.rand(B, T, H, K, generator=g) + 2.5)  # about -12 .. -33 per step
+    else:
+        raise ValueError(decay)
+    u = torch.randn(H, K, generator=g)
+    state = torch.randn(B, H, K, K, generator=g) if with_state else None
+    return tuple(x.to(dtype) for x in (r, k, v, w)) + (u, state)
+
+
+def assert_close(name, got, ref, dtype=torch.float32):
+    got, ref = got.float(), ref.float()
+    diff = (got - ref).abs().max().item()
+    rel_rms = ((got - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp(min=1e-30)).item()
+    scale = max(1.0, ref.abs().max().item())
+    assert torch.isfinite(got).all(), f"{name}: non-finite values"
+    assert rel_rms <= RTOL_RMS[dtype] and diff <= MAX_ABS[dtype] * scale, (
+        f"{name}: max abs diff {diff:.3g} (limit {MAX_ABS[dtype] * scale:.3g}), "
+        f"relative RMS {rel_rms:.3g} (limit {RTOL_RMS[dtype]:.3g})")
+
+
+GRID = [  # (B, T, H, K, chunk_size, decay, initial state)
+    (1, 1, 1, 4, 16, "rwkv6", False),
+    (2, 1, 3, 8, 16, "rwkv6", True),
+    (2, 15, 2, 8, 16, "logsigmoid", False),
+    (2, 17, 2, 8, 16, "rwkv6", True),
+    (1, 33, 4, 16, 8, "strong", True),
+    (3, 64, 2, 8, 16, "rwkv6", False),
+    (1, 100, 2, 16, 32, "logsigmoid", True),
+    (2, 37, 1, 64, 16, "rwkv6", True),
+]
+
+
+@pytest.mark.parametrize("B,T,H,K,chunk,decay,with_state", GRID,
+                         ids=[f"B{g[0]}-T{g[1]}-H{g[2]}-K{g[3]}-c{g[4]}-{g[5]}{'-state' if g[6] else ''}" for g in GRID])
+def test_chunked_matches_naive_grid(B, T, H, K, chunk, decay, with_state):
+    r, k, v, w, u, s0 = make_inputs(B, T, H, K, decay, seed=T * 7 + K, with_state=with_state)
+    ref_out, ref_state = wkv6_naive(r, k, v, w, u, s0)
+    out, state = wkv6_chunked(r, k, v, w, u, s0, chunk_size=chunk)
+    assert out.shape == (B, T, H, K) and state.shape == (B, H, K, K)
+    assert_close("out", out, ref_out)
+    assert_close("final state", state, ref_state)
+
+
+@given(B=st.integers(1, 3), T=st.integers(1, 70), H=st.integers(1, 3), K=st.sampled_from([1, 2, 4, 8, 16]),
+       chunk=st.sampled_from([1, 3, 8, 16, 32]), decay=st.sampled_from(["rwkv6", "logsigmoid", "strong"]),
+       with_state=st.booleans(), seed=st.integers(0, 2**16))
+def test_chunked_matches_naive_property(B, T, H, K, chunk, decay, with_state, seed):
+    r, k, v, w, u, s0 = make_inputs(B, T, H, K, decay, seed, with_state)
+    ref_out, ref_state = wkv6_naive(r, k, v, w, u, s0)
+    out, state = wkv6_chunked(r, k, v, w, u, s0, chunk_size=chunk)
+    assert_close("out", out, ref_out)
+    assert_close("final state", state, ref_state)
+
+
+def test_chunked_bf16_inputs_fp32_math():
+    r, k, v, w, u, s0 = make_inputs(2, 21, 2, 8, "rwkv6", seed=3, with_state=True, dtype=torch.bfloat16)
+    ref_out, ref_state = wkv6_naive(r, k, v, w, u, s0)
+    out, state = wkv6_chunked(r, k, v, w, u, s0)
+    assert out.dtype == torch.bfloat16 and state.dtype == torch.float32
+    assert_close("out bf16", out, ref_out, torch.bfloat16)
+    assert_close("final state bf16", state, ref_state)
+
+
+def test_split_sequence_equals_whole():
+    """Carrying the final state into the next call is the same as one long call."""
+    r, k, v, w, u, _ = make_inputs(2, 40, 2, 8, "rwkv6", seed=5, with_state=False)
+    whole, s_whole = wkv6_chunked(r, k, v, w, u)
+    first, s1 = wkv6_chunked(r[:, :23], k[:, :23], v[:, :23], w[:, :23], u)
+    second, s2 = wkv6_chunked(r[:, 23:], k[:, 23:], v[:, 23:], w[:, 23:], u, s1)
+    assert_close("split out", torch.cat([first, second], 1), whole)
+    assert_close("split state", s2, s_whole)
+
+
+def test_backend_by_name_only():
+    r, k, v, w, u, _ = make_inputs(1, 5, 1, 4, "rwkv6", seed=0, with_state=False)
+    for name in WKV6_BACKENDS:
+        wkv6(r, k, v, w, u, backend=name)
+    with pytest.raises(ValueError, match="unknown WKV-6 backend 'cuda'"):
+        wkv6(r, k, v, w, u, backend="cuda")
+    with pytest.raises(ValueError, match=r"u of shape \(H, K\)"):
+        wkv6(r, k, v, w, u[:, :2])
