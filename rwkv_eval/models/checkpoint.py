@@ -1,0 +1,287 @@
+"""Reading RWKV weights: BlinkDL `.pth` files, Hugging Face model directories, hub ids.
+
+Every loader returns a `Checkpoint` whose state dict uses the BlinkDL names
+(`emb.weight`, `blocks.N.att.*`, `blocks.N.ffn.*`, `ln_out.*`, `head.weight`), which are
+the parameter names of models/rwkv6.py; `check_state_dict` then fails on any missing or
+unexpected key or wrong shape, naming the file and the tensor.
+
+Formats:
+    *.pth        torch.load(weights_only=True): a pickle that needs anything beyond
+                 tensors and containers is refused, as is any non-tensor value.
+    directory    the layout of RWKV/v6-Finch-1B6-HF: config.json and either *.safetensors
+                 (preferred) or pytorch_model*.bin, possibly sharded with an index json.
+                 Keys: `rwkv.embeddings.` = emb., `rwkv.blocks.0.pre_ln` = blocks.0.ln0,
+                 `.attention.` = .att., `.feed_forward.` = .ffn., everything but
+                 head.weight under `rwkv.` (see BlinkDL/RWKV-LM's and transformers'
+                 convert_rwkv_checkpoint_to_hf.py). A directory with one .pth and no
+                 config.json is read as that .pth.
+    hub id       huggingface_hub.snapshot_download(repo_id, revision=...), which honours
+                 HF_HUB_OFFLINE and the local cache; then read as a directory.
+
+Revision: the hub commit hash for hub ids, else the sha256 of the weights file (of several
+shards: sha256 of their sorted "name sha256" lines, as models/hf.py computes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+SUPPORTED_ARCHS = ("rwkv6",)
+HF_ALLOW_PATTERNS = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt", "*.model"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    state_dict: dict[str, torch.Tensor]  # BlinkDL names
+    arch: str  # "rwkv6"; see detect_arch
+    source: str  # the spec as given: file, directory or hub id
+    revision: str  # hub commit, or sha256 of the weights
+    sha256: str  # of the weights file (several: of their sorted "name sha256" lines)
+    files: tuple[Path, ...]  # the weights files read
+    directory: Path | None  # model directory (tokenizer files may live there), None for a bare .pth
+
+
+def detect_arch(keys, source: str) -> str:
+    """RWKV generation from BlinkDL key names: "rwkv4", "rwkv5", "rwkv6" or "rwkv7"."""
+    keys = list(keys)
+    has = lambda part: any(part in k for k in keys)  # noqa: E731
+    if has("att.time_maa_w1"):
+        return "rwkv6"
+    if has("att.x_r") or has("att.w0") or has("att.k_k"):
+        return "rwkv7"
+    if has("att.time_mix_k") or has("att.time_first"):
+        return "rwkv5" if has("att.ln_x") else "rwkv4"
+    raise ValueError(f"{source}: not an RWKV checkpoint this suite knows (no att.time_maa_w1, att.x_r, "
+                     f"att.time_mix_k among {len(keys)} keys, e.g. {keys[:3]})")
+
+
+def check_arch(arch: str, source: str) -> None:
+    if arch not in SUPPORTED_ARCHS:
+        hint = " (RWKV-4 runs through transformers: rwkv_eval.models.hf)" if arch == "rwkv4" else ""
+        raise ValueError(f"{source}: {arch} checkpoint; the native encoder supports {', '.join(SUPPORTED_ARCHS)}{hint}")
+
+
+def sha256_files(files) -> str:
+    """sha256 of one file; of several, sha256 of their sorted 'name sha256' lines."""
+    digests = []
+    for path in sorted(files, key=lambda p: p.name):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+        digests.append(f"{path.name} {h.hexdigest()}")
+    if len(digests) == 1:
+        return digests[0].split()[1]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _only_tensors(sd, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: expected a flat state dict {{name: tensor}}; got {type(sd).__name__}")
+    for key, value in sd.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; only plain "
+                             "BlinkDL state dicts are read (files pre-converted by the rwkv package are not)")
+    return sd
+
+
+def read_pth(path: Path) -> dict[str, torch.Tensor]:
+    """A BlinkDL .pth as a state dict; only tensors in a dict, nothing else is unpickled."""
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            what = str(e).split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+            raise ValueError(f"{path}: refused, the pickle holds more than tensors ({what}); weights_only=True "
+                             "loads only tensors and plain containers") from e
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint, the file may be truncated or corrupted "
+                         f"(UnpicklingError: {str(e).split('WeightsUnpickler error:')[-1].strip().splitlines()[0]})") from e
+    except Exception as e:  # truncated zip, bad magic number, ...
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint, the file may be truncated or "
+                         f"corrupted ({type(e).__name__}: {str(e).splitlines()[0]}); compare its sha256 "
+                         "with the published one") from e
+    return _only_tensors(sd, path)
+
+
+def _weights_files(directory: Path) -> list[Path]:
+    """Safetensors if any, else pytorch_model*.bin; an index json names the shards."""
+    for index_name, pattern in (("model.safetensors.index.json", "*.safetensors"),
+                                ("pytorch_model.bin.index.json", "pytorch_model*.bin")):
+        index = directory / index_name
+        if index.is_file():
+            names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            missing = [n for n in names if not (directory / n).is_file()]
+            if missing:
+                raise FileNotFoundError(f"{index}: shard(s) {missing} not found in {directory}")
+            return [directory / n for n in names]
+        files = sorted(directory.glob(pattern))
+        if files:
+            return files
+    raise FileNotFoundError(f"no weights (*.safetensors or pytorch_model*.bin) in {directory}")
+
+
+def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable safetensors file, it may be truncated or corrupted "
+                             f"({type(e).__name__}: {e})") from e
+    return read_pth(path)
+
+
+def hf_to_blinkdl_key(key: str) -> str:
+    if key == "head.weight":
+        return key
+    if not key.startswith("rwkv."):
+        raise KeyError(key)
+    key = key.removeprefix("rwkv.")
+    if key.startswith("embeddings."):
+        key = "emb." + key.removeprefix("embeddings.")
+    return key.replace(".pre_ln.", ".ln0.").replace(".attention.", ".att.").replace(".feed_forward.", ".ffn.")
+
+
+def blinkdl_to_hf_key(key: str) -> str:
+    if key == "head.weight":
+        return key
+    if key.startswith("emb."):
+        key = "embeddings." + key.removeprefix("emb.")
+    key = key.replace(".ln0.", ".pre_ln.").replace(".att.", ".attention.").replace(".ffn.", ".feed_forward.")
+    return "rwkv." + key
+
+
+def read_hf_dir(directory: Path) -> tuple[dict[str, torch.Tensor], list[Path]]:
+    """A Hugging Face RWKV directory as a BlinkDL-named state dict, and the files read."""
+    files = _weights_files(directory)
+    sd: dict[str, torch.Tensor] = {}
+    for path in files:
+        for key, value in _read_weights_file(path).items():
+            try:
+                name = hf_to_blinkdl_key(key)
+            except KeyError:
+                raise ValueError(f"{path}: unexpected tensor {key!r}; Hugging Face RWKV weights are "
+                                 "head.weight and rwkv.*") from None
+            if name in sd:
+                raise ValueError(f"{path}: tensor {key!r} also appears in another shard")
+            sd[name] = value
+    return sd, files
+
+
+def save_hf(sd: dict[str, torch.Tensor], directory: Path, *, safetensors: bool = True,
+            shards: int = 1, config: dict | None = None) -> list[Path]:
+    """Write a BlinkDL-named RWKV-6 state dict in the Hugging Face layout (config.json + weights).
+
+    Args:
+        sd: BlinkDL-named tensors.
+        directory: created if missing.
+        safetensors: model*.safetensors if True, else pytorch_model*.bin.
+        shards: number of weight files; more than one also writes the index json.
+        config: extra config.json entries (model_type is "rwkv6").
+    Returns:
+        the weights files written.
+    """
+    from .rwkv6 import RWKV6Config
+
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = RWKV6Config.from_state_dict(sd)
+    (directory / "config.json").write_text(json.dumps({
+        "model_type": "rwkv6", "architectures": ["Rwkv6ForCausalLM"], "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.n_embd, "num_hidden_layers": cfg.n_layer, "attention_hidden_size": cfg.n_embd,
+        "head_size": cfg.head_size, "head_size_divisor": 8, "intermediate_size": cfg.dim_ffn,
+        "layer_norm_epsilon": 1e-5, "rescale_every": 6, "tie_word_embeddings": False, **(config or {}),
+    }, indent=2), encoding="utf-8")
+    hf = {blinkdl_to_hf_key(k): v.contiguous() for k, v in sd.items()}
+    keys = list(hf)
+    ext, stem = (".safetensors", "model") if safetensors else (".bin", "pytorch_model")
+    names = [f"{stem}{ext}"] if shards == 1 else [f"{stem}-{i + 1:05d}-of-{shards:05d}{ext}" for i in range(shards)]
+    weight_map, files = {}, []
+    for i, name in enumerate(names):
+        part = {k: hf[k] for k in keys[i::shards]}
+        if safetensors:
+            from safetensors.torch import save_file
+
+            save_file(part, directory / name, metadata={"format": "pt"})
+        else:
+            torch.save(part, directory / name)
+        weight_map.update({k: name for k in part})
+        files.append(directory / name)
+    if shards > 1:
+        index = f"{stem}{'.safetensors' if safetensors else '.bin'}.index.json"
+        (directory / index).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2))
+    return files
+
+
+def _snapshot(repo_id: str, revision: str | None) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise ImportError(f"{repo_id}: loading a hub id needs huggingface_hub (pip install rwkv-eval[hub])") from e
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HF_ALLOW_PATTERNS))
+    except Exception as e:  # offline and not cached, unknown repo or revision, network error
+        raise FileNotFoundError(
+            f"{repo_id}@{revision or 'main'}: cannot get it from the Hugging Face hub or the local cache "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); download it once online "
+            "(HF_HUB_OFFLINE unset) or pass a local directory or .pth file") from e
+
+
+def load_checkpoint(spec: str | Path, revision: str | None = None) -> Checkpoint:
+    """Read weights from a .pth file, a model directory or a hub id ("owner/name").
+
+    Args:
+        spec: path or hub id.
+        revision: hub branch, tag or commit (hub ids only).
+    Returns:
+        a `Checkpoint` (state dict with BlinkDL names, arch, revision, files, directory).
+    """
+    source = str(spec)
+    path = Path(spec).expanduser()
+    commit = None
+    if not path.exists():
+        if source.startswith((".", "/", "~")) or source.endswith(".pth") or source.count("/") != 1:
+            raise FileNotFoundError(f"model {source!r} does not exist (expected a .pth file, a model directory "
+                                    "or a hub id owner/name)")
+        path = _snapshot(source, revision)
+        commit = path.name  # the snapshot folder is named after the commit hash
+    elif revision is not None:
+        raise ValueError(f"{source}: revision={revision!r} only applies to hub ids, not local paths")
+    if path.is_dir() and not (path / "config.json").is_file():
+        pths = sorted(path.glob("*.pth"))
+        if len(pths) != 1:
+            raise FileNotFoundError(f"{path}: no config.json, and {len(pths)} .pth files (expected exactly one)")
+        path = pths[0]
+    if path.is_dir():
+        sd, files = read_hf_dir(path)
+        directory = path
+    else:
+        sd, files, directory = read_pth(path), [path], None
+    arch = detect_arch(sd, source)
+    check_arch(arch, source)
+    digest = sha256_files(files)
+    return Checkpoint(state_dict=sd, arch=arch, source=source, revision=commit or digest, sha256=digest,
+                      files=tuple(files), directory=directory)
+
+
+def check_state_dict(sd: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
+    """Fail on any missing or unexpected key, wrong shape or non-finite value, naming the tensor."""
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    if missing:
+        raise ValueError(f"{source}: tensor {missing[0]!r} missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                         + "; the file is incomplete or not the architecture it looks like")
+    if unexpected:
+        raise ValueError(f"{source}: unexpected tensor {unexpected[0]!r}"
+                         + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    for key, ref in expected.items():
+        if tuple(sd[key].shape) != tuple(ref.shape):
+            raise ValueError(f"{source}: tensor {key!r} has shape {tuple(sd[key].shape)}, expected {tuple(ref.shape)}")
+        if sd[key].is_floating_point() and not torch.isfinite(sd[key]).all():
+            raise ValueError(f"{source}: tensor {key!r} holds NaN or inf values; the file may be corrupted")

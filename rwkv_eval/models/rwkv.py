@@ -1,0 +1,128 @@
+"""The native RWKV encoder: a checkpoint (or an in-memory model) as a `TokenEncoder`.
+
+Layers (the suite's convention, see encoder.py and models/rwkv6.py):
+    "emb"  embedding after blocks.0.ln0
+    k      residual stream after block k, 0 <= k < n_layer (Hugging Face
+           hidden_states[k]); no final norm, no fp16 rescaling
+`states` runs only up to the deepest requested block.
+
+Batches are right-padded by `TokenEncoder.batches`; RWKV is causal, so the valid
+positions of a padded row equal those of the sentence alone and the mask is not needed
+by the model (pooling uses it). Weights are float32 on CPU; on CUDA float16/bfloat16 are
+allowed, with the WKV state math still in float32 (models/wkv.py).
+
+Example:
+    >>> enc = load_rwkv("../shared/data/rwkv-tiny/tiny-rwkv-6v0-1m.pth")  # doctest: +SKIP
+    >>> enc.encode(["a cat", "a dog"], layers=[5], poolings=["mean"])[(5, "mean")].shape  # doctest: +SKIP
+    (2, 64)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..encoder import EMBEDDING, Layer, TokenEncoder
+from .checkpoint import check_state_dict, load_checkpoint
+from .rwkv6 import RWKV6, RWKV6Config
+from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
+from .wkv import DEFAULT_CHUNK_SIZE
+
+DEFAULT_MAX_LENGTH = 512
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+class RWKVEncoder(TokenEncoder):
+    """Hidden states of a native RWKV model as sentence embeddings.
+
+    Args:
+        model: an `RWKV6` (weights already loaded; it is put in eval mode).
+        tokenizer: a ByteTokenizer, WorldTokenizer or HFTokenizer.
+        name: model id for records (path, hub id, or e.g. "random-rwkv6:small").
+        revision: sha256 of the weights, hub commit, or e.g. "seed=0" for random init.
+        max_length: tokens kept per sentence (the rest is cut and counted).
+        arch: "rwkv6".
+        sha256: of the weights file(s), when there is one.
+    """
+
+    def __init__(self, model: RWKV6, tokenizer: Tokenizer, *, name: str, revision: str,
+                 max_length: int = DEFAULT_MAX_LENGTH, arch: str = "rwkv6", sha256: str | None = None):
+        if not isinstance(tokenizer, (ByteTokenizer, WorldTokenizer, HFTokenizer)):
+            raise TypeError(f"tokenizer must be a ByteTokenizer, WorldTokenizer or HFTokenizer; got {type(tokenizer).__name__}")
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise ValueError(f"{name}: tokenizer {tokenizer.name!r} has {tokenizer.vocab_size} ids, the model only "
+                             f"{model.config.vocab_size}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1; got {max_length}")
+        p = next(model.parameters())
+        if p.dtype in HALF_DTYPES and p.device.type != "cuda":
+            raise ValueError(f"{name}: {p.dtype} weights are for CUDA only; use torch.float32 on {p.device.type}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name, self.revision, self.arch, self.sha256 = name, revision, arch, sha256
+        self.max_length = max_length
+        self.device, self.dtype = p.device, p.dtype
+        self.pad_id = 0
+
+    def tokenize(self, sentences) -> list[list[int]]:
+        return self.tokenizer.encode_batch(sentences)
+
+    def layers(self) -> tuple[Layer, ...]:
+        return self.model.layers()
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.config.n_layer
+
+    def states(self, ids: torch.Tensor, mask: torch.Tensor, layers: tuple[Layer, ...]) -> Iterator[tuple[Layer, torch.Tensor]]:
+        """Yield (layer, (B, T, C) states) for the requested layers, shallowest first; stop after the deepest."""
+        unknown = [l for l in layers if l not in self.layers()]
+        if unknown:
+            raise ValueError(f"layer {unknown[0]!r} out of range for {self.name} ('emb', 0..{self.n_layers - 1})")
+        wanted = set(layers)
+        deepest = max((l for l in layers if isinstance(l, int)), default=-1)
+        with torch.inference_mode():
+            for layer, x in self.model.states(ids.to(self.device), last=deepest):
+                if layer in wanted:
+                    yield layer, x
+
+    def provenance(self) -> dict:
+        c = self.model.config
+        return {**super().provenance(), "arch": self.arch, "backend": "native",
+                "sha256": self.sha256,
+                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
+                "config": {"n_layer": c.n_layer, "n_embd": c.n_embd, "n_head": c.n_head, "head_size": c.head_size,
+                           "dim_ffn": c.dim_ffn, "vocab_size": c.vocab_size, "dim_mix": c.dim_mix,
+                           "dim_decay": c.dim_decay}}
+
+
+def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+              tokenizer: str | Tokenizer | None = None, max_length: int = DEFAULT_MAX_LENGTH,
+              revision: str | None = None, wkv_backend: str = "chunked",
+              chunk_size: int = DEFAULT_CHUNK_SIZE) -> RWKVEncoder:
+    """A native RWKV encoder from a BlinkDL .pth, a Hugging Face directory or a hub id.
+
+    Args:
+        spec: path or hub id (see models/checkpoint.py).
+        device, dtype: float32 anywhere; float16/bfloat16 on CUDA only.
+        tokenizer: 'world', 'byte', 'hf', a tokenizer object, or None to detect.
+        max_length: tokens kept per sentence.
+        revision: hub revision (hub ids only).
+        wkv_backend, chunk_size: see models/wkv.py.
+    """
+    device = torch.device(device)
+    if dtype in HALF_DTYPES and device.type != "cuda":
+        raise ValueError(f"{spec}: dtype {dtype} needs a CUDA device; got {device} (use torch.float32 on CPU)")
+    ckpt = load_checkpoint(spec, revision=revision)
+    where = ", ".join(str(f) for f in ckpt.files)
+    cfg = RWKV6Config.from_state_dict(ckpt.state_dict)
+    model = RWKV6(cfg, wkv_backend=wkv_backend, chunk_size=chunk_size)
+    check_state_dict(ckpt.state_dict, model.state_dict(), where)
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    if isinstance(tokenizer, str) or tokenizer is None:
+        tokenizer = choose_tokenizer(tokenizer, cfg.vocab_size, ckpt.directory, source=ckpt.source)
+    return RWKVEncoder(model, tokenizer, name=ckpt.source, revision=ckpt.revision, max_length=max_length,
+                       arch=ckpt.arch, sha256=ckpt.sha256)

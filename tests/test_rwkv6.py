@@ -1,0 +1,213 @@
+"""Native RWKV-6: oracle logits, checkpoint formats and errors, layer numbering, padding.
+
+The oracle is the tiny trained checkpoint of ../shared/data/rwkv-tiny (RWKV/rwkv.cpp test
+suite, commit edea0c2): tokens 34, 105, 110 from an empty state give
+expected-logits-6v0-1m.bin. Other tests use seeded random-init models built here.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from rwkv_eval.models.checkpoint import load_checkpoint, read_pth, save_hf
+from rwkv_eval.models.rwkv import RWKVEncoder, load_rwkv
+from rwkv_eval.models.rwkv6 import RWKV6, SHAPES, RWKV6Config
+from rwkv_eval.models.tokenizers import ByteTokenizer
+
+TOKENS = [34, 105, 110]  # the bytes of '"in'
+SENTENCES = ["A man is playing a guitar.", "", "x", "Two dogs run through a snowy field, chasing a red ball.",
+             "Ünïcödé 日本語 👍", "A woman slices an onion on a wooden board in her kitchen at night."]
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data):
+    return shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny):
+    return load_rwkv(tiny)
+
+
+@pytest.fixture(scope="module")
+def random_encoder():
+    model = RWKV6.random(SHAPES["tiny"], seed=0)
+    return RWKVEncoder(model, ByteTokenizer(), name="random-rwkv6:tiny", revision="seed=0")
+
+
+@pytest.mark.parametrize("backend", ["chunked", "naive"])
+def test_tiny_checkpoint_reproduces_expected_logits(tiny, shared_data, backend):
+    expected = np.fromfile(shared_data / "rwkv-tiny" / "expected-logits-6v0-1m.bin", dtype="<f4")
+    enc = load_rwkv(tiny, wkv_backend=backend)
+    with torch.no_grad():
+        _, logits = enc.model(torch.tensor([TOKENS]), return_logits=True)
+    assert expected.shape == (256,)
+    diff = np.abs(logits[0, -1].numpy() - expected).max()
+    assert diff < 1e-4, f"max abs diff {diff:.3g} vs expected logits (limit 1e-4)"
+    assert enc.provenance()["wkv_backend"] == backend
+
+
+@pytest.mark.parametrize("safetensors,shards", [(True, 1), (False, 1), (True, 2), (False, 3)],
+                         ids=["safetensors", "bin", "safetensors-2-shards", "bin-3-shards"])
+def test_roundtrip_hf_layout_loads_identically(tiny, tiny_encoder, tmp_path, safetensors, shards):
+    files = save_hf(read_pth(tiny), tmp_path, safetensors=safetensors, shards=shards)
+    enc = load_rwkv(str(tmp_path))
+    assert enc.tokenizer.name == "byte" and len(files) == shards
+    for key, value in tiny_encoder.model.state_dict().items():
+        assert torch.equal(enc.model.state_dict()[key], value), key
+    a = tiny_encoder.encode(SENTENCES, layers=["emb", 3, 11], poolings=["mean"])
+    b = enc.encode(SENTENCES, layers=["emb", 3, 11], poolings=["mean"])
+    for key in a.vectors:
+        assert np.array_equal(a[key], b[key]), key
+    assert enc.revision == load_checkpoint(str(tmp_path)).sha256 != tiny_encoder.revision
+
+
+def test_safetensors_preferred_over_bin(tiny, tmp_path):
+    save_hf(read_pth(tiny), tmp_path, safetensors=False)
+    save_hf(read_pth(tiny), tmp_path, safetensors=True)
+    assert [p.name for p in load_checkpoint(str(tmp_path)).files] == ["model.safetensors"]
+
+
+@pytest.mark.parametrize("which", ["tiny_encoder", "random_encoder"])
+def test_pooled_vector_alone_equals_in_padded_batch(which, request):
+    enc = request.getfixturevalue(which)
+    batch = enc.encode(SENTENCES, layers=["emb", 0, 1], poolings=["mean", "max", "last"], batch_size=len(SENTENCES))
+    for i, sentence in enumerate(SENTENCES):
+        alone = enc.encode([sentence], layers=["emb", 0, 1], poolings=["mean", "max", "last"], batch_size=1)
+        for key in batch.vectors:
+            diff = np.abs(batch[key][i] - alone[key][0]).max()
+            assert diff <= 1e-5, f"{sentence!r} {key}: max abs diff {diff:.3g} alone vs in a padded batch"
+    assert not batch[(1, "mean")][1].any()  # the empty sentence pools to zeros
+
+
+def test_stopping_at_layer_k_gives_the_full_pass_states(tiny_encoder):
+    model = tiny_encoder.model
+    idx = torch.tensor([list(b"stop early, same states"), list(b"second row of the same len")[:23]])
+    full = dict(model.states(idx))
+    calls = []
+    hooks = [b.register_forward_hook(lambda m, i, o, n=n: calls.append(n)) for n, b in enumerate(model.blocks)]
+    try:
+        partial = dict(tiny_encoder.states(idx, torch.ones_like(idx, dtype=torch.bool), ("emb", 4, 2)))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == [0, 1, 2, 3, 4]  # blocks after the deepest requested layer never run
+    assert list(partial) == ["emb", 2, 4]  # shallowest first, whatever the request order
+    for layer in ("emb", 2, 4):
+        assert torch.equal(partial[layer], full[layer])
+
+
+def test_layer_numbering(tiny_encoder):
+    """'emb' = ln0(embedding); k = residual stream after block k; logits = head(ln_out(layer L-1))."""
+    model = tiny_encoder.model
+    idx = torch.tensor([TOKENS])
+    out, logits = model(idx, layers=("emb", 0, 11), return_logits=True)
+    emb = model.blocks[0].ln0(model.emb(idx))
+    torch.testing.assert_close(out["emb"], emb, rtol=0, atol=0)
+    block0 = model.blocks[0]
+    x = emb + block0.att(block0.ln1(emb))
+    x = x + block0.ffn(block0.ln2(x))
+    torch.testing.assert_close(out[0], x, rtol=0, atol=1e-6)
+    torch.testing.assert_close(logits, model.head(model.ln_out(out[11])), rtol=0, atol=0)
+    assert tiny_encoder.layers() == ("emb", *range(12))
+    with pytest.raises(ValueError, match=r"layer 12 out of range .*0\.\.11"):
+        list(tiny_encoder.states(idx, torch.ones_like(idx, dtype=torch.bool), (12,)))
+
+
+def test_random_init_is_seeded_finite_and_not_degenerate():
+    cfg = RWKV6Config(n_layer=3, n_embd=64, n_head=4, head_size=16, dim_ffn=224, vocab_size=256, dim_mix=8, dim_decay=16)
+    a, b, c = RWKV6.random(cfg, seed=1), RWKV6.random(cfg, seed=1), RWKV6.random(cfg, seed=2)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    assert not torch.equal(a.head.weight, c.head.weight)
+    enc = RWKVEncoder(a, ByteTokenizer(), name="random", revision="seed=1")
+    e = enc.encode(["a cat sits on the mat", "quantum chromodynamics", "a cat sat on a mat"], layers=[0, 2],
+                   poolings=["mean"])
+    v = e[(2, "mean")]
+    assert np.isfinite(v).all() and v.std() > 0.05
+    cos = lambda x, y: float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))  # noqa: E731
+    assert cos(v[0], v[2]) > cos(v[0], v[1]) and cos(v[0], v[1]) < 0.999
+
+
+# ---------------------------------------------------------------- bad files
+
+
+def test_truncated_file_is_a_clear_error(tiny, tmp_path):
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(tiny.read_bytes()[: tiny.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"truncated\.pth: not a readable PyTorch checkpoint.*truncated or corrupted"):
+        load_rwkv(bad)
+
+
+def test_corrupted_header_is_a_clear_error(tiny, tmp_path):
+    data = bytearray(tiny.read_bytes())
+    data[:64] = b"\x00" * 64
+    bad = tmp_path / "corrupted.pth"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"corrupted\.pth: not a readable PyTorch checkpoint"):
+        load_rwkv(bad)
+
+
+@pytest.mark.parametrize("edit,message", [
+    ("drop", r"broken\.pth: tensor 'blocks\.3\.att\.key\.weight' missing"),
+    ("reshape", r"broken\.pth: tensor 'blocks\.3\.att\.key\.weight' has shape \(64, 32\), expected \(64, 64\)"),
+    ("nan", r"broken\.pth: tensor 'blocks\.3\.att\.key\.weight' holds NaN"),
+    ("extra", r"broken\.pth: unexpected tensor 'blocks\.3\.att\.extra'"),
+])
+def test_bad_tensor_is_named_with_the_file(tiny, tmp_path, edit, message):
+    sd = read_pth(tiny)
+    key = "blocks.3.att.key.weight"
+    if edit == "drop":
+        del sd[key]
+    elif edit == "reshape":
+        sd[key] = sd[key][:, :32].clone()
+    elif edit == "nan":
+        sd[key] = sd[key].clone()
+        sd[key][5, 5] = float("nan")
+    else:
+        sd["blocks.3.att.extra"] = torch.zeros(3)
+    torch.save(sd, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match=message):
+        load_rwkv(tmp_path / "broken.pth")
+
+
+class NotATensor:
+    pass
+
+
+def test_pickle_with_non_tensor_objects_is_refused(tiny, tmp_path):
+    sd = read_pth(tiny)
+    torch.save({**sd, "payload": NotATensor()}, tmp_path / "object.pth")
+    with pytest.raises(ValueError, match=r"object\.pth: refused, the pickle holds more than tensors"):
+        load_rwkv(tmp_path / "object.pth")
+    torch.save({**sd, "_version": "0.8"}, tmp_path / "meta.pth")
+    with pytest.raises(ValueError, match=r"meta\.pth: entry '_version' is a str, not a tensor"):
+        load_rwkv(tmp_path / "meta.pth")
+
+
+@pytest.mark.parametrize("name,arch", [("tiny-rwkv-7v0-834K.pth", "rwkv7"), ("tiny-rwkv-4v0-660K.pth", "rwkv4")])
+def test_other_architectures_are_detected_and_refused(shared_data, tmp_path, name, arch):
+    with pytest.raises(ValueError, match=f"{name}: {arch} checkpoint; the native encoder supports rwkv6"):
+        load_rwkv(shared_data / "rwkv-tiny" / name)
+
+
+def test_directory_with_one_pth(tiny, tmp_path):
+    shutil.copy(tiny, tmp_path / "model.pth")
+    enc = load_rwkv(str(tmp_path))
+    assert enc.revision == load_checkpoint(tiny).sha256
+
+
+def test_half_precision_on_cpu_is_refused(tiny):
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        load_rwkv(tiny, dtype=torch.bfloat16)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_cuda_is_close_to_fp32(tiny, tiny_encoder, dtype):
+    enc = load_rwkv(tiny, device="cuda", dtype=dtype)
+    a = tiny_encoder.encode(SENTENCES, layers=[5], poolings=["mean"])[(5, "mean")]
+    b = enc.encode(SENTENCES, layers=[5], poolings=["mean"])[(5, "mean")]
+    assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(a).max())
