@@ -57,7 +57,7 @@ def load_encoder(
         return load_glove(spec)
     opts = {} if max_length is None else {"max_length": max_length}
     if m := RANDOM_RE.match(spec):
-        from .random import random_rwkv6_encoder
+        from .random_init import random_rwkv6_encoder
 
         return random_rwkv6_encoder(m["shape"] or "small", seed=seed, device=device, dtype=dtype, **opts)
     path = Path(spec)
