@@ -19,6 +19,7 @@ the zero vector. Text is encoded with errors="surrogatepass", so any Python str 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.resources
 from pathlib import Path
@@ -50,6 +51,36 @@ class ByteTokenizer:
         return "byte"
 
 
+@functools.lru_cache(maxsize=4)
+def _read_world_vocab(path: str) -> tuple[str, dict[int, bytes], dict[int, list]]:
+    """(sha256, id -> bytes, byte trie) of a World vocabulary file; cached, the trie is read-only."""
+    raw = Path(path).read_bytes()
+    id_to_bytes: dict[int, bytes] = {}
+    for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        # "<id> <python str or bytes literal> <byte length>"
+        idx, rest = line.split(" ", 1)
+        literal, length = rest.rsplit(" ", 1)
+        token = ast.literal_eval(literal)
+        token = _utf8(token) if isinstance(token, str) else token
+        if not isinstance(token, bytes) or len(token) != int(length):
+            raise ValueError(f"{path}:{n}: malformed entry {line[:60]!r}")
+        id_to_bytes[int(idx)] = token
+    root: dict[int, list] = {}  # byte -> [child node, token id or None]
+    for idx, token in id_to_bytes.items():
+        node = root
+        for i, byte in enumerate(token):
+            entry = node.setdefault(byte, [{}, None])
+            if i == len(token) - 1:
+                entry[1] = idx
+            node = entry[0]
+    missing = [b for b in range(256) if b not in root or root[b][1] is None]
+    if missing:
+        raise ValueError(f"{path}: no single-byte token for byte(s) {missing[:5]}; greedy matching needs all 256")
+    return hashlib.sha256(raw).hexdigest(), id_to_bytes, root
+
+
 class WorldTokenizer:
     """RWKV World tokenizer: greedy longest match on a byte trie of nested dicts.
 
@@ -66,34 +97,8 @@ class WorldTokenizer:
             except ModuleNotFoundError as e:
                 raise ImportError(f"the World tokenizer reads {WORLD_VOCAB} from the rwkv package: pip install rwkv") from e
         self.vocab_file = Path(vocab_file)
-        raw = self.vocab_file.read_bytes()
-        self.sha256 = hashlib.sha256(raw).hexdigest()
-        self.id_to_bytes: dict[int, bytes] = {}
-        for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            # "<id> <python str or bytes literal> <byte length>"
-            idx, rest = line.split(" ", 1)
-            literal, length = rest.rsplit(" ", 1)
-            token = ast.literal_eval(literal)
-            token = _utf8(token) if isinstance(token, str) else token
-            if not isinstance(token, bytes) or len(token) != int(length):
-                raise ValueError(f"{self.vocab_file}:{n}: malformed entry {line[:60]!r}")
-            self.id_to_bytes[int(idx)] = token
+        self.sha256, self.id_to_bytes, self._root = _read_world_vocab(str(self.vocab_file.resolve()))
         self.vocab_size = max(self.id_to_bytes) + 1
-        # trie: byte -> [child node, token id or None]
-        self._root: dict[int, list] = {}
-        for idx, token in self.id_to_bytes.items():
-            node = self._root
-            for i, byte in enumerate(token):
-                entry = node.setdefault(byte, [{}, None])
-                if i == len(token) - 1:
-                    entry[1] = idx
-                node = entry[0]
-        missing = [b for b in range(256) if b not in self._root or self._root[b][1] is None]
-        if missing:
-            raise ValueError(f"{self.vocab_file}: no single-byte token for byte(s) {missing[:5]}; greedy matching "
-                             "needs all 256")
 
     def encode(self, text: str) -> list[int]:
         data = _utf8(text)
