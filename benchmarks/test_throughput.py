@@ -1,0 +1,156 @@
+"""What the native RWKV-6 encoder costs, against BlinkDL's `rwkv` package and this machine's limit.
+
+Side by side in one run, on the same random-init weights and the same real sentences:
+
+* the machine's fp32 (or --dtype) matmul rate, from a large torch.mm; divided by
+  2 x the non-embedding parameter count it gives the FLOP-bound tokens/s;
+* the native encoder: all six study layers (1,3,...,11) from one pass, batched,
+  length-sorted, mean pooling on the fly;
+* BlinkDL's `rwkv` package (`RWKV(strategy="cpu fp32").forward(tokens, None)`,
+  RWKV_JIT_ON=1), one sentence at a time, as a user of the reference code would run it;
+* the cost of the 1,3,...,11 sweep as a fraction of a full 24-block pass of a
+  Finch-1B6-shaped model (stopping after block 11 should cost about 12/24);
+* peak memory against the size of the weights.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+
+from rwkv_eval.models.random_init import SHAPES, random_rwkv6_encoder
+
+STUDY_LAYERS = [1, 3, 5, 7, 9, 11]
+N_SENTENCES = 64
+SWEEP_SENTENCES = 4
+results: dict[str, float] = {}
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if n not in ("emb.weight", "head.weight"))
+
+
+def wall_seconds(fn, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def weights_mb(model: torch.nn.Module) -> float:
+    return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+
+
+@pytest.fixture(scope="module")
+def sentences(run) -> list[str]:
+    """Real sentences: MRPC validation when the data root has it, else the bundled sample."""
+    from rwkv_eval.datasets import load_pairs, load_sample
+
+    try:
+        pairs = load_pairs("mrpc", "validation", run.profile.data_dir, allow_hub=False)
+    except FileNotFoundError:
+        pairs = load_sample()
+    return list(dict.fromkeys(pairs.sentence1 + pairs.sentence2))[:N_SENTENCES]
+
+
+@pytest.fixture(scope="module")
+def small(run):
+    return random_rwkv6_encoder("small", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
+
+
+def test_matmul_limit(benchmark, run, timed):
+    """GFLOP/s of a large square matmul: the ceiling every dense model runs under."""
+    n = 2048
+    dtype = getattr(torch, run.dtype)
+    a = torch.randn(n, n, device=run.device, dtype=dtype)
+    b = torch.randn(n, n, device=run.device, dtype=dtype)
+    timed(lambda: torch.mm(a, b), rounds=5, warmup_rounds=2)
+    gflops = 2 * n**3 / benchmark.stats.stats.min / 1e9
+    results["gflops"] = gflops
+    benchmark.extra_info.update({"gflops": gflops, "n": n, "dtype": run.dtype, "device": run.device,
+                                 "torch_threads": torch.get_num_threads()})
+
+
+def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memory, small, sentences):
+    token_ids = small.tokenize(sentences)
+    n_tokens = sum(len(t) for t in token_ids)
+
+    def work():
+        return small.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=32)
+
+    memory = peak_memory(work)
+    timed(work, rounds=3, warmup_rounds=1)
+    s = benchmark.stats.stats.median
+    params = non_embedding_params(small.model)
+    limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
+    results["native_tokens_per_second"] = n_tokens / s
+    benchmark.extra_info.update({
+        "model": "random-rwkv6:small", "shape": "12 x 768, head 64", "layers": STUDY_LAYERS, "pooling": "mean",
+        "n_sentences": len(sentences), "n_tokens": n_tokens, "tokens_per_second": n_tokens / s,
+        "pairs_per_second": len(sentences) / 2 / s, "non_embedding_params": params,
+        "flop_bound_tokens_per_second": limit, "fraction_of_limit": (n_tokens / s) / limit if limit else None,
+        "weights_mb": weights_mb(small.model), "device": run.device, "dtype": run.dtype,
+        "wkv_backend": small.model.wkv_backend, "trained": False} | memory)
+
+
+def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentences, tmp_path_factory):
+    if not run.device == "cpu" or run.dtype != "float32":
+        pytest.skip("the rwkv-package comparison is defined for CPU float32 (its 'cpu fp32' strategy)")
+    os.environ.setdefault("RWKV_JIT_ON", "1")  # read by rwkv.model at import
+    rwkv_model = pytest.importorskip("rwkv.model", reason="BlinkDL's `rwkv` package is not installed")
+    path = tmp_path_factory.mktemp("rwkv-package") / "small.pth"
+    torch.save({k: v.clone() for k, v in small.model.state_dict().items()}, path)
+    ref = rwkv_model.RWKV(model=str(path), strategy="cpu fp32", verbose=False)
+    token_ids = small.tokenize(sentences)
+    n_tokens = sum(len(t) for t in token_ids)
+
+    def work():
+        for ids in token_ids:
+            if ids:
+                ref.forward(ids, None)
+
+    timed(work, rounds=2, warmup_rounds=1)
+    s = benchmark.stats.stats.median
+    params = non_embedding_params(small.model)
+    limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
+    native = results.get("native_tokens_per_second")
+    benchmark.extra_info.update({
+        "model": "random-rwkv6:small via rwkv package", "strategy": "cpu fp32", "rwkv_jit_on": os.environ["RWKV_JIT_ON"],
+        "n_sentences": len(sentences), "n_tokens": n_tokens, "tokens_per_second": n_tokens / s,
+        "pairs_per_second": len(sentences) / 2 / s,
+        "flop_bound_tokens_per_second": limit, "fraction_of_limit": (n_tokens / s) / limit if limit else None,
+        "native_tokens_per_second": native,
+        "native_over_package": native / (n_tokens / s) if native else None,
+        "native_fraction_of_limit": native / limit if native and limit else None})
+
+
+def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, peak_memory, sentences):
+    """Layers 1..11 of a 24-block Finch-1B6-shaped model: the run stops after block 11."""
+    enc = random_rwkv6_encoder("finch-1b6", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
+    token_ids = enc.tokenize(sentences[:SWEEP_SENTENCES])
+    n_tokens = sum(len(t) for t in token_ids)
+
+    def full():
+        return enc.encode_tokens(token_ids, [SHAPES["finch-1b6"].n_layer - 1], ["mean"], batch_size=SWEEP_SENTENCES)
+
+    def sweep():
+        return enc.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=SWEEP_SENTENCES)
+
+    full()  # warm-up
+    full_s = wall_seconds(full, run.device)
+    memory = peak_memory(sweep)
+    timed(sweep, rounds=2, warmup_rounds=0)
+    sweep_s = benchmark.stats.stats.median
+    benchmark.extra_info.update({
+        "model": "random-rwkv6:finch-1b6", "shape": "24 x 2048, 32 heads x 64, ffn 7168, vocab 65536",
+        "layers": STUDY_LAYERS, "n_sentences": len(token_ids), "n_tokens": n_tokens,
+        "sweep_seconds": sweep_s, "full_pass_seconds": full_s, "sweep_fraction_of_full_pass": sweep_s / full_s,
+        "target_fraction": 0.55, "tokens_per_second": n_tokens / sweep_s,
+        "weights_mb": weights_mb(enc.model), "device": run.device, "dtype": run.dtype, "trained": False} | memory)
+    del enc
