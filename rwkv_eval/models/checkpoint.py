@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-SUPPORTED_ARCHS = ("rwkv6",)
+SUPPORTED_ARCHS = ("rwkv6", "rwkv7")
 HF_ALLOW_PATTERNS = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt", "*.model"]
 
 

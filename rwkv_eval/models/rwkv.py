@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +28,7 @@ import torch
 from ..encoder import EMBEDDING, Layer, TokenEncoder
 from .checkpoint import check_state_dict, load_checkpoint
 from .rwkv6 import RWKV6, RWKV6Config
+from .rwkv7 import RWKV7, RWKV7Config
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
 from .wkv import DEFAULT_CHUNK_SIZE
 
@@ -38,17 +40,20 @@ class RWKVEncoder(TokenEncoder):
     """Hidden states of a native RWKV model as sentence embeddings.
 
     Args:
-        model: an `RWKV6` (weights already loaded; it is put in eval mode).
+        model: an `RWKV6` or `RWKV7` (weights already loaded; it is put in eval mode).
         tokenizer: a ByteTokenizer, WorldTokenizer or HFTokenizer.
         name: model id for records (path, hub id, or e.g. "random-rwkv6:small").
         revision: sha256 of the weights, hub commit, or e.g. "seed=0" for random init.
         max_length: tokens kept per sentence (the rest is cut and counted).
-        arch: "rwkv6".
+        arch: "rwkv6" or "rwkv7"; None = from the model's class.
         sha256: of the weights file(s), when there is one.
     """
 
-    def __init__(self, model: RWKV6, tokenizer: Tokenizer, *, name: str, revision: str,
-                 max_length: int = DEFAULT_MAX_LENGTH, arch: str = "rwkv6", sha256: str | None = None):
+    def __init__(self, model: RWKV6 | RWKV7, tokenizer: Tokenizer, *, name: str, revision: str,
+                 max_length: int = DEFAULT_MAX_LENGTH, arch: str | None = None, sha256: str | None = None):
+        if not isinstance(model, (RWKV6, RWKV7)):
+            raise TypeError(f"model must be an RWKV6 or RWKV7; got {type(model).__name__}")
+        arch = arch or ("rwkv7" if isinstance(model, RWKV7) else "rwkv6")
         if not isinstance(tokenizer, (ByteTokenizer, WorldTokenizer, HFTokenizer)):
             raise TypeError(f"tokenizer must be a ByteTokenizer, WorldTokenizer or HFTokenizer; got {type(tokenizer).__name__}")
         if tokenizer.vocab_size > model.config.vocab_size:
@@ -93,9 +98,7 @@ class RWKVEncoder(TokenEncoder):
         return {**super().provenance(), "arch": self.arch, "backend": "native",
                 "sha256": self.sha256,
                 "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
-                "config": {"n_layer": c.n_layer, "n_embd": c.n_embd, "n_head": c.n_head, "head_size": c.head_size,
-                           "dim_ffn": c.dim_ffn, "vocab_size": c.vocab_size, "dim_mix": c.dim_mix,
-                           "dim_decay": c.dim_decay}}
+                "config": asdict(c)}  # RWKV6Config or RWKV7Config fields
 
 
 def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -110,15 +113,16 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
         tokenizer: 'world', 'byte', 'hf', a tokenizer object, or None to detect.
         max_length: tokens kept per sentence.
         revision: hub revision (hub ids only).
-        wkv_backend, chunk_size: see models/wkv.py.
+        wkv_backend, chunk_size: see models/wkv.py (RWKV-6) and models/wkv7.py (RWKV-7).
     """
     device = torch.device(device)
     if dtype in HALF_DTYPES and device.type != "cuda":
         raise ValueError(f"{spec}: dtype {dtype} needs a CUDA device; got {device} (use torch.float32 on CPU)")
     ckpt = load_checkpoint(spec, revision=revision)
     where = ", ".join(str(f) for f in ckpt.files)
-    cfg = RWKV6Config.from_state_dict(ckpt.state_dict)
-    model = RWKV6(cfg, wkv_backend=wkv_backend, chunk_size=chunk_size)
+    config_class, model_class = {"rwkv6": (RWKV6Config, RWKV6), "rwkv7": (RWKV7Config, RWKV7)}[ckpt.arch]
+    cfg = config_class.from_state_dict(ckpt.state_dict)
+    model = model_class(cfg, wkv_backend=wkv_backend, chunk_size=chunk_size)
     check_state_dict(ckpt.state_dict, model.state_dict(), where)
     model.load_state_dict(ckpt.state_dict, strict=True)
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
