@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -142,16 +143,23 @@ def cuda_sync(device: str) -> None:
 def timed(benchmark, run):
     """Time fn() with pytest-benchmark's pedantic mode, synchronising CUDA around each round
     so GPU work is inside the timed region; warm-up rounds absorb allocator and kernel
-    set-up."""
+    set-up. Returns the median seconds of the timed rounds (also with
+    --benchmark-disable, where pytest-benchmark keeps no stats)."""
 
-    def go(fn, rounds: int = 3, warmup_rounds: int = 1):
+    def go(fn, rounds: int = 3, warmup_rounds: int = 1) -> float:
+        seconds: list[float] = []
+
         def target():
             cuda_sync(run.device)
+            t0 = time.perf_counter()
             out = fn()
             cuda_sync(run.device)
+            seconds.append(time.perf_counter() - t0)
             return out
 
-        return benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
+        benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
+        timed_rounds = sorted(seconds[-rounds:])
+        return timed_rounds[len(timed_rounds) // 2]
 
     return go
 

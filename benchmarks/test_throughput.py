@@ -70,8 +70,8 @@ def test_matmul_limit(benchmark, run, timed):
     dtype = getattr(torch, run.dtype)
     a = torch.randn(n, n, device=run.device, dtype=dtype)
     b = torch.randn(n, n, device=run.device, dtype=dtype)
-    timed(lambda: torch.mm(a, b), rounds=5, warmup_rounds=2)
-    gflops = 2 * n**3 / benchmark.stats.stats.min / 1e9
+    seconds = timed(lambda: torch.mm(a, b), rounds=5, warmup_rounds=2)
+    gflops = 2 * n**3 / seconds / 1e9
     results["gflops"] = gflops
     benchmark.extra_info.update({"gflops": gflops, "n": n, "dtype": run.dtype, "device": run.device,
                                  "torch_threads": torch.get_num_threads()})
@@ -85,8 +85,7 @@ def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memo
         return small.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=32)
 
     memory = peak_memory(work)
-    timed(work, rounds=3, warmup_rounds=1)
-    s = benchmark.stats.stats.median
+    s = timed(work, rounds=3, warmup_rounds=1)
     params = non_embedding_params(small.model)
     limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
     results["native_tokens_per_second"] = n_tokens / s
@@ -115,8 +114,7 @@ def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentenc
             if ids:
                 ref.forward(ids, None)
 
-    timed(work, rounds=2, warmup_rounds=1)
-    s = benchmark.stats.stats.median
+    s = timed(work, rounds=2, warmup_rounds=1)
     params = non_embedding_params(small.model)
     limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
     native = results.get("native_tokens_per_second")
@@ -145,8 +143,7 @@ def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, pe
     full()  # warm-up
     full_s = wall_seconds(full, run.device)
     memory = peak_memory(sweep)
-    timed(sweep, rounds=2, warmup_rounds=0)
-    sweep_s = benchmark.stats.stats.median
+    sweep_s = timed(sweep, rounds=2, warmup_rounds=0)
     benchmark.extra_info.update({
         "model": "random-rwkv6:finch-1b6", "shape": "24 x 2048, 32 heads x 64, ffn 7168, vocab 65536",
         "layers": STUDY_LAYERS, "n_sentences": len(token_ids), "n_tokens": n_tokens,
