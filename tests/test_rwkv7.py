@@ -132,6 +132,7 @@ GRID = {
     "T64-chunk1": (1, 64, 1, 8, 1, "rwkv7", True),
     "T500": (1, 500, 2, 8, 16, "rwkv7", True),
     "T40-strong-decay": (1, 40, 2, 8, 16, "logsigmoid", True),
+    "T70-K64": (1, 70, 2, 64, 16, "rwkv7", True),
 }
 
 
