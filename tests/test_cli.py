@@ -98,3 +98,45 @@ def test_python_dash_m_is_the_same_command():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)[0]["dataset"] == "stsb-sample"
+
+
+def test_embed_with_a_blinkdl_checkpoint_matches_the_encoder(shared_data, tmp_path, capsys):
+    from rwkv_eval.models.rwkv import load_rwkv
+
+    pth = shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+    src = tmp_path / "s.txt"
+    sentences = ["The cat sat on the mat.", "", "Ünïcödé ✓ 中文", "A much longer sentence " * 5]
+    src.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--model", str(pth), "--layers", "emb,0,3,11", "--pooling", "mean,last",
+                 "--input", str(src), "--output", str(out)]) == 0
+    expected = load_rwkv(pth).encode(sentences, ["emb", 0, 3, 11], ["mean", "last"])
+    with np.load(out) as z:
+        assert sorted(z.files) == sorted(f"L{l}_{p}" for l in ("emb", 0, 3, 11) for p in ("mean", "last"))
+        for (layer, pooling), v in expected.vectors.items():
+            np.testing.assert_allclose(z[f"L{layer}_{pooling}"], v, rtol=0, atol=0)
+            assert z[f"L{layer}_{pooling}"].shape == (4, 64)
+    meta = json.loads((tmp_path / "e.provenance.json").read_text())
+    assert meta["arch"] == "rwkv6" and len(meta["sha256"]) == 64 and meta["tokenizer"].startswith("byte")
+
+
+def test_evaluate_rwkv_layers_and_poolings_from_one_command(shared_data, capsys):
+    pth = shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+    assert main(["evaluate", "--model", str(pth), "--dataset", "stsb-sample", "--layers", "1,3,5",
+                 "--pooling", "mean,last", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["layer"], r["pooling"]) for r in records] == [(l, p) for l in (1, 3, 5) for p in ("mean", "last")]
+    assert all(r["spearman"] is not None and r["n_pairs"] == 300 for r in records)
+
+
+def test_out_of_range_layer_for_rwkv_names_the_range(shared_data, capsys):
+    pth = shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+    assert main(["evaluate", "--model", str(pth), "--dataset", "stsb-sample", "--layers", "30"]) == 2
+    assert "layer 30 not available" in capsys.readouterr().err
+
+
+def test_progress_bar_stays_out_of_non_tty_output(capfd):
+    from rwkv_eval.models.glove import load_glove
+
+    load_glove().encode(["a cat"] * 1500, [0], ["mean"])
+    assert capfd.readouterr().err == ""
