@@ -21,7 +21,7 @@ import time
 import pytest
 import torch
 
-from rwkv_eval.models.random_init import SHAPES, random_rwkv6_encoder
+from rwkv_eval.models.random_init import SHAPES, random_rwkv_encoder
 
 STUDY_LAYERS = [1, 3, 5, 7, 9, 11]
 N_SENTENCES = 64
@@ -61,7 +61,7 @@ def sentences(run) -> list[str]:
 
 @pytest.fixture(scope="module")
 def small(run):
-    return random_rwkv6_encoder("small", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
+    return random_rwkv_encoder("small", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
 
 
 def test_matmul_limit(benchmark, run, timed):
@@ -130,7 +130,7 @@ def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentenc
 
 def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, peak_memory, sentences):
     """Layers 1..11 of a 24-block Finch-1B6-shaped model: the run stops after block 11."""
-    enc = random_rwkv6_encoder("finch-1b6", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
+    enc = random_rwkv_encoder("finch-1b6", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
     token_ids = enc.tokenize(sentences[:SWEEP_SENTENCES])
     n_tokens = sum(len(t) for t in token_ids)
 

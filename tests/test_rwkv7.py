@@ -209,3 +209,12 @@ def test_missing_tensor_is_named_with_the_file(tiny, tmp_path):
     torch.save(sd, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match=r"broken\.pth: tensor 'blocks\.3\.att\.v1' missing"):
         load_rwkv(tmp_path / "broken.pth")
+
+
+def test_random_rwkv7_from_the_model_spec_is_seeded():
+    from rwkv_eval.models.load import load_encoder
+
+    a = load_encoder("random-rwkv7:tiny", seed=3).encode(["same seed"], [1], ["mean"])[(1, "mean")]
+    b = load_encoder("random-rwkv7:tiny", seed=3).encode(["same seed"], [1], ["mean"])[(1, "mean")]
+    c = load_encoder("random-rwkv7:tiny", seed=4).encode(["same seed"], [1], ["mean"])[(1, "mean")]
+    assert (a == b).all() and not (a == c).all()

@@ -2,7 +2,7 @@
 
 Dispatch, in order:
     glove-6b-50d | glove | gensim:NAME | *.txt        GloVe baseline (models/glove.py)
-    random-rwkv6:SHAPE                                 seeded random-init native RWKV-6
+    random-rwkv6:SHAPE | random-rwkv7:SHAPE            seeded random-init native RWKV-6 / RWKV-7
     *.pth                                              BlinkDL checkpoint, native RWKV
     directory or hub id of an RWKV-6/7 model           native RWKV (models/rwkv.py)
     any other directory or hub id                      transformers AutoModel (models/hf.py)
@@ -21,7 +21,7 @@ import torch
 from ..encoder import Encoder
 
 GLOVE_NAMES = ("glove-6b-50d", "glove", "glove-50d")
-RANDOM_RE = re.compile(r"^random-rwkv6(?::(?P<shape>[\w-]+))?$")
+RANDOM_RE = re.compile(r"^random-(?P<arch>rwkv[67])(?::(?P<shape>[\w-]+))?$")
 
 
 def _is_native_rwkv_dir(path: Path) -> bool:
@@ -57,9 +57,11 @@ def load_encoder(
         return load_glove(spec)
     opts = {} if max_length is None else {"max_length": max_length}
     if m := RANDOM_RE.match(spec):
-        from .random_init import random_rwkv6_encoder
+        from .random_init import random_rwkv_encoder
 
-        return random_rwkv6_encoder(m["shape"] or "small", seed=seed, device=device, dtype=dtype, **opts)
+        default = "smoke" if m["arch"] == "rwkv6" else "goose-0b1"
+        return random_rwkv_encoder(m["shape"] or default, seed=seed, device=device, dtype=dtype, arch=m["arch"],
+                                    **opts)
     path = Path(spec)
     native = backend == "native" or (
         backend == "auto"

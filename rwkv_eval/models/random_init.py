@@ -10,6 +10,8 @@ Shapes (`random-rwkv6:NAME` on the command line):
     small      12 x 768, head size 64 (the throughput comparison with the rwkv package)
     finch-1b6  24 x 2048, 32 heads x 64, FFN 7168, vocab 65536: RWKV-6 Finch 1B6
     tiny       2 x 32, byte vocabulary (tests)
+`random-rwkv7:NAME` builds an RWKV-7 (Goose) of the shapes in models/rwkv7.py
+(goose-0b1: 12 x 768; tiny).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from .rwkv import RWKVEncoder
 from .rwkv6 import RWKV6, SHAPES as MODEL_SHAPES, RWKV6Config
+from .rwkv7 import RWKV7, SHAPES as RWKV7_SHAPES
 from .tokenizers import ByteTokenizer, WorldTokenizer
 
 SHAPES: dict[str, RWKV6Config] = {
@@ -37,16 +40,17 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def random_rwkv6_encoder(shape: str = "smoke", seed: int = 0, device: str | torch.device = "cpu",
-                         dtype: torch.dtype = torch.float32, max_length: int = 512) -> RWKVEncoder:
-    if shape not in SHAPES:
-        raise ValueError(f"unknown random RWKV-6 shape {shape!r}; choose from {', '.join(SHAPES)}")
+def random_rwkv_encoder(shape: str = "smoke", seed: int = 0, device: str | torch.device = "cpu",
+                         dtype: torch.dtype = torch.float32, max_length: int = 512, arch: str = "rwkv6") -> RWKVEncoder:
+    model_cls, shapes = (RWKV6, SHAPES) if arch == "rwkv6" else (RWKV7, RWKV7_SHAPES)
+    if shape not in shapes:
+        raise ValueError(f"unknown random {arch} shape {shape!r}; choose from {', '.join(shapes)}")
     device = torch.device(device)
     if dtype != torch.float32 and device.type != "cuda":
         raise ValueError(f"dtype {dtype} needs a CUDA device; use float32 on {device}")
-    cfg = SHAPES[shape]
-    model = RWKV6.random(cfg, seed=seed).to(device=device, dtype=dtype)
+    cfg = shapes[shape]
+    model = model_cls.random(cfg, seed=seed).to(device=device, dtype=dtype)
     tokenizer = ByteTokenizer() if cfg.vocab_size == 256 else WorldTokenizer()
-    return RWKVEncoder(model, tokenizer, name=f"random-rwkv6:{shape}",
-                       revision=f"random-init seed={seed}", max_length=max_length, arch="rwkv6",
+    return RWKVEncoder(model, tokenizer, name=f"random-{arch}:{shape}",
+                       revision=f"random-init seed={seed}", max_length=max_length, arch=arch,
                        sha256=state_dict_sha256(model))
