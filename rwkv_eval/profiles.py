@@ -4,8 +4,8 @@
            its wheel, a seeded random-init RWKV-6 of Finch architecture (accuracy
            meaningless — every record says trained=false — timing and memory real), the
            bundled STS-B sample; plus, when present locally, the real data under the
-           data root, the tiny trained RWKV-6 in <data root>/rwkv-tiny and all-MiniLM-L6-v2
-           from its wheel.
+           data root, the tiny trained RWKV-6 and RWKV-7 in <data root>/rwkv-tiny and
+           all-MiniLM-L6-v2 from its wheel.
     paper  the reference study: RWKV/v6-Finch-1B6-HF at layers 1,3,5,7,9,11, mean
            pooling, vs GloVe 6B 50d, on MRPC train-1000 and validation-408.
     sts    STS-B test and SICK-R test: the RWKV model vs GloVe vs softmax attention
@@ -163,11 +163,12 @@ def _smoke(glove: ModelCase, model: str | None, data_dir: str | None) -> Profile
         ModelCase("glove-6b-50d", "glove-6b-50d", (0,), ("mean", "max")),
         ModelCase("rwkv6-random-smoke", SMOKE_RANDOM, PAPER_LAYERS, POOLINGS, trained=False),
     ]
-    tiny = Path(data_dir) / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth" if data_dir else None
-    if tiny and tiny.is_file():
-        models.append(ModelCase("rwkv6-tiny-1m", str(tiny), PAPER_LAYERS, POOLINGS))
-    else:
-        notes.append("tiny trained RWKV-6 not found under <data root>/rwkv-tiny: skipped")
+    for key, file in (("rwkv6-tiny-1m", "tiny-rwkv-6v0-1m.pth"), ("rwkv7-tiny-834k", "tiny-rwkv-7v0-834K.pth")):
+        tiny = Path(data_dir) / "rwkv-tiny" / file if data_dir else None
+        if tiny and tiny.is_file():
+            models.append(ModelCase(key, str(tiny), PAPER_LAYERS, POOLINGS))
+        else:
+            notes.append(f"tiny trained model {file} not found under <data root>/rwkv-tiny: skipped")
     if minilm := _minilm_dir():
         models.append(ModelCase("all-minilm-l6-v2", minilm, (0, 2, 5), ("mean", "max")))
     else:
