@@ -31,9 +31,13 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 WKV6_BACKENDS = ("chunked", "naive")
 DEFAULT_CHUNK_SIZE = 16
+# exp(60) ~ 1e26: k * exp(-b) stays far below fp32's 3e38 and r * exp(a) far above its
+# smallest normal 1e-38, so the factorized intra-chunk product loses nothing
+FACTORIZE_LIMIT = 60.0
 
 
 def _check(r, k, v, w, u, state) -> None:
@@ -81,36 +85,59 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
             + (r_t . (u * k_t)) v_t                                      the current token
         S_L = exp(b_L) * S_0 + sum_s (k_s * exp(b_L - b_s)) v_s^T
 
-    Every exponent is <= 0, so nothing overflows however strong the decay: the intra-chunk
-    weights exp(a_t - b_s) are formed pairwise (an L x L x K tensor per chunk, as fla's
-    chunk_naive does) instead of as exp(a_t) * exp(-b_s), which overflows fp32 once the
-    decay summed over a chunk passes ~88.
+    All chunks are computed at once; only the state S is carried by a loop over chunks.
+    The intra-chunk weights are a matrix product (r_t * exp(a_t)) . (k_s * exp(-b_s)),
+    which is exact while exp(-b_s) stays far from fp32 overflow: for a (row, head,
+    chunk) whose decay summed over the chunk passes FACTORIZE_LIMIT, they are formed
+    pairwise as exp(a_t - b_s) instead (an L x L x K tensor, as fla's chunk_naive does),
+    where every exponent used is <= 0, so nothing overflows however strong the decay.
     """
     _check(r, k, v, w, u, state)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     dtype = r.dtype
-    r, k, v, w, u, S = _prepare(r, k, v, w, u, state)
-    B, H, T, K = r.shape
-    out = torch.empty_like(v)  # (B,H,T,K)
-    strict_lower = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=r.device).tril(-1)
-    for start in range(0, T, chunk_size):
-        end = min(start + chunk_size, T)
-        L = end - start
-        rc, kc, vc, wc = (x[:, :, start:end] for x in (r, k, v, w))  # (B,H,L,K)
-        b = wc.cumsum(dim=2)  # (B,H,L,K) inclusive cumulative log-decay
-        a = b - wc  # exclusive: decay from the chunk start up to, not including, t
-        # pairwise decays exp(a_t - b_s); only s < t is used, and there the exponent is
-        # <= 0; the clamp keeps the unused s >= t entries finite (so no inf * 0 below)
-        decay = (a[:, :, :, None, :] - b[:, :, None, :, :]).clamp_(max=0).exp_()  # (B,H,L_t,L_s,K)
-        att = (decay.mul_(kc[:, :, None]) @ rc[..., None]).squeeze(-1)  # (B,H,L_t,L_s)
-        att.masked_fill_(~strict_lower[:L, :L], 0.0)
-        bonus = (rc * u[:, None, :] * kc).sum(dim=-1)  # (B,H,L): r_t . (u * k_t)
-        o = att @ vc + bonus[..., None] * vc + (rc * a.exp()) @ S  # (B,H,L,V)
-        out[:, :, start:end] = o
-        b_last = b[:, :, -1:, :]  # (B,H,1,K)
-        S = b_last.exp().transpose(2, 3) * S + (kc * (b_last - b).exp()).transpose(2, 3) @ vc  # (B,H,K,V)
-    return out.transpose(1, 2).to(dtype), S  # (B,H,T,K) -> (B,T,H,K)
+    B, T, H, K = r.shape
+    S = torch.zeros(B, H, K, K, dtype=torch.float32, device=r.device) if state is None else state.float().clone()
+    if T == 0:
+        return r.new_empty(B, 0, H, K), S
+    L = min(chunk_size, T)  # a sequence shorter than a chunk is one chunk
+    N = -(-T // L)
+    pad = N * L - T  # padding at the end: k = 0 adds nothing, w = 0 decays nothing
+
+    def chunks(x):  # (B,T,H,K) -> (B,H,N,L,K) float32
+        x = F.pad(x.float(), (0, 0, 0, 0, 0, pad)) if pad else x.float()
+        return x.view(B, N, L, H, K).permute(0, 3, 1, 2, 4).contiguous()
+
+    r, k, v, w = (chunks(x) for x in (r, k, v, w))
+    u = u.float()
+    b = w.cumsum(dim=3)  # (B,H,N,L,K) inclusive cumulative log-decay
+    a = b - w  # exclusive: decay from the chunk start up to, not including, t
+    b_last = b[:, :, :, -1:, :]  # (B,H,N,1,K)
+    ra = r * a.exp()  # (B,H,N,L,K)
+    att = ra @ (k * (-b).exp()).transpose(-1, -2)  # (B,H,N,L_t,L_s), exact where no overflow
+    unsafe = b_last.amin(dim=(-2, -1)) < -FACTORIZE_LIMIT  # (B,H,N)
+    if bool(unsafe.any()):
+        for n in range(N):  # one chunk at a time bounds the L x L x K tensor
+            rows = unsafe[:, :, n]  # (B,H)
+            if bool(rows.any()):
+                an, bn, rn, kn = (x[:, :, n][rows] for x in (a, b, r, k))  # (M,L,K)
+                # pairwise decays exp(a_t - b_s): only s < t is used, and there the exponent
+                # is <= 0; the clamp keeps the unused s >= t entries finite
+                decay = (an[:, :, None, :] - bn[:, None, :, :]).clamp_(max=0).exp_()  # (M,L_t,L_s,K)
+                att[:, :, n][rows] = (decay.mul_(kn[:, None]) @ rn[..., None]).squeeze(-1)  # (M,L_t,L_s)
+    strict_lower = torch.ones(L, L, dtype=torch.bool, device=r.device).tril(-1)
+    att.masked_fill_(~strict_lower, 0.0)
+    bonus = (r * u[:, None, None, :] * k).sum(dim=-1, keepdim=True)  # (B,H,N,L,1): r_t . (u * k_t)
+    # state entering each chunk: S_n = exp(b_L) * S_{n-1} + sum_s (k_s * exp(b_L - b_s)) v_s^T
+    kv = (k * (b_last - b).exp()).transpose(-1, -2) @ v  # (B,H,N,K,V)
+    decay_last = b_last.exp().transpose(-1, -2)  # (B,H,N,K,1)
+    S_in = torch.empty_like(kv)  # (B,H,N,K,V)
+    for n in range(N):
+        S_in[:, :, n] = S
+        S = decay_last[:, :, n] * S + kv[:, :, n]
+    out = att @ v + bonus * v + ra @ S_in  # (B,H,N,L,V)
+    out = out.permute(0, 2, 3, 1, 4).reshape(B, N * L, H, K)[:, :T]  # (B,H,N,L,V) -> (B,T,H,V)
+    return out.to(dtype), S
 
 
 def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
