@@ -79,9 +79,12 @@ SHAPES: dict[str, RWKV6Config] = {
 }
 
 
-def token_shift(x: torch.Tensor) -> torch.Tensor:
-    """x_{t-1} for every t, zeros at t = 0: (B, T, C) -> (B, T, C)."""
-    return F.pad(x, (0, 0, 1, -1))
+def token_shift_delta(x: torch.Tensor) -> torch.Tensor:
+    """x_{t-1} - x_t for every t, with x_{-1} = 0: (B, T, C) -> (B, T, C), in one pass."""
+    dx = torch.empty_like(x)
+    torch.sub(x[:, :-1], x[:, 1:], out=dx[:, 1:])
+    torch.neg(x[:, :1], out=dx[:, :1])
+    return dx
 
 
 class TimeMix6(nn.Module):
@@ -110,27 +113,25 @@ class TimeMix6(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         H, K = self.n_head, self.head_size
-        dx = token_shift(x) - x  # x_{t-1} - x_t
+        dx = token_shift_delta(x)  # x_{t-1} - x_t
         # ddlerp (paper eq. 16-19): five mixing amounts, each shifted by a low-rank function of x
-        xxx = torch.tanh((x + dx * self.time_maa_x) @ self.time_maa_w1)  # (B,T,5*D_mix)
+        xxx = torch.tanh(torch.addcmul(x, dx, self.time_maa_x) @ self.time_maa_w1)  # (B,T,5*D_mix)
         xxx = xxx.view(B * T, 5, -1).transpose(0, 1)  # (5, B*T, D_mix)
-        mw, mk, mv, mr, mg = torch.bmm(xxx, self.time_maa_w2).view(5, B, T, C).unbind(0)
-        xw = x + dx * (self.time_maa_w + mw)
-        xk = x + dx * (self.time_maa_k + mk)
-        xv = x + dx * (self.time_maa_v + mv)
-        xr = x + dx * (self.time_maa_r + mr)
-        xg = x + dx * (self.time_maa_g + mg)
+        m = torch.bmm(xxx, self.time_maa_w2).view(5, B, T, C)  # (5,B,T,C): mw, mk, mv, mr, mg
+        maa = torch.cat([self.time_maa_w, self.time_maa_k, self.time_maa_v, self.time_maa_r, self.time_maa_g])
+        xw, xk, xv, xr, xg = torch.addcmul(x, dx, m.add_(maa[:, None])).unbind(0)  # x + dx * (maa_* + m_*)
         # projections (eq. 20-23) and the data-dependent decay (eq. 24-25), w = log-decay <= 0
         r = self.receptance(xr).view(B, T, H, K)  # (B,T,C) -> (B,T,H,K)
         k = self.key(xk).view(B, T, H, K)
         v = self.value(xv).view(B, T, H, K)
-        g = F.silu(self.gate(xg))
-        d = self.time_decay + torch.tanh(xw @ self.time_decay_w1) @ self.time_decay_w2  # (B,T,C)
-        w = -torch.exp(d.float()).view(B, T, H, K)
+        g = F.silu(self.gate(xg), inplace=True)
+        d = torch.addmm(self.time_decay.view(C), torch.tanh(xw.reshape(B * T, C) @ self.time_decay_w1),
+                        self.time_decay_w2)  # (B*T,C): time_decay + tanh(xw W1) W2
+        w = d.float().exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
         y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size)
         y = self.ln_x(y.reshape(B * T, C).to(x.dtype)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
-        return self.output(y * g)
+        return self.output(y.mul_(g))
 
 
 class ChannelMix6(nn.Module):
@@ -146,9 +147,9 @@ class ChannelMix6(nn.Module):
         self.value = nn.Linear(cfg.dim_ffn, C, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dx = token_shift(x) - x
-        k = torch.relu(self.key(x + dx * self.time_maa_k)) ** 2  # (B,T,dim_ffn)
-        return torch.sigmoid(self.receptance(x + dx * self.time_maa_r)) * self.value(k)
+        dx = token_shift_delta(x)  # x_{t-1} - x_t
+        k = torch.relu_(self.key(torch.addcmul(x, dx, self.time_maa_k))).square_()  # (B,T,dim_ffn)
+        return torch.sigmoid_(self.receptance(torch.addcmul(x, dx, self.time_maa_r))).mul_(self.value(k))
 
 
 class Block6(nn.Module):
