@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_THRESHOLDS = ROOT / "benchmarks" / "thresholds.json"
+ACCURACY_BATCH = 64  # sentences per forward pass when scoring a whole dataset (recorded)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,7 +94,7 @@ class RunContext:
             pairs = self.pairs(data_case)
             aggregate = data_case.name if isinstance(pairs, list) else None
             records = evaluate(self.encoder(model_case), pairs, model_case.layers, model_case.poolings,
-                               aggregate=aggregate)
+                               batch_size=ACCURACY_BATCH, aggregate=aggregate)
             self._accuracy[key] = {(r["dataset"], r["layer"], r["pooling"]): r for r in records}
         return self._accuracy[key]
 
