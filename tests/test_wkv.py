@@ -109,3 +109,18 @@ def test_backend_by_name_only():
         wkv6(r, k, v, w, u, backend="cuda")
     with pytest.raises(ValueError, match=r"u of shape \(H, K\)"):
         wkv6(r, k, v, w, u[:, :2])
+
+
+def test_both_chunk_paths_agree_with_naive_in_one_call():
+    """A chunk whose summed decay passes FACTORIZE_LIMIT takes the pairwise form, its
+    neighbours the factorised one: mixed in one sequence, both must match the reference."""
+    from rwkv_eval.models.wkv import FACTORIZE_LIMIT
+
+    r, k, v, w, u, s0 = make_inputs(2, 48, 2, 8, "rwkv6", seed=11, with_state=True)
+    w = w.clamp(min=-0.5)  # weak decay everywhere: the factorised form is safe
+    w[0, 16:32] = -10.0  # one chunk of batch row 0 decays by 160 > FACTORIZE_LIMIT in total
+    assert 16 * 10.0 > FACTORIZE_LIMIT > 16 * 0.5
+    ref_out, ref_state = wkv6_naive(r, k, v, w, u, s0)
+    out, state = wkv6_chunked(r, k, v, w, u, s0, chunk_size=16)
+    assert_close("out", out, ref_out)
+    assert_close("final state", state, ref_state)
