@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import statistics
 import time
 import tracemalloc
 from pathlib import Path
@@ -159,8 +160,7 @@ def timed(benchmark, run):
             return out
 
         benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
-        timed_rounds = sorted(seconds[-rounds:])
-        return timed_rounds[len(timed_rounds) // 2]
+        return statistics.median(seconds[-rounds:])
 
     return go
 
