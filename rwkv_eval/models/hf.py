@@ -37,7 +37,6 @@ none: it is causal, so padding on the right never reaches a valid position.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, Union
@@ -48,6 +47,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..encoder import EMBEDDING, Layer, TokenEncoder
+from .checkpoint import sha256_files
 
 FINAL = "final"
 NATIVE_RWKV_TYPES = ("rwkv5", "rwkv6", "rwkv7", "rwkv-6", "rwkv-7")
@@ -62,16 +62,7 @@ def sha256_weights(directory: Path) -> str:
     files = sorted({p for g in WEIGHT_GLOBS for p in directory.glob(g) if p.is_file()})
     if not files:
         raise FileNotFoundError(f"no weights file ({', '.join(WEIGHT_GLOBS)}) in {directory}")
-    digests = []
-    for path in files:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-        digests.append(f"{path.name} {h.hexdigest()}")
-    if len(digests) == 1:
-        return digests[0].split()[1]
-    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    return sha256_files(files)
 
 
 def _hub_offline() -> bool:
