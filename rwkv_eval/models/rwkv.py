@@ -12,7 +12,7 @@ by the model (pooling uses it). Weights are float32 on CPU; on CUDA float16/bflo
 allowed, with the WKV state math still in float32 (models/wkv.py).
 
 Example:
-    >>> enc = load_rwkv("../shared/data/rwkv-tiny/tiny-rwkv-6v0-1m.pth")  # doctest: +SKIP
+    >>> enc = load_rwkv("RWKV-x060-World-1B6-v2.1-20240328-ctx4096.pth")  # doctest: +SKIP
     >>> enc.encode(["a cat", "a dog"], layers=[5], poolings=["mean"])[(5, "mean")].shape  # doctest: +SKIP
     (2, 64)
 """
