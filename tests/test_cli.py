@@ -114,7 +114,8 @@ def test_embed_with_a_blinkdl_checkpoint_matches_the_encoder(shared_data, tmp_pa
     with np.load(out) as z:
         assert sorted(z.files) == sorted(f"L{l}_{p}" for l in ("emb", 0, 3, 11) for p in ("mean", "last"))
         for (layer, pooling), v in expected.vectors.items():
-            np.testing.assert_allclose(z[f"L{layer}_{pooling}"], v, rtol=0, atol=0)
+            # same weights, same batches; fp32 BLAS may round differently between calls
+            np.testing.assert_allclose(z[f"L{layer}_{pooling}"], v, rtol=1e-5, atol=1e-6)
             assert z[f"L{layer}_{pooling}"].shape == (4, 64)
     meta = json.loads((tmp_path / "e.provenance.json").read_text())
     assert meta["arch"] == "rwkv6" and len(meta["sha256"]) == 64 and meta["tokenizer"].startswith("byte")
