@@ -100,10 +100,6 @@ class RunContext:
         return self._accuracy[key]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "gpu: needs CUDA")
-
-
 @pytest.fixture(scope="session")
 def run(pytestconfig: pytest.Config) -> RunContext:
     return get_run(pytestconfig)

@@ -60,7 +60,7 @@ class Profile:
 
 def layer_id(layer) -> str:
     """L05 for block 5, Lemb for the embedding: ids that sort by depth."""
-    return f"L{layer:02d}" if isinstance(layer, int) else f"L{layer}"
+    return f"L{layer:02d}" if isinstance(layer, int) and not isinstance(layer, bool) else f"L{layer}"
 
 
 class AssetMissing(RuntimeError):

@@ -43,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
+from .profiles import layer_id as layer_label
 from .records import write_bytes_atomic, write_json_atomic
 
 RANDOM_INIT_MARK = "⚠ random-init, accuracy meaningless"
@@ -205,8 +206,6 @@ def layer_sort(layer: Any) -> tuple:
     return (0, 0, "") if str(layer) == "emb" else (2, 0, str(layer))
 
 
-def layer_label(layer: Any) -> str:
-    return f"L{layer:02d}" if isinstance(layer, int) and not isinstance(layer, bool) else f"L{layer}"
 
 
 def fmt_rho(x: float | None) -> str:

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Union
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..encoder import EMBEDDING, Layer
 from .wkv import DEFAULT_CHUNK_SIZE, WKV6_BACKENDS, wkv6
 
-Layer = Union[int, str]
-EMBEDDING = "emb"
 LN_EPS = 1e-5
 GROUP_NORM_EPS = 64e-5  # att.ln_x, as BlinkDL's code uses for every head size
 
