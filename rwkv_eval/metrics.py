@@ -88,3 +88,50 @@ def correlations(pred: np.ndarray, gold: np.ndarray) -> dict[str, float | list[f
     """The scores every record carries: spearman, pearson and the Spearman 95% CI."""
     lo, hi = spearman_ci(pred, gold)
     return {"spearman": spearman(pred, gold), "pearson": pearson(pred, gold), "spearman_ci95": [lo, hi]}
+
+
+def bootstrap_indices(n: int, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """(n_resamples, n) pair indices drawn with replacement. Sharing one matrix between
+    two settings scored on the same pairs is what makes a comparison paired: both see
+    the same resampled pairs, so the pair-level noise they share cancels in the difference."""
+    if n < 3:
+        raise UndefinedCorrelation(f"a bootstrap of a correlation needs at least 3 pairs; got {n}")
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def spearman_resampled(pred: np.ndarray, gold: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Spearman of every resample `idx[i]` of the pairs: (n_resamples,) (NaN for a
+    resample whose predictions or gold happen to be constant)."""
+    pred, gold = _check(pred, gold)
+    return _spearman_along(pred[idx], gold[idx], axis=1)
+
+
+def paired_difference(
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    gold: np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    idx: np.ndarray | None = None,
+) -> dict:
+    """Δρ = Spearman(a) − Spearman(b) on the same pairs, with a paired percentile-bootstrap
+    interval and a two-sided p-value (twice the share of resampled Δρ on the far side of
+    zero, floored at 1/(n_resamples+1)).
+
+    Returns:
+        {"delta_spearman", "delta_ci95": [lo, hi], "p_value", "n_pairs", "n_resamples",
+        "bootstrap_seed"}.
+    """
+    gold = np.asarray(gold, dtype=np.float64)
+    delta = spearman(pred_a, gold) - spearman(pred_b, gold)
+    if idx is None:
+        idx = bootstrap_indices(len(gold), n_resamples, seed)
+    d = spearman_resampled(pred_a, gold, idx) - spearman_resampled(pred_b, gold, idx)
+    d = d[np.isfinite(d)]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(d, [alpha, 1 - alpha])
+    p = min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))
+    return {"delta_spearman": float(delta), "delta_ci95": [float(lo), float(hi)],
+            "p_value": float(max(p, 1 / (len(d) + 1))), "n_pairs": int(len(gold)), "n_resamples": int(len(d)),
+            "bootstrap_seed": seed}

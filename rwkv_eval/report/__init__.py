@@ -1,0 +1,111 @@
+"""Turn a pytest-benchmark JSON of the embedding suite into a report people can read.
+
+    pytest benchmarks --benchmark-json out.json
+    python -m rwkv_eval.report out.json                              # reports/<time>-<commit>/
+    python -m rwkv_eval.report out.json .benchmarks/*/0001_*.json --out reports/ --name nightly
+
+The first file is the run; any further files are older runs: the first of them is the
+baseline of the delta tables, all of them feed the history plot. A report folder holds
+
+    summary.md                              provenance, Spearman by layer x pooling, gates,
+                                            cost, deltas, throughput, history
+    spearman__<model>__<dataset>-<split>.png  Spearman vs layer per pooling, CI bars, GloVe line
+    cost_vs_layer.png                       seconds per pair and peak memory vs layer
+    history.png                             best Spearman and time per pair across runs
+    github-action-benchmark-bigger.json     Spearman, for benchmark-action "customBiggerIsBetter"
+    github-action-benchmark-smaller.json    s/pair and peak MB, for "customSmallerIsBetter"
+
+Input: the JSON that `pytest --benchmark-json` writes (pytest-benchmark >= 4): a dict with
+machine_info, commit_info, datetime and a list of benchmarks, each with stats and the
+extra_info that benchmarks/test_embeddings.py fills (model_key, trained, layer, pooling,
+dataset, split, spearman, CI, gate, seconds_per_pair, peak_memory_mb, ...). Benchmarks
+without spearman/layer (throughput modules) are listed in their own section.
+
+An undefined Spearman (constant similarities; `null` in the JSON) prints as "undefined",
+never "nan". Models with trained=false carry RANDOM_INIT_MARK wherever their accuracy
+appears: their Spearman is meaningless, their time and memory are real. Random-init
+accuracy is left out of the github-action-benchmark export and of the history's
+best-Spearman lines.
+
+Only this package writes report files, all through records.write_*_atomic.
+The package has one module per report section (accuracy, gates, cost, history, plots,
+export); this one builds the folder and is the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..profiles import layer_id as layer_label
+from ..records import write_bytes_atomic, write_json_atomic
+from .export import action_benchmark
+from .fmt import default_name
+from .plots import make_plots
+from .run import RANDOM_INIT_MARK, Case, Run, load_run, parse_run
+from .summary import summary_markdown
+
+__all__ = ["BIGGER_FILE", "RANDOM_INIT_MARK", "SMALLER_FILE", "SUMMARY_FILE", "Case", "Run", "build_report",
+           "layer_label", "load_run", "main", "parse_run", "write_report"]
+
+BIGGER_FILE = "github-action-benchmark-bigger.json"
+SMALLER_FILE = "github-action-benchmark-smaller.json"
+SUMMARY_FILE = "summary.md"
+
+
+def build_report(run: dict, older: list[dict] | None = None, out_dir: Path = Path("reports"),
+                 name: str | None = None) -> Path:
+    """Write summary.md, the PNGs and the github-action-benchmark files for one run.
+
+    Args:
+        run: pytest-benchmark JSON (as `load_run` returns it) of the run to report.
+        older: earlier runs of the same kind; older[0] is the baseline of the deltas, all
+            of them go into the history.
+        out_dir: the reports root; the report goes into out_dir/name.
+        name: folder name; default "<run datetime>-<commit short id>".
+
+    Returns:
+        The report folder.
+
+    Example:
+        >>> folder = build_report(load_run("out.json"), [load_run("old.json")], Path("reports"))  # doctest: +SKIP
+    """
+    olds = [parse_run(o, f"older[{i}]") for i, o in enumerate(older or [])]
+    return write_report(parse_run(run, "run"), olds, Path(out_dir), name)
+
+
+def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None = None) -> Path:
+    """build_report on parsed runs (whose `source` names their file)."""
+    name = name or default_name(new)
+    if name in (".", "..") or "/" in name or "\\" in name or not name.strip():
+        raise ValueError(f"report name {name!r} is not a plain folder name; pass e.g. --name nightly-2026-11-26")
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    plots, note = make_plots(new, olds, folder)
+    bigger, smaller = action_benchmark(new)
+    write_json_atomic(folder / BIGGER_FILE, bigger)
+    write_json_atomic(folder / SMALLER_FILE, smaller)
+    text = summary_markdown(new, olds, name, plots, note).encode("utf-8")
+    write_bytes_atomic(folder / SUMMARY_FILE, lambda f: f.write(text))
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m rwkv_eval.report RUN.json [OLDER.json ...] [--out reports/] [--name NAME]`."""
+    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.report", description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="pytest-benchmark JSON of the run to report")
+    ap.add_argument("older", nargs="*", help="older runs: the first is the delta baseline, all go into the history")
+    ap.add_argument("--out", default="reports", help="reports root (default: reports/)")
+    ap.add_argument("--name", default=None, help="report folder name (default: <datetime>-<commit>)")
+    args = ap.parse_args(argv)
+    try:
+        new = parse_run(load_run(args.run), args.run)
+        olds = [parse_run(load_run(p), p) for p in args.older]
+        folder = write_report(new, olds, Path(args.out), args.name)
+    except (ValueError, OSError) as e:
+        print(f"rwkv_eval.report: error: {e}", file=sys.stderr)
+        return 2
+    print(folder)
+    return 0

@@ -1,0 +1,152 @@
+"""The input side of a report: pytest-benchmark JSON checked and parsed into Runs and Cases."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..profiles import layer_id as layer_label
+
+RANDOM_INIT_MARK = "⚠ random-init, accuracy meaningless"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One accuracy benchmark of the layer x pooling x dataset matrix."""
+
+    model_key: str
+    trained: bool
+    dataset: str
+    split: str
+    layer: int | str
+    pooling: str
+    spearman: float | None  # None: undefined
+    ci_low: float | None
+    ci_high: float | None
+    n_pairs: int | None
+    gate: str  # "pass" | "FAIL" | "no floor"
+    gate_key: str | None
+    floor: float | None
+    seconds_per_pair: float | None
+    peak_memory_mb: float | None
+    extra: dict = field(repr=False, compare=False)
+
+    @property
+    def match_key(self) -> tuple:
+        """(model_key, dataset, split, layer, pooling): matches cases across profiles."""
+        return (self.model_key, self.dataset, self.split, str(self.layer), self.pooling)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_key}/{self.dataset}-{self.split}/{layer_label(self.layer)}/{self.pooling}"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A benchmark without spearman/layer, e.g. from a throughput module."""
+
+    name: str
+    mean_s: float | None
+    numbers: dict  # the numeric extra_info
+
+
+@dataclass(frozen=True)
+class Run:
+    source: str
+    raw: dict = field(repr=False)
+    cases: tuple[Case, ...]
+    throughput: tuple[Throughput, ...]
+
+    @property
+    def commit(self) -> str:
+        return str((self.raw.get("commit_info") or {}).get("id") or first_extra(self.cases, "git_commit") or "unknown")
+
+    @property
+    def dirty(self) -> Any:
+        ci = self.raw.get("commit_info") or {}
+        return ci["dirty"] if "dirty" in ci else first_extra(self.cases, "git_dirty")
+
+    @property
+    def time(self) -> datetime | None:
+        try:
+            return datetime.fromisoformat(str(self.raw.get("datetime")))
+        except ValueError:
+            return None
+
+    @property
+    def label(self) -> str:
+        t = self.time
+        return f"{t:%Y-%m-%d %H:%M} {self.commit[:7]}" if t else f"{self.source} {self.commit[:7]}"
+
+
+def first_extra(cases: Sequence[Case], key: str) -> Any:
+    return next((c.extra[key] for c in cases if c.extra.get(key) is not None), None)
+
+
+def load_run(path: str | Path) -> dict:
+    """Read a pytest-benchmark JSON file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not JSON, or not the JSON `pytest --benchmark-json` writes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; pass the file written by `pytest benchmarks "
+                                "--benchmark-json PATH`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not JSON ({e}); expected the file written by `pytest benchmarks "
+                         "--benchmark-json PATH`") from e
+    check_run(data, str(path))
+    return data
+
+
+def check_run(data: Any, source: str = "run") -> None:
+    """Raise ValueError unless `data` looks like pytest-benchmark JSON."""
+    hint = "expected pytest-benchmark JSON (`pytest benchmarks --benchmark-json PATH`)"
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: top level is a {type(data).__name__}, not an object; {hint}")
+    if not isinstance(data.get("benchmarks"), list):
+        raise ValueError(f"{source}: no 'benchmarks' list (top-level keys: {sorted(data)[:8]}); {hint}")
+    for i, b in enumerate(data["benchmarks"]):
+        if not isinstance(b, dict) or "name" not in b:
+            raise ValueError(f"{source}: benchmarks[{i}] is not an object with a 'name'; {hint}")
+
+
+def number(x: Any) -> float | None:
+    """A finite float, or None (null, NaN, missing, not a number)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def parse_run(data: dict, source: str = "run") -> Run:
+    check_run(data, source)
+    cases, throughput, seen = [], [], set()
+    for b in data["benchmarks"]:
+        e = b.get("extra_info") or {}
+        if "spearman" not in e or "layer" not in e:
+            numbers = {k: v for k, v in e.items() if number(v) is not None}
+            throughput.append(Throughput(str(b["name"]), number((b.get("stats") or {}).get("mean")), numbers))
+            continue
+        c = Case(
+            model_key=str(e.get("model_key") or e.get("model") or "unknown"),
+            trained=e.get("trained") is not False,
+            dataset=str(e.get("dataset", "?")), split=str(e.get("split", "?")),
+            layer=e["layer"], pooling=str(e.get("pooling", "?")),
+            spearman=number(e.get("spearman")),
+            ci_low=number(e.get("spearman_ci95_low")), ci_high=number(e.get("spearman_ci95_high")),
+            n_pairs=e.get("n_pairs"), gate=str(e.get("gate", "no floor")), gate_key=e.get("gate_key"),
+            floor=number(e.get("spearman_floor")),
+            seconds_per_pair=number(e.get("seconds_per_pair")),
+            peak_memory_mb=number(e.get("peak_memory_mb")), extra=e)
+        if c.match_key not in seen:  # a duplicate case (should not happen) keeps its first record
+            seen.add(c.match_key)
+            cases.append(c)
+    return Run(source, data, tuple(cases), tuple(throughput))
