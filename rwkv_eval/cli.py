@@ -37,6 +37,7 @@ class RunConfig:
     batch_size: int
     max_length: int | None
     seed: int
+    template: str | None = None
 
 
 def _default_split(dataset: str) -> str:
@@ -51,6 +52,15 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device} requested but CUDA is not available here; use --device cpu")
     return device
+
+
+def _template(args: argparse.Namespace) -> str | None:
+    """--template, checked before any model is loaded."""
+    from .templates import resolve_template
+
+    spec = getattr(args, "template", None)
+    resolve_template(spec)
+    return spec
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -71,6 +81,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         batch_size=args.batch_size,
         max_length=args.max_length,
         seed=args.seed,
+        template=_template(args),
     )
 
 
@@ -79,11 +90,13 @@ def load_model(cfg: RunConfig):
 
     from .encoder import parse_layers
     from .models.load import load_encoder
+    from .templates import with_template
 
     torch.manual_seed(cfg.seed)
     enc = load_encoder(cfg.model, device=cfg.device, dtype=getattr(torch, cfg.dtype), backend=cfg.backend,
                        tokenizer=cfg.tokenizer, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
                        max_length=cfg.max_length, seed=cfg.seed)
+    enc = with_template(enc, cfg.template)
     return enc, parse_layers(cfg.layers, enc.layers())
 
 
@@ -166,6 +179,62 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_table(records: list[dict]) -> str:
+    cols = ("dataset", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b", "delta_spearman", "delta_ci95",
+            "p_value")
+    cell = lambda r, c: (f"[{r[c][0]:.3f}, {r[c][1]:.3f}]" if r[c][0] is not None else "-") if c == "delta_ci95" \
+        else _fmt(r.get(c))  # noqa: E731
+    rows = [[cell(r, c) for c in cols] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    head = f"A = {records[0]['model_a']}\nB = {records[0]['model_b']}\n" if records else ""
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    return head + "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows])
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
+    from .compare import compare_at_matched_depth, compare_selected, score_sets, subsample
+    from .datasets import load_pairs, load_sample
+    from .encoder import parse_layers
+    from .records import environment, write_json_atomic
+
+    if len(args.model) != 2:
+        raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
+    split = args.split or _default_split(args.dataset)
+    sample = args.dataset == "stsb-sample"
+    test = load_sample() if sample else load_pairs(args.dataset, split, args.data_dir)
+    tests = [subsample(t, args.subset, args.seed) for t in (test if isinstance(test, list) else [test])]
+    sets = list(tests)
+    if args.select_on:
+        if sample or isinstance(test, list):
+            raise ValueError(f"--select-on needs a dataset with a validation split (stsb, sickr, mrpc); "
+                             f"{args.dataset} has none")
+        sets.append(subsample(load_pairs(args.dataset, args.select_on, args.data_dir), args.subset, args.seed))
+    cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m}))) for m in args.model]
+    scored = []
+    for cfg, layers in zip(cfgs, (args.layers, args.layers_b)):
+        enc, _ = load_model(cfg)
+        chosen = parse_layers(layers, enc.layers())
+        scored.append(score_sets(enc, sets, chosen, cfg.poolings, batch_size=cfg.batch_size))
+    a, b = scored
+    kw = {"n_resamples": args.resamples, "seed": cfgs[0].seed}
+    records = []
+    for i in range(len(tests)):
+        records += compare_at_matched_depth(a, b, cfgs[0].poolings, i, **kw)
+    selection = None
+    if args.select_on:
+        sel_a, sel_b, extra = compare_selected(a, b, validation=len(sets) - 1, test=0, **kw)
+        records += extra
+        selection = {"a": sel_a, "b": sel_b}
+    env = environment()
+    records = [r | env for r in records]
+    if args.output:
+        write_json_atomic(args.output, {"kind": "compare", "config": [asdict(c) for c in cfgs],
+                                        "selection": selection, "records": records})
+    print(json.dumps(records, indent=2) if args.json else compare_table(records))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="glove-6b-50d",
                    help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | BlinkDL .pth | HF dir | hub id")
@@ -180,6 +249,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None, help="truncate sentences to this many tokens (counted)")
     p.add_argument("--seed", type=int, default=0, help="seed for random-init models and sampling (recorded)")
+    p.add_argument("--template", default=None,
+                   help="wrap each sentence before encoding: promptEOL (use with --pooling last) or a string with "
+                        "one {sentence}; recorded")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -199,6 +271,22 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--input", required=True, help="UTF-8 text file, one sentence per line")
     em.add_argument("--output", required=True, help="output .npz path")
     em.set_defaults(func=cmd_embed)
+    cp = sub.add_parser("compare", conflict_handler="resolve",
+                        help="two models on the same pairs: Δρ at matched relative depth, paired bootstrap CI")
+    _model_options(cp)
+    cp.add_argument("--model", action="append", required=True, help="give twice: model A, then model B")
+    cp.add_argument("--layers", default=None, help="layers of model A (default: all); B is matched by relative depth")
+    cp.add_argument("--layers-b", default=None, help="candidate layers of model B (default: all)")
+    cp.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    cp.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"))
+    cp.add_argument("--select-on", default=None, choices=("validation",),
+                    help="also compare each model at its (layer, pooling) chosen on this split, and the oracle")
+    cp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
+    cp.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (seed = --seed)")
+    cp.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
+    cp.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
+    cp.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
+    cp.set_defaults(func=cmd_compare)
     return ap
 
 
