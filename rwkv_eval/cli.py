@@ -180,7 +180,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def compare_table(records: list[dict]) -> str:
-    cols = ("dataset", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b", "delta_spearman", "delta_ci95",
+    cols = ("kind", "dataset", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b", "delta_spearman", "delta_ci95",
             "p_value")
     cell = lambda r, c: (f"[{r[c][0]:.3f}, {r[c][1]:.3f}]" if r[c][0] is not None else "-") if c == "delta_ci95" \
         else _fmt(r.get(c))  # noqa: E731
@@ -195,7 +195,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
     from .compare import compare_at_matched_depth, compare_selected, score_sets, subsample
     from .datasets import load_pairs, load_sample
-    from .encoder import parse_layers
     from .records import environment, write_json_atomic
 
     if len(args.model) != 2:
@@ -210,13 +209,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"--select-on needs a dataset with a validation split (stsb, sickr, mrpc); "
                              f"{args.dataset} has none")
         sets.append(subsample(load_pairs(args.dataset, args.select_on, args.data_dir), args.subset, args.seed))
-    cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m}))) for m in args.model]
-    scored = []
-    for cfg, layers in zip(cfgs, (args.layers, args.layers_b)):
-        enc, _ = load_model(cfg)
-        chosen = parse_layers(layers, enc.layers())
-        scored.append(score_sets(enc, sets, chosen, cfg.poolings, batch_size=cfg.batch_size))
-    a, b = scored
+    cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m, "layers": la})))
+            for m, la in zip(args.model, (args.layers, args.layers_b))]
+    models = [load_model(cfg) for cfg in cfgs]  # both loaded (and their layers checked) before any encoding
+    a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size)
+            for (enc, layers), cfg in zip(models, cfgs))
     kw = {"n_resamples": args.resamples, "seed": cfgs[0].seed}
     records = []
     for i in range(len(tests)):

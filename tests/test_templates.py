@@ -11,6 +11,7 @@ import torch
 from transformers import GPTNeoXConfig, GPTNeoXModel
 
 from rwkv_eval.cli import main
+from rwkv_eval.compare import subsample
 from rwkv_eval.datasets import load_sample
 from rwkv_eval.evaluation import evaluate
 from rwkv_eval.models.hf import HFEncoder
@@ -81,14 +82,14 @@ def test_rwkv4_through_transformers_runs_promptEOL(shared_data, tmp_path):
     model.load_state_dict(hf_sd, strict=True)
     model.save_pretrained(tmp_path)
     enc = with_template(load_hf(str(tmp_path), tokenizer=byte_tokens), "promptEOL")
-    recs = evaluate(enc, load_sample(), [3], ["last"])
+    recs = evaluate(enc, subsample(load_sample(), 12), [3], ["last"])  # transformers' RWKV-4 CPU path is slow
     assert recs[0]["template"] == "promptEOL" and recs[0]["spearman"] is not None
-    assert recs[0]["n_tokens"] > 300 * 2 * len(TEMPLATES["promptEOL"])  # the prompt was tokenized
+    assert recs[0]["n_tokens"] > recs[0]["n_sentences"] * len(TEMPLATES["promptEOL"])  # the prompt was tokenized
 
 
 def test_every_record_says_whether_it_was_prompted():
     enc = random_rwkv_encoder("tiny", seed=0)
-    pairs = load_sample()
+    pairs = subsample(load_sample(), 20)
     plain = evaluate(with_template(enc, None), pairs, [1], ["last"])[0]
     eol = evaluate(with_template(enc, "promptEOL"), pairs, [1], ["last"])[0]
     assert plain["template"] is None and plain["template_text"] is None
@@ -99,8 +100,8 @@ def test_every_record_says_whether_it_was_prompted():
 
 
 def test_cli_evaluate_and_embed_take_a_template(capsys, tmp_path):
-    assert main(["evaluate", "--model", "random-rwkv7:tiny", "--dataset", "stsb-sample", "--layers", "1",
-                 "--pooling", "last", "--template", "promptEOL", "--json"]) == 0
+    # GloVe: the CLI path is the same for every model, and GloVe scores 300 pairs in a second
+    assert main(["evaluate", "--dataset", "stsb-sample", "--template", "promptEOL", "--json"]) == 0
     (r,) = json.loads(capsys.readouterr().out)
     assert r["template"] == "promptEOL"
     (tmp_path / "s.txt").write_text("a cat\nhi\n")
