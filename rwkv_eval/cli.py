@@ -232,6 +232,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def ood_table(result: dict) -> str:
+    lines = []
+    for m in result["models"]:
+        sel = m["selection"]["selected"]
+        lines.append(f"{m['model']}: selected on {result['selected_on']}: layer {sel['layer']} {sel['pooling']}; "
+                     f"in-domain {result['in_domain']} rho {_fmt(m['in_domain']['spearman'])}; "
+                     f"spread std {_fmt(m['spread']['std'])}")
+        for r in m["domains"] + m["aggregates"]:
+            lines.append(f"  {r['domain']:32s} rho {_fmt(r['spearman'])}  degradation {_fmt(r['degradation'])}")
+    for p in result["pairs"]:
+        lines.append(f"{p['linear']} vs {p['softmax']}: is the linear model's degradation smaller?")
+        for r in p["overall"]:
+            lines.append(f"  {r['domain']:32s} delta {_fmt(r['delta_degradation'])}  {r['verdict']}")
+    return "\n".join(lines)
+
+
+def cmd_ood(args: argparse.Namespace) -> int:
+    """Select on STS-B dev, score STS-B test, STS12-16 and SICK-R test; degradation per domain."""
+    from .compare import score_sets
+    from .ood import load_ood_sets, ood_analysis
+    from .records import environment, write_json_atomic
+
+    pairs = [tuple(x.strip() for x in p.split(",")) for p in args.pair or ()]
+    bad = [p for p in pairs if len(p) != 2 or not all(p) or not set(p) <= set(args.model)]
+    if bad:
+        raise ValueError(f"--pair {','.join(bad[0])}: expected LINEAR,SOFTMAX, two of the --model values")
+    sets = load_ood_sets(args.data_dir, args.subset, args.seed)
+    cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m}))) for m in args.model]
+    models = [load_model(cfg) for cfg in cfgs]
+    scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model)
+              for (enc, layers), cfg in zip(models, cfgs)]
+    result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed)
+    result |= {"config": [asdict(c) for c in cfgs], "environment": environment()}
+    if args.output:
+        write_json_atomic(args.output, result)
+    print(json.dumps(result, indent=2) if args.json else ood_table(result))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="glove-6b-50d",
                    help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | BlinkDL .pth | HF dir | hub id")
@@ -284,6 +323,17 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
     cp.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
     cp.set_defaults(func=cmd_compare)
+    od = sub.add_parser("ood", conflict_handler="resolve",
+                        help="out-of-domain degradation: select on STS-B dev, score STS12-16 and SICK-R")
+    _model_options(od)
+    od.add_argument("--model", action="append", required=True, help="one or more models")
+    od.add_argument("--pair", action="append", default=None, help="LINEAR,SOFTMAX: two --model values to compare")
+    od.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (quick runs)")
+    od.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
+    od.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
+    od.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
+    od.add_argument("--output", default=None, help="also write the result to this JSON file (atomically)")
+    od.set_defaults(func=cmd_ood)
     return ap
 
 
