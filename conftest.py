@@ -33,6 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model", default=None, help="RWKV model (path or hub id) replacing the profile's default")
     g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
     g.addoption("--thresholds", default=str(DEFAULT_THRESHOLDS), help="Spearman floors file")
+    g.addoption("--length-shapes", default="small", help="small | real: model shapes of benchmarks/test_length_scaling.py")
 
 
 class RunContext:
