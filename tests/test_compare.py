@@ -147,3 +147,34 @@ def test_model_pairs_are_declared_with_hub_ids():
 def test_cli_compare_needs_two_models(capsys):
     assert main(["compare", "--model", "glove-6b-50d", "--dataset", "stsb-sample"]) == 2
     assert "exactly two --model" in capsys.readouterr().err
+
+
+def test_report_question_one_section_with_depth_and_length_plots(tmp_path):
+    from rwkv_eval.report import main as report_main
+
+    rng = np.random.default_rng(3)
+    gold = rng.normal(size=100)
+    s = pairset(gold)
+    a = scored("rwkv", {(k, "mean"): [gold + (1 + k) * rng.normal(size=100)] for k in (0, 1)}, [s], blocks=2)
+    b = scored("pythia", {(k, "mean"): [gold + 2 * rng.normal(size=100)] for k in range(4)}, [s], blocks=4)
+    from rwkv_eval.compare import compare_at_matched_depth
+
+    records = compare_at_matched_depth(a, b, ["mean"], n_resamples=200)
+    assert [(r["layer_a"], r["layer_b"]) for r in records] == [(0, 1), (1, 3)]
+    (tmp_path / "c.json").write_text(json.dumps({"kind": "compare", "records": records, "selection": None}))
+    bench = [{"name": f"test_cost_vs_length[{f}-T{t}]", "stats": {"mean": 0.1},
+              "extra_info": {"analysis": "length-scaling", "family": f, "attention": att, "shape": "small",
+                             "seq_len": t, "n_sentences": 8, "seconds_per_pair": sec, "peak_memory_mb": 100.0,
+                             "device": "cpu", "dtype": "float32"}}
+             for f, att in (("rwkv6", "linear"), ("gptneox", "softmax"))
+             for t, sec in ((16, 0.01), (512, 0.3 if f == "rwkv6" else 0.9))]
+    (tmp_path / "run.json").write_text(json.dumps({"benchmarks": bench, "datetime": "2026-11-28T08:00:00"}))
+    assert report_main([str(tmp_path / "run.json"), "--compare", str(tmp_path / "c.json"), "--out", str(tmp_path),
+                        "--name", "r"]) == 0
+    text = (tmp_path / "r" / "summary.md").read_text()
+    assert "## Question I: linear vs softmax attention" in text
+    r = records[1]
+    assert f"{r['delta_spearman']:.4f} [{r['delta_ci95'][0]:.3f}, {r['delta_ci95'][1]:.3f}]" in text
+    assert "| 512 | 300 ms | 100 | 900 ms | 100 | 3.00 |" in text  # gptneox / rwkv6 time at T=512
+    for png in ("linear_vs_softmax__rho_vs_depth.png", "linear_vs_softmax__cost_vs_length.png"):
+        assert (tmp_path / "r" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in text
