@@ -33,7 +33,7 @@ def offline(shared_data, tmp_path_factory):
     assert main(["ood", "--model", rwkv6, "--model", rwkv7, "--model", minilm, "--pair", f"{rwkv6},{minilm}",
                  "--pair", f"{rwkv7},{minilm}", "--layers", "2,5", "--pooling", "mean,last",
                  "--data-dir", str(shared_data), "--subset", str(SUBSET), "--resamples", "200",
-                 "--batch-size", "256", "--output", str(out)]) == 0
+                 "--batch-size", "32", "--output", str(out)]) == 0
     return json.loads(out.read_text()), (rwkv6, rwkv7, minilm)
 
 
