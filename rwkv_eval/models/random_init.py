@@ -20,6 +20,7 @@ import hashlib
 
 import torch
 
+from .precision import to_precision
 from .rwkv import RWKVEncoder
 from .rwkv6 import RWKV6, SHAPES as MODEL_SHAPES, RWKV6Config
 from .rwkv7 import RWKV7, SHAPES as RWKV7_SHAPES
@@ -45,11 +46,8 @@ def random_rwkv_encoder(shape: str = "smoke", seed: int = 0, device: str | torch
     model_cls, shapes = (RWKV6, SHAPES) if arch == "rwkv6" else (RWKV7, RWKV7_SHAPES)
     if shape not in shapes:
         raise ValueError(f"unknown random {arch} shape {shape!r}; choose from {', '.join(shapes)}")
-    device = torch.device(device)
-    if dtype != torch.float32 and device.type != "cuda":
-        raise ValueError(f"dtype {dtype} needs a CUDA device; use float32 on {device}")
     cfg = shapes[shape]
-    model = model_cls.random(cfg, seed=seed).to(device=device, dtype=dtype)
+    model = to_precision(model_cls.random(cfg, seed=seed), dtype, device)
     tokenizer = ByteTokenizer() if cfg.vocab_size == 256 else WorldTokenizer()
     return RWKVEncoder(model, tokenizer, name=f"random-{arch}:{shape}",
                        revision=f"random-init seed={seed}", max_length=max_length, arch=arch,
