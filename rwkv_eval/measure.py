@@ -17,7 +17,8 @@ the benchmark fixtures in conftest.py call these functions.
   after `empty_cache` + `reset_peak_memory_stats(device)`; on CPU torch's allocations
   are invisible to tracemalloc, so it is the model's weights plus the rise of the
   process's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs)
-  above the resident set before the call.
+  above the resident set before the call, after glibc's malloc_trim has returned freed
+  heap pages (else the call reuses them and the rise reads 0).
 * `default_dtype`: bfloat16 where the GPU has it natively (sm_80+), float16 on older
   GPUs (T4, sm_75), float32 on CPU.
 * `device_peak_tflops`: the dense fp16/bf16 tensor-core peak of known GPUs (vendor
@@ -26,6 +27,8 @@ the benchmark fixtures in conftest.py call these functions.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import math
 import statistics
@@ -232,11 +235,22 @@ def _reset_hwm() -> bool:
         return False
 
 
-def release(device: str) -> None:
-    """Return freed memory: after dropping a model, before loading the next."""
+def _malloc_trim() -> bool:
+    """Hand glibc's freed heap pages back to the OS, so that the resident set is what is in
+    use: otherwise a call's activations reuse pages freed earlier and RSS does not rise."""
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def release(device: str) -> bool:
+    """Return freed memory (after dropping a model, before measuring or loading the next).
+    Returns whether host memory could be trimmed (glibc)."""
     gc.collect()
     if cuda_index(device) is not None:
         torch.cuda.empty_cache()
+    return _malloc_trim()
 
 
 def peak_memory(fn: Callable[[], Any], device: str, weights: int) -> dict[str, Any]:
@@ -251,7 +265,7 @@ def peak_memory(fn: Callable[[], Any], device: str, weights: int) -> dict[str, A
         (activations), process_peak_mb (host RSS high-water mark, all resident), memory_kind.
     """
     index = cuda_index(device)
-    release(device)
+    trimmed = release(device)
     if index is not None:
         torch.cuda.synchronize(index)
         torch.cuda.reset_peak_memory_stats(index)
@@ -273,9 +287,10 @@ def peak_memory(fn: Callable[[], Any], device: str, weights: int) -> dict[str, A
         return {"model_weights_mb": weights / MB, "peak_memory_mb": None, "peak_memory_delta_mb": None,
                 "process_peak_mb": None, "memory_kind": "cpu: /proc/self/status unreadable, not measured"}
     rise = max(hwm - before, 0) * 1024
-    kind = ("cpu: model weights + VmHWM rise above VmRSS before the call (VmHWM reset via /proc/self/clear_refs)"
+    kind = ("cpu: model weights + VmHWM rise above VmRSS before the call (VmHWM reset via /proc/self/clear_refs"
+            + (", free heap trimmed first)" if trimmed else "; heap not trimmed: the rise may miss reused pages)")
             if resettable else
-            "cpu: model weights + process-lifetime VmHWM rise (clear_refs not allowed: rise may read 0)")
+            "cpu: model weights + process-lifetime VmHWM rise (clear_refs not allowed: the rise may read 0)")
     return {"model_weights_mb": weights / MB, "peak_memory_mb": (weights + rise) / MB,
             "peak_memory_delta_mb": rise / MB, "process_peak_mb": hwm / 1024, "memory_kind": kind}
 

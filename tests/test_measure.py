@@ -1,0 +1,178 @@
+"""rwkv_eval.measure without a GPU: a fake torch.cuda records every call, so the order
+(sync -> start -> work -> stop -> sync) and the device each call names are checked; the
+CPU side (memory of one call, rounds sized by time, matmul rate) runs for real."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rwkv_eval import measure
+from rwkv_eval.models.random_init import random_rwkv_encoder
+
+
+class FakeCuda:
+    """Stands in for torch.cuda: two devices (current: 0), every call logged as (name, device)."""
+
+    def __init__(self, monkeypatch, capability=(8, 0), n_devices=2):
+        self.log: list[tuple] = []
+        self.capability, self.n_devices = capability, n_devices
+        self.allocated, self.peak = 100 * measure.MB, 0
+        fake = self
+
+        class Stream:
+            def __init__(self, device):
+                self.device = device
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                assert enable_timing
+                self.name = f"event{sum(1 for e in fake.log if e[0] == 'Event')}"
+                fake.log.append(("Event", None))
+
+            def record(self, stream=None):
+                fake.log.append((f"record {self.name}", None if stream is None else stream.device))
+
+            def elapsed_time(self, end):
+                fake.log.append(("elapsed_time", None))
+                return 250.0  # ms
+
+        for name, fn in {
+            "is_available": lambda: True,
+            "device_count": lambda: self.n_devices,
+            "current_device": lambda: 0,
+            "synchronize": lambda device=None: self.log.append(("synchronize", device)),
+            "current_stream": lambda device=None: Stream(device),
+            "Event": Event,
+            "empty_cache": lambda: self.log.append(("empty_cache", None)),
+            "reset_peak_memory_stats": lambda device=None: self.log.append(("reset_peak_memory_stats", device)),
+            "memory_allocated": lambda device=None: self.log.append(("memory_allocated", device)) or self.allocated,
+            "max_memory_allocated": lambda device=None: self.log.append(("max_memory_allocated", device)) or self.peak,
+            "get_device_capability": lambda device=None: self.capability,
+        }.items():
+            monkeypatch.setattr(torch.cuda, name, fn)
+
+    def work(self):
+        self.log.append(("work", None))
+        self.peak = self.allocated + 40 * measure.MB
+        return "out"
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    return FakeCuda(monkeypatch)
+
+
+@pytest.mark.parametrize("device, index", [("cuda:1", 1), ("cuda:0", 0), ("cuda", 0)])
+def test_timer_syncs_starts_works_stops_syncs_on_the_run_device(fake_cuda, device, index):
+    timer = measure.DeviceTimer(device)
+    assert timer(fake_cuda.work) == "out"
+    calls = [c for c in fake_cuda.log if c[0] != "Event"]
+    assert calls == [("synchronize", index), ("record event0", index), ("work", None), ("record event1", index),
+                     ("synchronize", index), ("elapsed_time", None)]
+    summary = timer.summary(1)
+    assert summary["cuda_event_median_s"] == summary["seconds"] == 0.25
+    assert summary["wall_median_s"] >= 0 and "CUDA-event" in summary["timing"]
+
+
+def test_peak_memory_resets_and_reads_the_run_device_with_only_the_work_in_between(fake_cuda):
+    out = measure.peak_memory(fake_cuda.work, "cuda:1", weights=60 * measure.MB)
+    assert fake_cuda.log == [("empty_cache", None), ("synchronize", 1), ("reset_peak_memory_stats", 1),
+                             ("memory_allocated", 1), ("work", None), ("synchronize", 1), ("max_memory_allocated", 1)]
+    assert out["peak_memory_mb"] == 140 and out["peak_memory_delta_mb"] == 40 and out["model_weights_mb"] == 60
+    assert "cuda:1" in out["memory_kind"] and "only this model resident" in out["memory_kind"]
+
+
+def test_release_empties_the_cache_on_cuda_only(fake_cuda):
+    measure.release("cpu")
+    assert fake_cuda.log == []
+    measure.release("cuda:1")
+    assert fake_cuda.log == [("empty_cache", None)]
+
+
+@pytest.mark.parametrize("capability, dtype", [((7, 5), "float16"), ((7, 0), "float16"), ((8, 0), "bfloat16"),
+                                               ((9, 0), "bfloat16")])
+def test_default_dtype_by_device_capability(monkeypatch, capability, dtype):
+    FakeCuda(monkeypatch, capability=capability)
+    assert measure.default_dtype("cuda:1") == dtype
+    assert measure.default_dtype("cpu") == "float32"
+
+
+def test_device_resolution(fake_cuda):
+    assert measure.resolve_device("auto") == "cuda:0"
+    assert measure.resolve_device("cuda") == "cuda:0"
+    assert measure.resolve_device("cuda:1") == "cuda:1"
+    assert measure.resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match=r"device cuda:2 does not exist: this machine has 2 CUDA device\(s\), "
+                                         r"cuda:0..cuda:1"):
+        measure.resolve_device("cuda:2")
+    with pytest.raises(ValueError, match="device 'gpu' is not a torch device; use cpu, cuda or cuda:N"):
+        measure.resolve_device("gpu")
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device cuda:0 requested but CUDA is not available on this machine; use cpu"):
+        measure.resolve_device("cuda:0")
+    assert measure.resolve_device("auto") == "cpu"
+
+
+@pytest.mark.parametrize("name, dtype, peak", [("NVIDIA H100 80GB HBM3", "bfloat16", 989.0),
+                                               ("NVIDIA H100 PCIe", "float16", 756.0),
+                                               ("Tesla T4", "float16", 65.0), ("Tesla T4", "bfloat16", None),
+                                               ("NVIDIA A100-SXM4-40GB", "bfloat16", 312.0),
+                                               ("NVIDIA H200", "bfloat16", 989.0), ("Some GPU", "float16", None)])
+def test_device_peak_table(name, dtype, peak):
+    assert measure.device_peak_tflops(name, dtype) == peak
+
+
+@pytest.mark.parametrize("first, rounds", [(0.001, 250 // 5), (0.01, 25), (0.1, 3), (5.0, 3), (0.0, 50)])
+def test_rounds_are_sized_by_time(first, rounds):
+    assert measure.plan_rounds(first, min_time=0.25, min_rounds=3, max_rounds=50) == rounds
+
+
+def test_time_rounds_warms_up_then_times_the_planned_rounds():
+    """Also what `timed` runs under --benchmark-disable: warm-up and rounds, not one cold call."""
+    calls = []
+    stats = measure.time_rounds(lambda: calls.append(1), "cpu", min_time=0.0, min_rounds=4, max_rounds=9,
+                                warmup_rounds=2)
+    assert len(calls) == 2 + 4 and stats["timed_rounds"] == 4 and stats["warmup_rounds"] == 2
+    seen = []
+
+    def runner(target, n):  # pytest-benchmark's pedantic in conftest
+        seen.append(n)
+        for _ in range(n):
+            target()
+
+    stats = measure.time_rounds(lambda: None, "cpu", min_time=0.0, min_rounds=3, runner=runner)
+    assert seen == [3] and stats["timed_rounds"] == 3
+
+
+def test_cpu_peak_memory_sees_torch_allocations():
+    n = 30_000_000  # 114 MiB of float32
+    out = measure.peak_memory(lambda: torch.ones(n).sum(), "cpu", weights=10 * measure.MB)
+    assert 100 < out["peak_memory_delta_mb"] < 200, out
+    assert out["peak_memory_mb"] == pytest.approx(out["peak_memory_delta_mb"] + 10)
+    assert out["process_peak_mb"] > out["peak_memory_delta_mb"] and out["memory_kind"].startswith("cpu: model weights")
+
+
+def test_weights_bytes_counts_each_tensor_once_in_its_own_dtype():
+    enc32 = random_rwkv_encoder("tiny", dtype=torch.float32)
+    enc16 = random_rwkv_encoder("tiny", dtype=torch.float16)
+    n = sum(p.numel() for p in enc32.model.parameters())
+    assert measure.weights_bytes(enc32) == 4 * n
+    half = sum(m.weight.numel() for m in enc16.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)))
+    assert measure.weights_bytes(enc16) == 2 * half + 4 * (n - half)
+
+    class Table:  # GloVe keeps a tensor, no module
+        def __init__(self):
+            self.table = torch.zeros(1000, 50)
+            self.same = self.table
+
+    assert measure.weights_bytes(Table()) == 1000 * 50 * 4
+
+
+def test_matmul_rate_on_cpu():
+    rate = measure.matmul_rate("cpu", torch.float32, 128, min_time=0.01)
+    assert rate["flops"] > 1e6 and rate["matmuls_per_round"] >= 1 and rate["timed_rounds"] >= 3
+    assert rate["tflops"] == pytest.approx(rate["flops"] / 1e12)
