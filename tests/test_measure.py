@@ -4,6 +4,12 @@ CPU side (memory of one call, rounds sized by time, matmul rate) runs for real."
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -176,3 +182,63 @@ def test_matmul_rate_on_cpu():
     rate = measure.matmul_rate("cpu", torch.float32, 128, min_time=0.01)
     assert rate["flops"] > 1e6 and rate["matmuls_per_round"] >= 1 and rate["timed_rounds"] >= 3
     assert rate["tflops"] == pytest.approx(rate["flops"] / 1e12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_real_cuda_timing_and_memory_on_every_device():
+    """Without fakes, on each device: the timer waits for the device's kernels, and the
+    peak is read on the device that allocated, not on cuda:0."""
+    for i in range(torch.cuda.device_count()):
+        device = f"cuda:{i}"
+        timer = measure.DeviceTimer(device)
+        timer(lambda: torch.cuda._sleep(50_000_000))  # ~25-50 ms of GPU time, returns at once on the host
+        assert timer.cuda_event[-1] > 0.005 and timer.wall[-1] > 0.005, (device, timer)
+        out = measure.peak_memory(lambda: torch.empty(256 * measure.MB, dtype=torch.uint8, device=device), device, 0)
+        assert out["peak_memory_delta_mb"] >= 256, (device, out)
+
+
+GPU_CHECK = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+
+
+def test_gpu_check_script_parses():
+    subprocess.run(["bash", "-n", str(GPU_CHECK)], check=True)
+
+
+def test_gpu_check_dry_run_lists_its_steps(tmp_path):
+    res = subprocess.run([str(GPU_CHECK), "--dry-run", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    steps = res.stdout.splitlines()[1:]
+    assert "-m pytest tests -m gpu" in steps[0]
+    for dtype, step in zip(("bfloat16", "float16"), steps[1:3]):
+        assert "benchmarks/test_throughput.py" in step and f"--device cuda:0 --dtype {dtype}" in step
+        assert f"--benchmark-json {tmp_path}/o/throughput-{dtype}.json" in step
+    assert "scripts/gpu_summary.py" in steps[3]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_check_refuses_clearly_without_cuda(tmp_path):
+    res = subprocess.run([str(GPU_CHECK), "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHON": sys.executable})
+    assert res.returncode == 2
+    assert res.stderr.startswith("gpu_check: no CUDA device visible to torch (torch ")
+    assert "run it on a CUDA machine" in res.stderr and not (tmp_path / "o").exists()
+
+
+def test_gpu_check_unknown_argument():
+    res = subprocess.run([str(GPU_CHECK), "--bogus"], capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown argument '--bogus'" in res.stderr
+
+
+def test_gpu_summary_prints_fraction_of_peak(tmp_path):
+    bench = {"machine_info": {"cuda_device": "NVIDIA H100 80GB HBM3", "device": "cuda:0", "cuda_capability": "9.0",
+                              "dtype": "bfloat16"},
+             "benchmarks": [{"name": "test_matmul_limit", "extra_info": {
+                 "n": 8192, "matmuls_per_round": 20, "tflops": 700.0, "device_peak_tflops": 989.0,
+                 "fraction_of_device_peak": 700 / 989}}]}
+    (tmp_path / "t.json").write_text(json.dumps(bench))
+    res = subprocess.run([sys.executable, str(GPU_CHECK.parent / "gpu_summary.py"), str(tmp_path / "t.json")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "matmul 8192^3 x20/round: 700 TFLOP/s of 989 peak = 0.71" in res.stdout
