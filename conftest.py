@@ -171,10 +171,16 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     machine_info["torch"] = torch.__version__
     machine_info["torch_threads"] = torch.get_num_threads()
-    ctx = getattr(config, "_rwkv_run", None)
-    if ctx is not None:
-        machine_info.update(device_info(ctx.device))
-        machine_info["dtype"], machine_info["dtype_source"] = ctx.dtype, ctx.dtype_source
+    # from the options, not the RunContext: --benchmark-compare asks before collection, and
+    # a machine_info that differs from the saved run's makes pytest-benchmark warn
+    from rwkv_eval.measure import default_dtype, resolve_device
+
+    try:
+        device = resolve_device(config.getoption("--device"))
+    except ValueError:
+        return  # RunContext reports the bad option as a usage error
+    machine_info.update(device_info(device))
+    machine_info["dtype"] = config.getoption("--dtype") or default_dtype(device)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

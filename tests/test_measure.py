@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,48 @@ def test_gpu_summary_prints_fraction_of_peak(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "matmul 8192^3 x20/round: 700 TFLOP/s of 989 peak = 0.71" in res.stdout
+
+
+GATE_WORK = '''
+import os, time
+
+def test_work(timed):
+    timed(lambda: time.sleep(0.01 * float(os.environ.get("GATE_SLOWDOWN", "1"))))
+'''
+
+
+def nightly_time_gate() -> str:
+    """The --benchmark-compare-fail of the nightly GPU workflow: the gate this test checks."""
+    text = (Path(__file__).resolve().parents[1] / ".github" / "workflows" / "nightly-gpu.yml").read_text()
+    match = re.search(r"^[^#\n]*--benchmark-compare-fail=(\S+)", text, re.MULTILINE)  # the command, not a comment
+    assert match, "nightly-gpu.yml has no --benchmark-compare-fail"
+    return match[1]
+
+
+def test_time_gate_passes_an_unchanged_tree_twice_and_fails_a_2x_slowdown(tmp_path):
+    """The nightly's time gate on conftest's `timed` (rounds sized by time, median): two
+    unchanged runs pass against the saved one, a 2x slower one fails, with one line per
+    failing case. The work is a sleep, so the host's load cannot make this test flap."""
+    gate = nightly_time_gate()
+    assert gate.startswith("median:"), f"the time gate should use the median (robust to outliers); got {gate}"
+    (tmp_path / "test_gate_work.py").write_text(GATE_WORK)
+    root = Path(__file__).resolve().parents[1]
+
+    def bench(slowdown: str, *args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pytest", "-p", "conftest", str(tmp_path / "test_gate_work.py"), "-q",
+               "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--benchmark-storage",
+               f"file://{tmp_path}/.benchmarks", "--device", "cpu", *args]
+        env = {**os.environ, "PYTHONPATH": str(root), "GATE_SLOWDOWN": slowdown}
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+    saved = bench("1", "--benchmark-autosave")
+    assert saved.returncode == 0, saved.stdout[-2000:] + saved.stderr[-2000:]
+    for _ in range(2):
+        same = bench("1", "--benchmark-compare=0001", f"--benchmark-compare-fail={gate}")
+        assert same.returncode == 0, same.stdout[-3000:]
+        assert "machine_info is different" not in same.stdout + same.stderr
+    slow = bench("2", "--benchmark-compare=0001", f"--benchmark-compare-fail={gate}")
+    assert slow.returncode != 0
+    failing = [line.strip() for line in (slow.stdout + slow.stderr).splitlines()
+               if "has failed PercentageRegressionCheck" in line]
+    assert len(failing) == 1 and failing[0].startswith("test_work (0001_") and "Field 'median'" in failing[0]
