@@ -288,3 +288,23 @@ def test_time_gate_passes_an_unchanged_tree_twice_and_fails_a_2x_slowdown(tmp_pa
     failing = [line.strip() for line in (slow.stdout + slow.stderr).splitlines()
                if "has failed PercentageRegressionCheck" in line]
     assert len(failing) == 1 and failing[0].startswith("test_work (0001_") and "Field 'median'" in failing[0]
+
+
+def test_suite_records_the_device_and_dtype_that_computed_each_case(tmp_path):
+    """GloVe runs in float32 on the CPU whatever the run's --dtype: a bfloat16 run's GloVe
+    records say so, with its own weights (the 400k x 50 table) and memory method."""
+    out = tmp_path / "out.json"
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pytest", str(root / "benchmarks" / "test_embeddings.py"), "-q", "-p",
+           "no:cacheprovider", "--device", "cpu", "--dtype", "bfloat16", "-k", "glove-6b-50d/L00/mean/stsb-sample",
+           "--benchmark-json", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1"}
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    e = bench["extra_info"]
+    assert (e["device"], e["dtype"], e["run_device"], e["run_dtype"]) == ("cpu", "float32", "cpu", "bfloat16")
+    assert 70 < e["model_weights_mb"] < 80 and e["model_weights_mb"] <= e["peak_memory_mb"] < e["process_peak_mb"]
+    assert e["memory_kind"].startswith("cpu: model weights + VmHWM rise")
+    assert e["timed_rounds"] >= 3 and e["timing"] == "median of wall-clock times on cpu"
+    assert bench["stats"]["rounds"] == e["timed_rounds"]
