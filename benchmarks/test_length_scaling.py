@@ -83,8 +83,8 @@ def test_cost_vs_length(benchmark, run, timed, peak_memory, encoders, family, le
     def work():
         return enc.encode_tokens(token_ids, [last], ["mean"], batch_size=N_SENTENCES)
 
-    memory = peak_memory(work)  # also the warm-up
-    seconds = timed(work, rounds=1, warmup_rounds=0)
+    memory = peak_memory(work, enc)  # also the warm-up
+    seconds = timed(work, min_rounds=1, min_time=0.0, warmup_rounds=0)
     params = sum(p.numel() for p in enc.model.parameters())
     benchmark.extra_info.update({
         "analysis": "length-scaling", "family": family, "attention": FAMILIES[family][0], "shape": shape,
