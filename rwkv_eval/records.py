@@ -75,7 +75,7 @@ class Terminated(BaseException):
     """
 
 
-def _raise_terminated(signum, frame):
+def raise_terminated(signum, frame):
     raise Terminated(f"terminated by signal {signum}")
 
 
@@ -89,7 +89,7 @@ def terminate_raises():
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
