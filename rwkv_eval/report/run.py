@@ -95,6 +95,9 @@ def load_run(path: str | Path) -> dict:
         ValueError: the file is not JSON, or not the JSON `pytest --benchmark-json` writes.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; pass the file written by `pytest benchmarks "
+                                "--benchmark-json PATH`")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; pass the file written by `pytest benchmarks "
                                 "--benchmark-json PATH`")
@@ -129,7 +132,7 @@ def _check_types(obj: dict, types: dict[str, tuple[type, ...]], where: str, hint
             names = " or ".join("number" if t is float else {"int": "integer", "str": "string", "dict": "object",
                                                               "bool": "true/false"}.get(t.__name__, t.__name__)
                                 for t in allowed if not (t is int and float in allowed))
-            raise ValueError(f"{where}.{key} is {json.dumps(value)[:40]} ({type(value).__name__}); expected "
+            raise ValueError(f"{where} field {key!r} is {json.dumps(value)[:40]} ({type(value).__name__}); expected "
                              f"{names} or null; {hint}")
 
 
@@ -140,7 +143,7 @@ def check_run(data: Any, source: str = "run") -> None:
         raise ValueError(f"{source}: top level is a {type(data).__name__}, not an object; {hint}")
     if not isinstance(data.get("benchmarks"), list):
         raise ValueError(f"{source}: no 'benchmarks' list (top-level keys: {sorted(data)[:8]}); {hint}")
-    _check_types(data, _TOP_TYPES, source, hint)
+    _check_types(data, _TOP_TYPES, f"{source}:", hint)
     for i, b in enumerate(data["benchmarks"]):
         if not isinstance(b, dict) or "name" not in b:
             raise ValueError(f"{source}: benchmarks[{i}] is not an object with a 'name'; {hint}")
