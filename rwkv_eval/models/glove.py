@@ -75,19 +75,21 @@ def _check_text_vectors(path: Path) -> bool:
             try:
                 fields = raw.decode("utf-8").rstrip("\r\n").rstrip(" ").split(" ")
             except UnicodeDecodeError as e:
-                raise ValueError(f"{path}, line {n}: not UTF-8 (byte {raw[e.start]:#04x}); {expected}") from e
+                raise ValueError(f"{path} is not a GloVe/word2vec text file: line {n} is not UTF-8 "
+                                 f"(byte {raw[e.start]:#04x}); {expected}") from e
             if n == 1 and len(fields) == 2 and all(t.isdigit() for t in fields):
                 has_header = True
                 continue
             if dim is None:
                 dim = len(fields) - 1
             if dim < 1 or len(fields) - 1 != dim:
-                raise ValueError(f"{path}, line {n}: {len(fields) - 1} values, not {max(dim, 1)}; {expected}")
+                raise ValueError(f"{path} is not a GloVe/word2vec text file: line {n} has {len(fields) - 1} "
+                                 f"values, not {max(dim, 1)}; {expected}")
             if fields[0] in words:
                 raise ValueError(f"{path}, line {n}: the word {fields[0]!r} appears twice; keep one vector per word")
             words.add(fields[0])
     if dim is None:
-        raise ValueError(f"{path} holds no vectors; {expected}")
+        raise ValueError(f"{path} is not a GloVe/word2vec text file: it holds no vectors; {expected}")
     return bool(has_header)
 
 
