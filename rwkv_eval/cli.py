@@ -324,8 +324,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with the one-line error of the rest of the command (argparse prints usage first)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{PROG}: error: {self.prog.removeprefix(PROG).strip() or 'usage'}: {message}; "
-                     f"see {self.prog} --help\n")
+        command = self.prog.removeprefix(PROG).strip()
+        self.exit(2, f"{PROG}: error: {command + ': ' if command else ''}{message}; see {self.prog} --help\n")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -120,9 +120,9 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
                          f"(UnpicklingError: {_first_sentence(str(e))}); compare its sha256 with the published "
                          "one") from e
     except Exception as e:  # noqa: BLE001 - truncated zip, bad magic number, ...: wrapped with the path
+        detail = ": ".join(filter(None, (type(e).__name__, _first_sentence(str(e)))))
         raise ValueError(f"{path}: not a readable PyTorch checkpoint, the file may be truncated or "
-                         f"corrupted ({type(e).__name__}: {_first_sentence(str(e))}); compare its sha256 "
-                         "with the published one") from e
+                         f"corrupted ({detail}); compare its sha256 with the published one") from e
     return _only_tensors(sd, path)
 
 

@@ -103,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.error = lambda message: ap.exit(2, f"{prog}: error: {message}; see {ap.prog} --help\n")  # one line
     args = ap.parse_args(argv)
     try:
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise NotADirectoryError(f"--out {args.out} is a file; give the folder that holds the reports")
         with terminate_raises():
             new = parse_run(load_run(args.run), args.run)
             olds = [parse_run(load_run(p), p) for p in args.older]
