@@ -17,7 +17,6 @@ RWKV_EVAL_DEBUG=1) shows the traceback of an error instead.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
