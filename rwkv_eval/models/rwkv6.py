@@ -283,3 +283,13 @@ class RWKV6(nn.Module):
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
         model.load_state_dict(sd, strict=True)
         return model.to(dtype).eval().requires_grad_(False)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Layer "emb" of `states`, for callers that run the blocks one at a time (early exit)."""
+        return self.blocks[0].ln0(self.emb(idx))
+
+    def block(self, i: int, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """Block i alone, as `states` runs it. Rows are independent, so a caller may drop rows
+        of x between blocks (early exit shrinks the batch). `carry` is RWKV-7's v_first; RWKV-6
+        has nothing to carry and returns None."""
+        return self.blocks[i](x), None

@@ -290,3 +290,12 @@ class RWKV7(nn.Module):
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
         model.load_state_dict(sd, strict=True)
         return model.to(dtype).eval().requires_grad_(False)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Layer "emb" of `states`, for callers that run the blocks one at a time (early exit)."""
+        return self.blocks[0].ln0(self.emb(idx))
+
+    def block(self, i: int, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block i alone, as `states` runs it; `carry` is v_first (None before block 0, which sets
+        it). Rows are independent: a caller may drop the same rows of x and carry between blocks."""
+        return self.blocks[i](x, carry)
