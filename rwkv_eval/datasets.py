@@ -247,6 +247,22 @@ def pooled(sets: Sequence[PairSet], name: str) -> PairSet:
              + (f"; {skipped} unscored rows skipped in the members" if skipped else ""))
 
 
+def sample(pairs: PairSet, n: int, seed: int = 0) -> PairSet:
+    """A seeded subset of n pairs (all of them if there are no more), kept in file order:
+    numpy.random.default_rng(seed).choice(len, n, replace=False), sorted; the method is in `note`."""
+    if n < 1:
+        raise ValueError(f"a sample needs n >= 1 pairs; got {n}")
+    if n >= len(pairs):
+        return pairs
+    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
+    how = f"{n} of {len(pairs)} pairs: numpy.random.default_rng({seed}).choice({len(pairs)}, {n}, replace=False), sorted"
+    return PairSet(name=pairs.name, split=pairs.split, sentence1=tuple(pairs.sentence1[i] for i in idx),
+                   sentence2=tuple(pairs.sentence2[i] for i in idx), gold=pairs.gold[idx].copy(),
+                   gold_kind=pairs.gold_kind, gold_range=pairs.gold_range, source=pairs.source,
+                   revision=pairs.revision, n_skipped=pairs.n_skipped,
+                   note=how + (f"; {pairs.note}" if pairs.note else ""))
+
+
 SAMPLE_FILE = "stsb_sample.tsv"
 SAMPLE_SIZE = 300
 SAMPLE_SOURCES = ("images", "track5.en-en")

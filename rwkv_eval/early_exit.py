@@ -358,7 +358,7 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
 
     common = encoder.provenance() | pairs.provenance() | {
         "pooling": pooling, "batch_size": batch_size, "timing_rounds": rounds, "n_layers": last + 1,
-        "n_sentences": len(tok), "full_pass_seconds_per_pair": full_s / n,
+        "n_sentences": len(tok), "full_pass_seconds_per_pair": full_s / n, "dataset_note": pairs.note,
         "timing": "wall time on the same sentences, interleaved rounds, best of timing_rounds"}
     if tune is not None:
         common |= {"tune_dataset": tune.name, "tune_split": tune.split, "tune_n_pairs": len(tune)}
