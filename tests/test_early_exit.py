@@ -79,18 +79,40 @@ def test_tau_minus_one_exits_at_the_first_eligible_block_and_equals_fixed_depth(
     np.testing.assert_array_equal(out.vectors, fixed)
 
 
-def _mixed_tau(enc, tok):
-    """A tau at which some sentences exit early and some run to the end."""
-    emb = all_layers(enc, tok)
-    cos = [np.sum(emb[(k, "mean")] * emb[(k - 1 if k else "emb", "mean")], 1)
-           / (np.linalg.norm(emb[(k, "mean")], axis=1) * np.linalg.norm(emb[(k - 1 if k else "emb", "mean")], axis=1)
-              + 1e-30) for k in range(LAST + 1)]
-    return float(np.median(np.concatenate(cos)))
+def _consecutive_cosines(enc, tok, pooling="mean"):
+    """(N, LAST+1): cos(v_k, v_{k-1}) per sentence and block, v_{-1} = the embedding (numpy, float64)."""
+    emb = all_layers(enc, tok, pooling)
+    names = ["emb", *range(LAST + 1)]
+    out = []
+    for prev, cur in zip(names, names[1:]):
+        a, b = emb[(cur, pooling)].astype(np.float64), emb[(prev, pooling)].astype(np.float64)
+        out.append(np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300))
+    return np.stack(out, 1)
+
+
+def _mixed_tau(enc, tok, pooling="mean"):
+    """A tau at which some sentences exit early and some run to the end, half-way between two
+    observed cosines (so float32 vs float64 rounding cannot flip a decision)."""
+    c = np.unique(_consecutive_cosines(enc, tok, pooling))
+    i = len(c) // 2
+    return float((c[i] + c[i + 1]) / 2)
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_exit_layer_is_the_first_block_saturated_for_patience_blocks(enc, tok, patience):
+    """Independent: the exit block from numpy cosines of a full pass."""
+    cos = _consecutive_cosines(enc, tok)
+    tau = _mixed_tau(enc, tok)
+    out = encode_with_exit(enc, tok, "mean", ExitRule("saturation", tau, patience), batch_size=3)
+    for i in range(len(tok)):
+        held = cos[i] >= tau
+        want = next((k for k in range(patience - 1, LAST) if held[k - patience + 1: k + 1].all()), LAST)
+        assert out.exit_layer[i] == want, (i, cos[i], tau)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max", "weighted_mean"])
 def test_vector_after_exit_equals_fixed_depth_vector_at_its_exit_layer(enc, tok, pooling):
-    tau = _mixed_tau(enc, tok)
+    tau = _mixed_tau(enc, tok, pooling)
     out = encode_with_exit(enc, tok, pooling, ExitRule("saturation", tau), batch_size=4)
     assert len(set(out.exit_layer.tolist())) > 1, "the test needs sentences exiting at different blocks"
     emb = all_layers(enc, tok, pooling)
