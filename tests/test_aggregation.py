@@ -115,3 +115,39 @@ def test_bad_aggregations_are_refused(make, match):
 def test_layers_beyond_the_model_are_refused(enc, pairs):
     with pytest.raises(ValueError, match=r"layers \[6\] not in test-rwkv6 \(blocks 0..5\)"):
         evaluate_aggregations(enc, pairs, [concat(0, 6)], ["mean"])
+
+
+def test_pareto_front_by_hand():
+    from rwkv_eval.report.aggregation import pareto_front
+
+    pts = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.7), (0.5, 0.1)]
+    assert pareto_front(pts) == [4, 0, 1]  # (1.5, 0.4) is beaten by (1.0, 0.5); (3.0, 0.7) by (2.0, 0.7)
+
+
+def _aggregation_record(name, kind, depth, rho, spp, final=False):
+    return {"aggregation": name, "kind": kind, "layers": [depth - 1], "depth": depth, "vector_size": 32,
+            "pooling": "mean", "spearman": rho, "spearman_ci95": [rho - 0.1, rho + 0.1], "n_pairs": 64,
+            "seconds_per_pair": spp, "extra_seconds_per_pair": spp - 0.02, "time_ratio_vs_final": spp / 0.02,
+            "extra_peak_memory_mb": 0.0, "is_final_layer": final}
+
+
+def test_report_section_and_pareto_plot(tmp_path):
+    from rwkv_eval.report import build_report
+
+    recs = [_aggregation_record("L0", "single", 1, 0.30, 0.004), _aggregation_record("L5", "single", 6, 0.20, 0.02, True),
+            _aggregation_record("layer_mean[0..2]", "layer_mean", 3, 0.35, 0.011)]
+    run = {"benchmarks": [{"name": "test_aggregation_cost_vs_final_layer[m/stsb-test]", "stats": {"mean": 1.0},
+                           "extra_info": {"analysis": "aggregation", "model_key": "m", "trained": True,
+                                          "aggregation_dataset": "stsb-test", "timed_sentences": 32,
+                                          "aggregation": recs}}],
+           "datetime": "2026-11-28T08:00:00", "commit_info": {"id": "abc1234"}, "machine_info": {}}
+    folder = build_report(run, [], tmp_path, "r")
+    text = (folder / "summary.md").read_text()
+    assert "## Layer aggregation vs final layer (question 3)" in text
+    row = next(line for line in text.splitlines() if "layer_mean[0..2]" in line)
+    assert row.startswith("| P |") and "0.3500 [0.250, 0.450]" in row
+    assert next(line for line in text.splitlines() if "| L5 |" in line).startswith("| ★ |")
+    assert next(line for line in text.splitlines() if "| L0 |" in line).startswith("| ◆P |")
+    pytest.importorskip("matplotlib")
+    assert (folder / "aggregation_pareto__m__stsb-test.png").stat().st_size > 1000
+    assert "aggregation_pareto__m__stsb-test.png" in text

@@ -225,3 +225,28 @@ def test_study_records_fixed_depth_and_rules(enc, tok):
         assert {"accuracy", "f1", "threshold", "spearman_ci95", "model", "dataset_revision"} <= set(r)
     with pytest.raises(ValueError, match="out of range"):
         exit_study(enc, pairs, rules, depths=[LAST + 1])
+
+
+def test_report_section_and_curves(tmp_path):
+    from rwkv_eval.report import build_report
+
+    def rec(criterion, rho, layers, spp, **kw):
+        return {"criterion": criterion, "tau": None, "epsilon": None, "patience": None, "depth": None,
+                "mean_layers": layers, "spearman": rho, "spearman_ci95": [rho - 0.1, rho + 0.1], "n_pairs": 24,
+                "seconds_per_pair": spp, "speedup": 0.06 / spp, "full_pass_seconds_per_pair": 0.06, "n_layers": 12,
+                "pooling": "mean", "exit_mode": "fixed depth: blocks 0..depth", "accuracy": 0.6, "f1": 0.7,
+                "tune_dataset": "mrpc", "tune_split": "train", "tune_n_pairs": 32} | kw
+
+    recs = [rec("fixed", 0.2, k + 1, 0.005 * (k + 1), depth=k) for k in range(12)]
+    recs += [rec("saturation", 0.25, 5.5, 0.03, tau=0.99, patience=1, exit_mode=MODE_BATCHED)]
+    run = {"benchmarks": [{"name": "test_early_exit_vs_fixed_depth[m/mrpc-validation]", "stats": {"mean": 1.0},
+                           "extra_info": {"analysis": "early_exit", "model_key": "m", "trained": False,
+                                          "exit_dataset": "mrpc-validation", "early_exit": recs}}],
+           "datetime": "2026-11-28T08:00:00", "commit_info": {"id": "abc1234"}, "machine_info": {}}
+    folder = build_report(run, [], tmp_path, "r")
+    text = (folder / "summary.md").read_text()
+    assert "## Early exit vs fixed-depth pruning (question 4)" in text and "random-init" in text
+    row = next(line for line in text.splitlines() if "saturation τ=0.99 p=1" in line)
+    assert "| 5.50 |" in row and "| 2.00 |" in row and "| 0.600 | 0.700 |" in row
+    pytest.importorskip("matplotlib")
+    assert (folder / "early_exit__m__mrpc-validation.png").stat().st_size > 1000
