@@ -8,8 +8,9 @@ side by side in this run. The records go to extra_info["early_exit"]; the report
 quality vs mean blocks executed and vs measured time per pair, both curves on one plot.
 
 Smoke profile (2 CPU cores, offline): the tiny trained RWKV-6 (and the random-init smoke
-shape on the STS-B sample), a seeded sample of SMOKE_PAIRS pairs per set, thresholds tuned
-on SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens — all recorded.
+shape on one set), a seeded sample of SMOKE_PAIRS pairs per set, thresholds tuned on
+SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens, fixed depths
+SMOKE_DEPTHS, one timing round — all recorded.
 Any other profile (e.g. `--rwkv-profile paper --model RWKV/v6-Finch-1B6-HF --device cuda`)
 runs the full sets, tunes on the full train split and takes FULL_ROUNDS timing rounds.
 """
@@ -23,8 +24,8 @@ from rwkv_eval.records import environment
 SMOKE_PAIRS = 24
 SMOKE_TUNE_PAIRS = 32
 SMOKE_MAX_LENGTH = 128
-SMOKE_RULES = (("saturation", 1.0, 1), ("saturation", 0.995, 1), ("saturation", 0.98, 1), ("saturation", 0.95, 1),
-               ("pair", 0.01, 1))
+SMOKE_RULES = (("saturation", 1.0, 1), ("saturation", 0.995, 1), ("saturation", 0.95, 1), ("pair", 0.01, 1))
+SMOKE_DEPTHS = (1, 3, 5, 7, 9, 11)  # the study's layers; every block outside the smoke profile
 FULL_RULES = tuple(("saturation", t, p) for t in (1.0, 0.999, 0.995, 0.99, 0.98, 0.95) for p in (1, 2)) + tuple(
     ("pair", e, p) for e in (0.01, 0.003, 0.001) for p in (1, 2))
 FULL_ROUNDS = 3
@@ -84,8 +85,10 @@ def test_early_exit_vs_fixed_depth(exit_case, run, benchmark):
         pairs = sample(pairs, SMOKE_PAIRS)
         tune = tune and sample(tune, SMOKE_TUNE_PAIRS)
     rounds = 1 if smoke else FULL_ROUNDS
+    n_layer = max(la for la in enc.layers() if isinstance(la, int)) + 1
+    depths = sorted({d for d in SMOKE_DEPTHS if d < n_layer} | {n_layer - 1}) if smoke else None
     records = benchmark.pedantic(lambda: exit_study(enc, pairs, rules, "mean", batch_size=32, tune=tune,
-                                                    rounds=rounds), rounds=1, iterations=1)
+                                                    depths=depths, rounds=rounds), rounds=1, iterations=1)
     info = benchmark.extra_info
     info.update(environment())
     info.update({"analysis": "early_exit", "model_key": key, "trained": not spec.startswith("random-"),
