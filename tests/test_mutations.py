@@ -47,7 +47,7 @@ MUTANTS = {
         "            x = self.blocks[i](x)\n            yield i, x\n",
         "            yield i, x\n            x = self.blocks[i](x)\n",
         ["tests/test_rwkv6.py::test_layer_numbering"],
-        "rwkv6-random-smoke/L05/mean/stsb-sample-test",
+        "rwkv6-random-smoke/L05/last/stsb-sample-test",  # adjacent layers differ by 8e-4 under mean pooling, 1e-2 under last
     ),
 }
 
