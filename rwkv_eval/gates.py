@@ -216,6 +216,8 @@ def history_references(storage: str | Path) -> dict[str, Reference]:
     """References from pytest-benchmark's file storage: for each key the newest saved run
     that has it (runs are NNNN_*.json, the counter orders them). Unreadable files are skipped
     (the storage is pytest-benchmark's, not ours)."""
+    if "://" in str(storage) and not str(storage).startswith("file://"):
+        raise ValueError(f"--benchmark-storage {storage}: only a file:// storage can serve as accuracy history")
     root = Path(str(storage).removeprefix("file://"))
     files = sorted(root.glob("*/*.json"), key=lambda p: (p.name.split("_")[0], p.stat().st_mtime))
     out: dict[str, Reference] = {}
