@@ -87,8 +87,8 @@ def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benc
 
     # peak memory in separate, untimed calls: the final layer and every aggregation (a single
     # layer keeps no more alive than the final layer does)
-    memory = {a.name: peak_memory(encode(a)) for a in [final, *aggs] if a.kind != "single" or a == final}
-    final_s = timed(encode(final), rounds=1, warmup_rounds=0)
+    memory = {a.name: peak_memory(encode(a), enc) for a in [final, *aggs] if a.kind != "single" or a == final}
+    final_s = timed(encode(final), min_rounds=1, max_rounds=1, warmup_rounds=0)
     rounds = 1 if smoke else ROUNDS
     seconds = aggregation_seconds(enc, tok, aggs, "mean", batch_size=TIMED_SENTENCES, rounds=rounds)
     per_pair = 2 / len(sentences)  # a pair = two sentences

@@ -11,20 +11,15 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
-
-def sync(device: str) -> None:
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
+from .measure import synchronize
 
 
 def wall_seconds(fn: Callable[[], Any], device: str = "cpu") -> tuple[float, Any]:
     """(seconds, result) of one call of fn, CUDA-synchronised before and after."""
-    sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     out = fn()
-    sync(device)
+    synchronize(device)
     return time.perf_counter() - t0, out
 
 
