@@ -165,7 +165,7 @@ def test_missing_thresholds_file_is_a_clean_usage_error(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--device", "cuda"), "--device cuda requested but CUDA is not available"),
+    (("--device", "cuda"), "cuda requested but CUDA is not available"),
     (("--dtype", "int8"), "--dtype must be float32, float16 or bfloat16; got int8"),
     (("--rwkv-profile", "nightly"), "unknown profile 'nightly'"),
 ])
