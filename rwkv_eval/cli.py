@@ -314,7 +314,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
     """Early exit vs fixed-depth pruning on one split: one record per setting and per depth."""
     from .datasets import BINARY, load_pairs, sample
     from .early_exit import ExitRule, exit_study
-    from .records import environment, write_json_atomic
+    from .records import check_writable, environment, to_json, write_json_atomic
 
     cfg = build_config(args)
     if len(cfg.poolings) != 1:
@@ -326,7 +326,9 @@ def cmd_exit(args: argparse.Namespace) -> int:
         raise ValueError(f"--patience takes whole numbers of blocks, e.g. 1,2; got {args.patience!r}")
     patience = [int(p) for p in patience]
     rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
-    split = args.split or _default_split(args.dataset)
+    split = _check_split(args.dataset, args.split)
+    if args.output:
+        check_writable(args.output, "--output")
     pairs = load_pairs(args.dataset, split, args.data_dir)
     tune = load_pairs(args.dataset, args.tune_split, args.data_dir) if args.dataset in BINARY else None
     if args.max_pairs:
@@ -342,7 +344,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
         write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
     cols = ("criterion", "tau", "epsilon", "patience", "depth", "mean_layers", "spearman", "seconds_per_pair",
             "speedup", "accuracy", "f1")
-    print(json.dumps(records, indent=2) if args.json else
+    print(to_json(records) if args.json else
           "\n".join(["  ".join(cols)] + ["  ".join(_fmt(r.get(c)) for c in cols) for r in records]))
     return 0
 
