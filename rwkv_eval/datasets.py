@@ -28,9 +28,11 @@ Reference code: facebookresearch/SentEval, senteval/sts.py at commit
 empty gold score as done here; it reports "all" as the (weighted) mean of per-domain
 correlations, and `pooled` adds the pooled-pairs variant.
 
-Where the data is looked for: `load_pairs` tries the `data_dir` argument, then the data root
-named by the environment variable RWKV_EVAL_DATA (read when `load_pairs` is called, never at
-import), then the Hugging Face hub; `DatasetNotFound` lists every place it tried.
+Where the data is looked for: a `data_dir` argument is the only place tried (a path the user
+gave that does not hold the set is an error, never a silent switch to other data); without
+one, the data root named by the environment variable RWKV_EVAL_DATA (read when `load_pairs`
+is called, never at import; it must be a directory when set), then the Hugging Face hub;
+`DatasetNotFound` lists every place it tried.
 """
 
 from __future__ import annotations
@@ -74,9 +76,16 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.gold)
 
+    @property
+    def n_duplicate_pairs(self) -> int:
+        """Rows repeating an earlier row's two sentences (either order). They are kept, as
+        published, but they weigh twice in a correlation and narrow its bootstrap CI."""
+        return len(self) - len({(a, b) if a <= b else (b, a) for a, b in zip(self.sentence1, self.sentence2)})
+
     def provenance(self) -> dict:
         return {"dataset": self.name, "split": self.split, "n_pairs": len(self), "dataset_source": self.source,
-                "dataset_revision": self.revision, "n_skipped": self.n_skipped}
+                "dataset_revision": self.revision, "n_skipped": self.n_skipped,
+                "n_duplicate_pairs": self.n_duplicate_pairs}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -172,9 +181,9 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
             sorted back into file order (the method is repeated in the set's `note`).
         data_dir: a data root laid out as ``mrpc/``, ``stsb/`` (or GLUE's ``STS-B/``), ``sick/``,
             ``sts12-16/YEAR/``; or the dataset's own folder (e.g. ``.../mrpc``,
-            ``.../sts12-16``, ``.../sts12-16/2012``).
-        allow_hub: if no local copy is found, read the Hugging Face hub copy (needs the
-            `datasets` package and the network).
+            ``.../sts12-16``, ``.../sts12-16/2012``). When given, nothing else is tried.
+        allow_hub: without data_dir, if $RWKV_EVAL_DATA has no copy, read the Hugging Face
+            hub copy (needs the `datasets` package and the network).
 
     Returns:
         A PairSet with gold of shape (N,) float64; for sts12 ... sts16 a list of PairSets, one
@@ -183,7 +192,8 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
 
     Raises:
         ValueError: unknown name or split.
-        DatasetNotFound: no copy in data_dir, $RWKV_EVAL_DATA or the hub; lists every try.
+        DatasetNotFound: no copy in data_dir (or, without it, in $RWKV_EVAL_DATA or the hub);
+            a data_dir or $RWKV_EVAL_DATA that is not a directory. Lists every try, on one line.
         DatasetFormatError: a malformed row (file, 1-based line, what was expected).
 
     Example:
@@ -197,14 +207,29 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
     if split not in DATASETS[name]:
         raise ValueError(f"unknown split {split!r} for {name}; expected one of {list(DATASETS[name])}")
     tried: list[str] = []
-    env = os.environ.get(DATA_ENV)
-    for label, root in (("data_dir", data_dir), (f"${DATA_ENV}", env or None)):
-        if root is None:
-            tried.append(f"{label}: {'not given' if label == 'data_dir' else 'not set'}")
-            continue
-        found = _load_local(name, split, Path(root), tried, label)
+    if data_dir is not None:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise DatasetNotFound(f"data_dir {root}: {'not a directory' if root.exists() else 'does not exist'}; "
+                                  f"give the data root that holds {name} (nothing else is tried when a data "
+                                  f"directory is given: not ${DATA_ENV}, not the hub)")
+        found = _load_local(name, split, root, tried, "data_dir")
         if found is not None:
             return found
+        raise DatasetNotFound(f"{name} split {split!r} not found in data_dir {root}. Tried: " + "; ".join(tried)
+                              + f". To get it: {_HOW_TO_GET[name]}; then pass --data-dir ROOT (data_dir=ROOT). "
+                              f"${DATA_ENV} and the hub are not tried when a data directory is given")
+    tried.append("data_dir: not given")
+    env = os.environ.get(DATA_ENV)
+    if env:
+        if not Path(env).is_dir():
+            raise DatasetNotFound(f"${DATA_ENV}={env} is {'not a directory' if Path(env).exists() else 'missing'}; "
+                                  f"point it at the data root that holds {name}, or unset it")
+        found = _load_local(name, split, Path(env), tried, f"${DATA_ENV}")
+        if found is not None:
+            return found
+    else:
+        tried.append(f"${DATA_ENV}: not set")
     if allow_hub:
         found = _load_hub(name, split, tried)
         if found is not None:
@@ -214,7 +239,7 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
     hub_id, config, _ = _HUB[name]
     hub = f"{hub_id} (config {config})" if config else hub_id
     raise DatasetNotFound(
-        f"{name} split {split!r} not found. Tried:\n  - " + "\n  - ".join(tried) + "\n"
+        f"{name} split {split!r} not found. Tried: " + "; ".join(tried) + ". "
         f"To get it: {_HOW_TO_GET[name]}; then pass --data-dir ROOT (data_dir=ROOT) or set {DATA_ENV}=ROOT. "
         f"Or install the hub extra (pip install 'rwkv-eval[hub]') to read {hub} from the Hugging Face hub.")
 
@@ -298,15 +323,14 @@ def load_sample() -> PairSet:
 
 def _load_local(name: str, split: str, root: Path, tried: list[str], label: str) -> PairSet | list[PairSet] | None:
     """Try the layouts of `name` under `root`; record each miss in `tried`; None if none matched."""
-    if not root.is_dir():
-        tried.append(f"{label} {root}: not a directory")
-        return None
     if name in _STS_YEARS:
         return _load_sts_year(name, root, tried, label)
     for path, header in _candidates(name, split, root):
-        if not path.is_file():
-            tried.append(f"{label}: {path} (missing)")
+        if not path.exists():
+            tried.append(f"{label}: {path} ({'broken symbolic link' if path.is_symlink() else 'missing'})")
             continue
+        if not path.is_file():
+            raise DatasetFormatError(f"{path} is a directory (or another non-file); expected the {name} data file")
         if header is not None and _first_row(path)[:len(header)] != header:
             # A bare train.tsv may belong to another GLUE task: only take it if the header fits.
             tried.append(f"{label}: {path} (header is not {name}'s: {' '.join(header)})")
@@ -351,7 +375,7 @@ def _load_sts_year(name: str, root: Path, tried: list[str], label: str) -> list[
         sets = []
         for domain in (*STS_DOMAINS[name], *extra):
             path = folder / f"{domain}.test.tsv"
-            raw = path.read_bytes()
+            raw = _read(path)
             unscored_ok = year in ("2015", "2016")
             s1, s2, gold, skipped = _parse_sts_domain(_rows(raw, str(path)), str(path), allow_unscored=unscored_ok)
             note = (f"{skipped} rows with an empty score skipped: not gold-annotated, not part of the "
@@ -363,8 +387,16 @@ def _load_sts_year(name: str, root: Path, tried: list[str], label: str) -> list[
     return None
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DatasetFormatError(f"{path}: cannot read it ({e.strerror or type(e).__name__}); check its "
+                                 "permissions") from e
+
+
 def _build(name: str, split: str, path: Path) -> PairSet:
-    raw = path.read_bytes()
+    raw = _read(path)
     where = str(path)
     rows = _rows(raw, where)
     if name == "mrpc":
@@ -405,15 +437,29 @@ def _train_subset(train: PairSet) -> PairSet:
 def _rows(raw: bytes, where: str) -> list[tuple[int, list[str]]]:
     """(1-based line, fields) of a tab-separated file read with quoting off; a BOM is dropped.
 
-    Trailing blank lines are allowed; a blank line inside the file is an error.
+    Trailing blank lines are allowed; a blank line inside the file is an error, as is a NUL
+    byte (a binary or corrupted file, which csv would read as text). Byte offsets in errors
+    are offsets in the file as stored, BOM included, so `head -c`/`xxd` find them.
     """
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise DatasetFormatError(f"{where}, line {line}: expected UTF-8 text, got byte {raw[e.start]:#04x}") from e
+        raise DatasetFormatError(f"{where}, line {line}: expected UTF-8 text, got byte {raw[e.start]:#04x} at byte "
+                                 f"offset {e.start} (0-based, in the file as stored); re-encode it as UTF-8") from e
+    if (nul := raw.find(b"\0")) >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise DatasetFormatError(f"{where}, line {line}: NUL byte at byte offset {nul}; "
+                                 "expected a text file (is it binary, or corrupted?)")
+    text = text.removeprefix("\ufeff")
+    # a sentence may be longer than csv's default field limit (131072 characters); no field can be
+    # longer than the file, so that bound loses nothing
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
-    rows = [(reader.line_num, fields) for fields in reader]
+    try:
+        rows = [(reader.line_num, fields) for fields in reader]
+    except csv.Error as e:
+        raise DatasetFormatError(f"{where}, line {reader.line_num}: {e}") from e
     while rows and not rows[-1][1]:
         rows.pop()
     for line, fields in rows:

@@ -58,9 +58,10 @@ def test_hub_fallback_qqp_and_rte_labels(monkeypatch, tmp_path):
                                                "idx": [0, 1]},
         ("nyu-mll/glue", "rte", "validation"): {"sentence1": ["p", "q"], "sentence2": ["h", "k"], "label": [0, 1],
                                                "idx": [0, 1]}}, calls)
-    q = load_pairs("qqp", "validation", tmp_path)
+    monkeypatch.delenv("RWKV_EVAL_DATA", raising=False)  # no data_dir: a given one is the only place tried
+    q = load_pairs("qqp", "validation")
     assert q.sentence1 == ("a?", "b?") and list(q.gold) == [1.0, 0.0] and q.source.startswith("nyu-mll/glue[qqp]@")
-    r = load_pairs("rte", "validation", tmp_path)
+    r = load_pairs("rte", "validation")
     assert list(r.gold) == [1.0, 0.0]  # the hub's 0 is entailment
     assert [c[0] for c in calls] == [("nyu-mll/glue", "qqp"), ("nyu-mll/glue", "rte")]
 
