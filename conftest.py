@@ -49,7 +49,7 @@ class RunContext:
         try:
             self.device = resolve_device(config.getoption("--device"))
         except ValueError as e:
-            raise pytest.UsageError(f"--device: {e}") from e
+            raise pytest.UsageError(f"--{e}") from e  # "--device cuda:2 does not exist: ..."
         dtype = config.getoption("--dtype")
         if dtype not in (None, "float32", "float16", "bfloat16"):
             raise pytest.UsageError(f"--dtype must be float32, float16 or bfloat16; got {dtype}")
