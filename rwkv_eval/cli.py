@@ -5,20 +5,29 @@
     rwkv-eval embed --model tiny.pth --layers 0,1 --pooling mean --input s.txt --output e.npz
 
 Only this module reads argv and environment variables; it builds a frozen RunConfig and
-hands plain values to the package. Errors print one line to stderr and exit with 2.
+hands plain values to the package. Every flag, path and data root is checked before a
+model loads, so a typo costs seconds, not a model load. Errors print one line to stderr,
+`rwkv-eval: error: <what, where, what to do>`, and exit with 2 (usage errors too); Ctrl-C
+prints one line and exits 130, SIGTERM one line and 143, in both cases after removing any
+temporary file. A result that differs from what was asked (sentences cut, duplicate pairs,
+no CI) prints `rwkv-eval: warning: ...` and is a field of the records. `--debug` (or
+RWKV_EVAL_DEBUG=1) shows the traceback of an error instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, NoReturn, Sequence
 
-DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample")
+DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample", "rte", "qqp")
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
@@ -40,8 +49,30 @@ class RunConfig:
     template: str | None = None
 
 
+PROG = "rwkv-eval"
+DEBUG_ENV = "RWKV_EVAL_DEBUG"
+LAYER_NAMES = ("emb", "final", "all")
+
+
+class StageError(RuntimeError):
+    """An exception the package did not anticipate, with what the command was doing and on which file."""
+
+
 def _default_split(dataset: str) -> str:
     return "validation" if dataset == "mrpc" else "test"
+
+
+def _check_split(dataset: str, split: str | None) -> str:
+    """The split to load; one that the dataset does not have is an error, never replaced by another."""
+    from .datasets import DATASETS
+
+    splits = ("test",) if dataset == "stsb-sample" else DATASETS[dataset]
+    if split is None:
+        return _default_split(dataset)
+    if split not in splits:
+        raise ValueError(f"--split {split} does not apply to --dataset {dataset}; it has {', '.join(splits)}"
+                         + (" (the bundled sample is 300 STS-B test pairs)" if dataset == "stsb-sample" else ""))
+    return split
 
 
 def _resolve_device(device: str) -> str:
@@ -49,9 +80,32 @@ def _resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} requested but CUDA is not available here; use --device cpu")
-    return device
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device} is not a device this suite runs on; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device} requested but CUDA is not available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return str(dev)
+
+
+def _check_layer_syntax(spec: str | None) -> None:
+    """The form of --layers, before a model loads; the range is checked against the model, before encoding."""
+    if spec is None:
+        return
+    items = [item.strip() for item in spec.split(",")]
+    for i, item in enumerate(items, start=1):
+        if not item:
+            raise ValueError(f"--layers {spec!r}: item {i} is empty; give comma-separated layers, e.g. --layers 1,3,5")
+        if item not in LAYER_NAMES and not item.lstrip("-").isdigit():
+            raise ValueError(f"--layers {spec!r}: {item!r} is not a layer; expected integers (block index, "
+                             f"from 0; negative counts from the last), {', '.join(repr(n) for n in LAYER_NAMES)}")
 
 
 def _template(args: argparse.Namespace) -> str | None:
@@ -68,6 +122,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}")
+    if args.max_length is not None and args.max_length < 1:
+        raise ValueError(f"--max-length must be >= 1 token; got {args.max_length}")
+    _check_layer_syntax(args.layers)
     return RunConfig(
         model=args.model,
         layers=args.layers,
@@ -85,6 +142,23 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
+@contextmanager
+def _during(what: str) -> Iterator[None]:
+    """Give an exception the package did not anticipate the context a user needs: what was being
+    done, on which file. The project's own errors already say so and pass through unchanged."""
+    try:
+        yield
+    except (ValueError, TypeError, OSError, ImportError):
+        raise
+    except Exception as e:  # noqa: BLE001 - wrapped with context, re-raised, shown in one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise StageError(f"{what}: unexpected {type(e).__name__}{': ' + first if first else ''}") from e
+
+
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
 def load_model(cfg: RunConfig):
     import torch
 
@@ -93,11 +167,37 @@ def load_model(cfg: RunConfig):
     from .templates import with_template
 
     torch.manual_seed(cfg.seed)
-    enc = load_encoder(cfg.model, device=cfg.device, dtype=getattr(torch, cfg.dtype), backend=cfg.backend,
-                       tokenizer=cfg.tokenizer, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
-                       max_length=cfg.max_length, seed=cfg.seed)
+    with _during(f"loading model {cfg.model}"):
+        enc = load_encoder(cfg.model, device=cfg.device, dtype=getattr(torch, cfg.dtype), backend=cfg.backend,
+                           tokenizer=cfg.tokenizer, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
+                           max_length=cfg.max_length, seed=cfg.seed)
     enc = with_template(enc, cfg.template)
     return enc, parse_layers(cfg.layers, enc.layers())
+
+
+def run_warnings(enc, cfg: RunConfig, n_sentences: int, n_truncated: int) -> list[str]:
+    """Where the run differs from what was asked, whatever the data: precision/device, cut sentences."""
+    out = []
+    prov = enc.provenance()
+    if prov.get("dtype") not in (None, cfg.dtype) or prov.get("device") not in (None, cfg.device):
+        out.append(f"{enc.name} ran in {prov.get('dtype')} on {prov.get('device')}, not the requested {cfg.dtype} on "
+                   f"{cfg.device} (the records say what ran)")
+    if n_truncated:
+        out.append(f"{n_truncated} of {n_sentences} sentences were longer than {enc.max_length} tokens and cut "
+                   "(n_truncated); raise --max-length to keep them whole")
+    return out
+
+
+def data_warnings(record: dict) -> list[str]:
+    """What is particular to one record's pair set: duplicate pairs, a missing CI."""
+    out = []
+    if record.get("n_duplicate_pairs"):
+        out.append(f"{record['dataset']} {record.get('split', '')}: {record['n_duplicate_pairs']} of "
+                   f"{record['n_pairs']} pairs repeat an earlier pair; kept as published, they weigh twice "
+                   "(n_duplicate_pairs)")
+    if record.get("spearman_ci95_reason"):
+        out.append(f"{record['dataset']} L{record['layer']} {record['pooling']}: {record['spearman_ci95_reason']}")
+    return out
 
 
 def _fmt(v) -> str:
@@ -109,7 +209,7 @@ def _fmt(v) -> str:
 
 
 def table(records: list[dict]) -> str:
-    cols = ("model", "dataset", "split", "layer", "pooling", "n_pairs", "spearman", "ci95", "pearson")
+    cols = ("model", "dataset", "split", "layer", "pooling", "n_pairs", "spearman", "ci95", "pearson", "n_truncated")
     rows = [[_fmt(r.get(c)) if c != "ci95" else
              ("-" if r["spearman_ci95"][0] is None else f"[{r['spearman_ci95'][0]:.3f}, {r['spearman_ci95'][1]:.3f}]")
              for c in cols] for r in records]
@@ -122,31 +222,57 @@ def table(records: list[dict]) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .datasets import load_pairs, load_sample
     from .evaluation import evaluate
-    from .records import environment, write_json_atomic
+    from .records import check_writable, environment, to_json, write_json_atomic
 
     cfg = build_config(args)
-    split = args.split or _default_split(args.dataset)
+    split = _check_split(args.dataset, args.split)
+    if args.output:
+        check_writable(args.output, "--output")
+    if args.dataset == "stsb-sample" and args.data_dir is not None:
+        raise ValueError("--data-dir does not apply to --dataset stsb-sample (it ships inside the package); "
+                         "drop --data-dir, or name a dataset of the data root (e.g. --dataset stsb)")
     # Data first: a typo in a path should fail before a multi-GB model load.
-    pairs = load_sample() if args.dataset == "stsb-sample" else load_pairs(args.dataset, split, args.data_dir)
+    with _during(f"reading {args.dataset} {split}" + (f" from {args.data_dir}" if args.data_dir else "")):
+        pairs = load_sample() if args.dataset == "stsb-sample" else load_pairs(args.dataset, split, args.data_dir)
     enc, layers = load_model(cfg)
     aggregate = args.dataset if isinstance(pairs, list) else None
-    records = evaluate(enc, pairs, layers, cfg.poolings, batch_size=cfg.batch_size, aggregate=aggregate)
+    with _during(f"encoding with {cfg.model}"):
+        records = evaluate(enc, pairs, layers, cfg.poolings, batch_size=cfg.batch_size, aggregate=aggregate)
+    first = records[0]
+    common = run_warnings(enc, cfg, first.get("n_sentences", 0), first.get("n_truncated", 0))
     env = environment() | {"seed": cfg.seed}
-    records = [r | env for r in records]
+    records = [r | env | {"warnings": common + data_warnings(r)} for r in records]
+    text = to_json(records) if args.json else table(records)
     if args.output:
         write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
-    print(json.dumps(records, indent=2) if args.json else table(records))
+    for message in dict.fromkeys(m for r in records for m in r["warnings"]):
+        warn(message)
+    print(text)
     return 0
 
 
 def read_sentences(path: str) -> list[str]:
+    """One sentence per line (LF or CRLF, a BOM dropped); an empty line is an empty sentence."""
     p = Path(path)
+    expected = "give a UTF-8 text file with one sentence per line"
+    if p.is_dir():
+        raise IsADirectoryError(f"--input {path} is a directory; {expected}")
     if not p.is_file():
-        raise FileNotFoundError(f"--input {path} does not exist; give a UTF-8 text file with one sentence per line")
+        what = "is a broken symbolic link" if p.is_symlink() else "does not exist"
+        raise FileNotFoundError(f"--input {path} {what}; {expected}")
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
+    except OSError as e:
+        raise PermissionError(f"--input {path}: cannot read it ({e.strerror}); {expected}") from e
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"--input {path} is not UTF-8 (byte {e.start}): re-encode it as UTF-8") from e
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"--input {path} is not UTF-8 (line {line}, byte offset {e.start}: {raw[e.start]:#04x}); "
+                         "re-encode it as UTF-8") from e
+    if (nul := raw.find(b"\0")) >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise ValueError(f"--input {path}: NUL byte on line {line} (byte offset {nul}); {expected}, not a binary file")
     text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -160,22 +286,79 @@ def read_sentences(path: str) -> list[str]:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .records import environment, write_bytes_atomic, write_json_atomic
+    from .records import check_writable, environment, write_bytes_atomic, write_json_atomic
 
     cfg = build_config(args)
-    sentences = read_sentences(args.input)
     if not args.output.endswith(".npz"):
         raise ValueError(f"--output {args.output} must end in .npz")
+    meta_path = args.output[: -len(".npz")] + ".provenance.json"
+    check_writable(args.output, "--output")
+    check_writable(meta_path, "--output's provenance file")
+    sentences = read_sentences(args.input)
     enc, layers = load_model(cfg)
-    emb = enc.encode(sentences, layers, cfg.poolings, batch_size=cfg.batch_size)
+    with _during(f"encoding {args.input} with {cfg.model}"):
+        emb = enc.encode(sentences, layers, cfg.poolings, batch_size=cfg.batch_size)
     arrays = {f"L{layer}_{pooling}": v.astype(np.float32) for (layer, pooling), v in emb.vectors.items()}
-    write_bytes_atomic(args.output, lambda f: np.savez(f, **arrays))
+    warnings = run_warnings(enc, cfg, emb.n_sentences, emb.n_truncated)
     meta = enc.provenance() | environment() | {
         "input": str(Path(args.input).resolve()), "n_sentences": emb.n_sentences, "n_tokens": emb.n_tokens,
-        "n_truncated": emb.n_truncated, "n_empty": emb.n_empty, "arrays": sorted(arrays), "config": asdict(cfg)}
-    write_json_atomic(args.output[: -len(".npz")] + ".provenance.json", meta)
-    print(f"wrote {len(arrays)} arrays of {emb.n_sentences} sentences to {args.output}"
-          + (f" ({emb.n_truncated} truncated at {enc.max_length} tokens)" if emb.n_truncated else ""), file=sys.stderr)
+        "n_truncated": emb.n_truncated, "n_empty": emb.n_empty, "arrays": sorted(arrays), "config": asdict(cfg),
+        "warnings": warnings}
+    try:
+        write_bytes_atomic(args.output, lambda f: np.savez(f, **arrays))
+        write_json_atomic(meta_path, meta)
+    except BaseException:
+        Path(args.output).unlink(missing_ok=True)  # no arrays without their provenance
+        raise
+    for message in warnings:
+        warn(message)
+    print(f"wrote {len(arrays)} arrays of {emb.n_sentences} sentences to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, e.g. 0.99,0.995; got {text!r}") from None
+
+
+def cmd_exit(args: argparse.Namespace) -> int:
+    """Early exit vs fixed-depth pruning on one split: one record per setting and per depth."""
+    from .datasets import BINARY, load_pairs, sample
+    from .early_exit import ExitRule, exit_study
+    from .records import check_writable, environment, to_json, write_json_atomic
+
+    cfg = build_config(args)
+    if len(cfg.poolings) != 1:
+        raise ValueError(f"exit takes one --pooling (it decides the exit); got {', '.join(cfg.poolings)}")
+    values = _floats(args.tau if args.criterion == "saturation" else args.epsilon,
+                     "--tau" if args.criterion == "saturation" else "--epsilon")
+    patience = _floats(args.patience, "--patience")
+    if not all(p.is_integer() for p in patience):
+        raise ValueError(f"--patience takes whole numbers of blocks, e.g. 1,2; got {args.patience!r}")
+    patience = [int(p) for p in patience]
+    rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
+    split = _check_split(args.dataset, args.split)
+    if args.output:
+        check_writable(args.output, "--output")
+    pairs = load_pairs(args.dataset, split, args.data_dir)
+    tune = load_pairs(args.dataset, args.tune_split, args.data_dir) if args.dataset in BINARY else None
+    if args.max_pairs:
+        pairs = sample(pairs, args.max_pairs, cfg.seed)
+        tune = tune and sample(tune, args.max_pairs, cfg.seed)
+    enc, _ = load_model(cfg)
+    depths = None if args.depths is None else [int(d) for d in _floats(args.depths, "--depths")]
+    records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
+                         rounds=args.rounds)
+    env = environment() | {"seed": cfg.seed}
+    records = [r | env for r in records]
+    if args.output:
+        write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
+    cols = ("criterion", "tau", "epsilon", "patience", "depth", "mean_layers", "spearman", "seconds_per_pair",
+            "speedup", "accuracy", "f1")
+    print(to_json(records) if args.json else
+          "\n".join(["  ".join(cols)] + ["  ".join(_fmt(r.get(c)) for c in cols) for r in records]))
     return 0
 
 
@@ -195,7 +378,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
     from .compare import compare_at_matched_depth, compare_selected, score_sets, subsample
     from .datasets import load_pairs, load_sample
-    from .records import environment, write_json_atomic
+    from .records import environment, to_json, write_json_atomic
 
     if len(args.model) != 2:
         raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
@@ -228,7 +411,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.output:
         write_json_atomic(args.output, {"kind": "compare", "config": [asdict(c) for c in cfgs],
                                         "selection": selection, "records": records})
-    print(json.dumps(records, indent=2) if args.json else compare_table(records))
+    print(to_json(records) if args.json else compare_table(records))
     return 0
 
 
@@ -252,7 +435,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     """Select on STS-B dev, score STS-B test, STS12-16 and SICK-R test; degradation per domain."""
     from .compare import score_sets
     from .ood import load_ood_sets, ood_analysis
-    from .records import environment, write_json_atomic
+    from .records import environment, to_json, write_json_atomic
 
     pairs = [tuple(x.strip() for x in p.split(",")) for p in args.pair or ()]
     bad = [p for p in pairs if len(p) != 2 or not all(p) or not set(p) <= set(args.model)]
@@ -267,7 +450,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     result |= {"config": [asdict(c) for c in cfgs], "environment": environment()}
     if args.output:
         write_json_atomic(args.output, result)
-    print(json.dumps(result, indent=2) if args.json else ood_table(result))
+    print(to_json(result) if args.json else ood_table(result))
     return 0
 
 
@@ -290,8 +473,17 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                         "one {sentence}; recorded")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error of the rest of the command (argparse prints usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix(PROG).strip()
+        self.exit(2, f"{PROG}: error: {command + ': ' if command else ''}{message}; see {self.prog} --help\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rwkv-eval", description=__doc__.split("\n\n")[0])
+    ap = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = ap.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="Spearman/Pearson of cosine similarity vs gold, per layer and pooling")
     _model_options(ev)
@@ -334,16 +526,57 @@ def parser() -> argparse.ArgumentParser:
     od.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
     od.add_argument("--output", default=None, help="also write the result to this JSON file (atomically)")
     od.set_defaults(func=cmd_ood)
+    ex = sub.add_parser("exit", help="early exit (saturation / pair) vs fixed-depth pruning: quality and measured time")
+    _model_options(ex)
+    ex.add_argument("--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "stsb-sample"])
+    ex.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"))
+    ex.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
+    ex.add_argument("--criterion", default="saturation", choices=("saturation", "pair"))
+    ex.add_argument("--tau", default="0.99,0.995,0.999", help="saturation: exit when cos(v_k, v_k-1) >= tau")
+    ex.add_argument("--epsilon", default="0.01,0.003,0.001", help="pair: exit when the pair cosine moves < epsilon")
+    ex.add_argument("--patience", default="1,2", help="blocks in a row the criterion must hold")
+    ex.add_argument("--depths", default=None, help="fixed depths (blocks) to compare; default every block")
+    ex.add_argument("--tune-split", default="train", help="binary sets: split the cosine threshold is tuned on")
+    ex.add_argument("--max-pairs", type=int, default=None,
+                    help="score a seeded sample of this many pairs (and as many tuning pairs); recorded in the note")
+    ex.add_argument("--rounds", type=int, default=1, help="timing rounds (interleaved, best of)")
+    ex.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
+    ex.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
+    ex.set_defaults(func=cmd_exit)
     return ap
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; returns the exit status: 0, 2 on any error, 130 on Ctrl-C, 143 on SIGTERM."""
+    from .records import Terminated, raise_terminated
+
     args = parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None  # cleanup, then one line
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        print(f"rwkv-eval: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted (Ctrl-C); no partial output left behind", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"{PROG}: terminated (SIGTERM); no partial output left behind", file=sys.stderr)
+        return 143
+    except Exception as e:  # noqa: BLE001 - one line instead of a traceback; --debug shows it
+        if debug:
+            raise
+        known = isinstance(e, (ValueError, TypeError, OSError, ImportError))
+        what = _one_line(e) if known or isinstance(e, StageError) else f"unexpected {type(e).__name__}: {_one_line(e)}"
+        hint = "" if known else f" (rerun with --debug or {DEBUG_ENV}=1 for the traceback)"
+        print(f"{PROG}: error: {what}{hint}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

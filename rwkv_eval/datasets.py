@@ -1,4 +1,4 @@
-"""Scored sentence-pair sets: GLUE MRPC, STS Benchmark, SICK-R, SemEval STS12-16.
+"""Scored sentence-pair sets: GLUE MRPC, RTE, QQP, STS Benchmark, SICK-R, SemEval STS12-16.
 
 Every loader returns a frozen `PairSet`: sentences, gold scores, the gold scale, and where
 the data came from (file path and sha256, or hub id and commit). Files are read exactly as
@@ -16,6 +16,10 @@ Sources and layouts (a data root holds one folder per dataset, as below):
   ``sentence-transformers/stsb`` (scores 0-1, scaled here to 0-5).
 - SICK-R (Marelli et al., SemEval-2014 Task 1): ``sick/SICK_{train,trial,test_annotated}.txt``;
   hub ``mteb/sickr-sts`` (test only).
+- GLUE RTE (Wang et al. 2019): ``rte/{train,dev}.tsv``, header ``index sentence1 sentence2 label``
+  (entailment -> 1, not_entailment -> 0); GLUE QQP: ``qqp/{train,dev}.tsv``, header
+  ``id qid1 qid2 question1 question2 is_duplicate``; hub ``nyu-mll/glue`` configs ``rte``/``qqp``.
+  Binary like MRPC: scored as similarity, with accuracy at a threshold tuned on train.
 - SemEval STS 2012-2016 (Agirre et al.): ``sts12-16/YEAR/DOMAIN.test.tsv`` (score, s1, s2);
   hub ``mteb/sts12-sts`` ... ``mteb/sts16-sts``.
 
@@ -24,9 +28,11 @@ Reference code: facebookresearch/SentEval, senteval/sts.py at commit
 empty gold score as done here; it reports "all" as the (weighted) mean of per-domain
 correlations, and `pooled` adds the pooled-pairs variant.
 
-Where the data is looked for: `load_pairs` tries the `data_dir` argument, then the data root
-named by the environment variable RWKV_EVAL_DATA (read when `load_pairs` is called, never at
-import), then the Hugging Face hub; `DatasetNotFound` lists every place it tried.
+Where the data is looked for: a `data_dir` argument is the only place tried (a path the user
+gave that does not hold the set is an error, never a silent switch to other data); without
+one, the data root named by the environment variable RWKV_EVAL_DATA (read when `load_pairs`
+is called, never at import; it must be a directory when set), then the Hugging Face hub;
+`DatasetNotFound` lists every place it tried.
 """
 
 from __future__ import annotations
@@ -70,9 +76,16 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.gold)
 
+    @property
+    def n_duplicate_pairs(self) -> int:
+        """Rows repeating an earlier row's two sentences (either order). They are kept, as
+        published, but they weigh twice in a correlation and narrow its bootstrap CI."""
+        return len(self) - len({(a, b) if a <= b else (b, a) for a, b in zip(self.sentence1, self.sentence2)})
+
     def provenance(self) -> dict:
         return {"dataset": self.name, "split": self.split, "n_pairs": len(self), "dataset_source": self.source,
-                "dataset_revision": self.revision, "n_skipped": self.n_skipped}
+                "dataset_revision": self.revision, "n_skipped": self.n_skipped,
+                "n_duplicate_pairs": self.n_duplicate_pairs}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -99,9 +112,14 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "stsb": ("train", "validation", "test"),
     "sickr": ("train", "validation", "test"),
     **{name: ("test",) for name in _STS_YEARS},
+    "rte": ("train", "train-1000", "validation"),  # GLUE's test labels are not public
+    "qqp": ("train", "train-1000", "validation"),
 }
 
-GOLD_RANGE = {"mrpc": (0.0, 1.0), "stsb": (0.0, 5.0), "sickr": (1.0, 5.0), **{n: (0.0, 5.0) for n in _STS_YEARS}}
+GOLD_RANGE = {"mrpc": (0.0, 1.0), "stsb": (0.0, 5.0), "sickr": (1.0, 5.0), **{n: (0.0, 5.0) for n in _STS_YEARS},
+              "rte": (0.0, 1.0), "qqp": (0.0, 1.0)}
+# Binary GLUE tasks scored as similarity (cosine vs a 0/1 label; accuracy at a tuned threshold)
+BINARY = ("mrpc", "rte", "qqp")
 
 # train-1000: numpy.random.default_rng(seed=0).choice(n_train, size=1000, replace=False), sorted
 # back into file order. A fixed subset keeps the (slow) train-split runs comparable across models.
@@ -109,6 +127,9 @@ TRAIN_SUBSET_SIZE = 1000
 TRAIN_SUBSET_SEED = 0
 
 _MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+_RTE_HEADER = ["index", "sentence1", "sentence2", "label"]
+_RTE_LABELS = {"entailment": 1.0, "not_entailment": 0.0}  # entailment = the "similar" class
+_QQP_HEADER = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
 _SICK_HEADER = ["pair_ID", "sentence_A", "sentence_B", "relatedness_score", "entailment_judgment"]
 _GLUE_STSB_HEADER = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
                      "sentence2", "score"]
@@ -120,7 +141,12 @@ _HUB = {  # name -> (hub id, config, splits the hub copy has with gold scores)
     "stsb": ("sentence-transformers/stsb", None, ("train", "validation", "test")),
     "sickr": ("mteb/sickr-sts", None, ("test",)),
     **{name: (f"mteb/{name}-sts", None, ("test",)) for name in _STS_YEARS},
+    "rte": ("nyu-mll/glue", "rte", ("train", "validation")),
+    "qqp": ("nyu-mll/glue", "qqp", ("train", "validation")),
 }
+# hub columns (sentence 1, sentence 2, label) and label -> gold where they differ from MRPC's
+_HUB_COLUMNS = {"qqp": ("question1", "question2", "label")}
+_HUB_LABEL_GOLD = {"rte": {0: 1.0, 1: 0.0}}  # GLUE hub RTE: 0 = entailment, 1 = not_entailment
 
 _HOW_TO_GET = {
     "mrpc": "GLUE MRPC: run GLUE's download_glue_data.py (https://gluebenchmark.com) or take "
@@ -133,6 +159,10 @@ _HOW_TO_GET = {
     **{name: f"SemEval STS {year}: put the per-domain DOMAIN.test.tsv files (score, s1, s2) in ROOT/sts12-16/{year}/ "
              f"(e.g. from https://github.com/brmson/dataset-sts data/sts/semeval-sts/{year}/)"
        for name, year in _STS_YEARS.items()},
+    "rte": "GLUE RTE: run GLUE's download_glue_data.py (https://gluebenchmark.com) and put train.tsv and dev.tsv "
+           "(header index, sentence1, sentence2, label) in ROOT/rte/",
+    "qqp": "GLUE QQP: run GLUE's download_glue_data.py (https://gluebenchmark.com) and put train.tsv and dev.tsv "
+           "(header id, qid1, qid2, question1, question2, is_duplicate) in ROOT/qqp/",
 }
 
 
@@ -151,9 +181,9 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
             sorted back into file order (the method is repeated in the set's `note`).
         data_dir: a data root laid out as ``mrpc/``, ``stsb/`` (or GLUE's ``STS-B/``), ``sick/``,
             ``sts12-16/YEAR/``; or the dataset's own folder (e.g. ``.../mrpc``,
-            ``.../sts12-16``, ``.../sts12-16/2012``).
-        allow_hub: if no local copy is found, read the Hugging Face hub copy (needs the
-            `datasets` package and the network).
+            ``.../sts12-16``, ``.../sts12-16/2012``). When given, nothing else is tried.
+        allow_hub: without data_dir, if $RWKV_EVAL_DATA has no copy, read the Hugging Face
+            hub copy (needs the `datasets` package and the network).
 
     Returns:
         A PairSet with gold of shape (N,) float64; for sts12 ... sts16 a list of PairSets, one
@@ -162,7 +192,8 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
 
     Raises:
         ValueError: unknown name or split.
-        DatasetNotFound: no copy in data_dir, $RWKV_EVAL_DATA or the hub; lists every try.
+        DatasetNotFound: no copy in data_dir (or, without it, in $RWKV_EVAL_DATA or the hub);
+            a data_dir or $RWKV_EVAL_DATA that is not a directory. Lists every try, on one line.
         DatasetFormatError: a malformed row (file, 1-based line, what was expected).
 
     Example:
@@ -176,14 +207,29 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
     if split not in DATASETS[name]:
         raise ValueError(f"unknown split {split!r} for {name}; expected one of {list(DATASETS[name])}")
     tried: list[str] = []
-    env = os.environ.get(DATA_ENV)
-    for label, root in (("data_dir", data_dir), (f"${DATA_ENV}", env or None)):
-        if root is None:
-            tried.append(f"{label}: {'not given' if label == 'data_dir' else 'not set'}")
-            continue
-        found = _load_local(name, split, Path(root), tried, label)
+    if data_dir is not None:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise DatasetNotFound(f"data_dir {root}: {'not a directory' if root.exists() else 'does not exist'}; "
+                                  f"give the data root that holds {name} (nothing else is tried when a data "
+                                  f"directory is given: not ${DATA_ENV}, not the hub)")
+        found = _load_local(name, split, root, tried, "data_dir")
         if found is not None:
             return found
+        raise DatasetNotFound(f"{name} split {split!r} not found in data_dir {root}. Tried: " + "; ".join(tried)
+                              + f". To get it: {_HOW_TO_GET[name]}; then pass --data-dir ROOT (data_dir=ROOT). "
+                              f"${DATA_ENV} and the hub are not tried when a data directory is given")
+    tried.append("data_dir: not given")
+    env = os.environ.get(DATA_ENV)
+    if env:
+        if not Path(env).is_dir():
+            raise DatasetNotFound(f"${DATA_ENV}={env} is {'not a directory' if Path(env).exists() else 'missing'}; "
+                                  f"point it at the data root that holds {name}, or unset it")
+        found = _load_local(name, split, Path(env), tried, f"${DATA_ENV}")
+        if found is not None:
+            return found
+    else:
+        tried.append(f"${DATA_ENV}: not set")
     if allow_hub:
         found = _load_hub(name, split, tried)
         if found is not None:
@@ -193,7 +239,7 @@ def load_pairs(name: str, split: str, data_dir: str | Path | None = None, *,
     hub_id, config, _ = _HUB[name]
     hub = f"{hub_id} (config {config})" if config else hub_id
     raise DatasetNotFound(
-        f"{name} split {split!r} not found. Tried:\n  - " + "\n  - ".join(tried) + "\n"
+        f"{name} split {split!r} not found. Tried: " + "; ".join(tried) + ". "
         f"To get it: {_HOW_TO_GET[name]}; then pass --data-dir ROOT (data_dir=ROOT) or set {DATA_ENV}=ROOT. "
         f"Or install the hub extra (pip install 'rwkv-eval[hub]') to read {hub} from the Hugging Face hub.")
 
@@ -224,6 +270,22 @@ def pooled(sets: Sequence[PairSet], name: str) -> PairSet:
         note=f"pooled pairs of {', '.join(f'{s.name} ({len(s)})' for s in sets)}; "
              "revision = sha256 of the member revisions joined by newlines"
              + (f"; {skipped} unscored rows skipped in the members" if skipped else ""))
+
+
+def sample(pairs: PairSet, n: int, seed: int = 0) -> PairSet:
+    """A seeded subset of n pairs (all of them if there are no more), kept in file order:
+    numpy.random.default_rng(seed).choice(len, n, replace=False), sorted; the method is in `note`."""
+    if n < 1:
+        raise ValueError(f"a sample needs n >= 1 pairs; got {n}")
+    if n >= len(pairs):
+        return pairs
+    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
+    how = f"{n} of {len(pairs)} pairs: numpy.random.default_rng({seed}).choice({len(pairs)}, {n}, replace=False), sorted"
+    return PairSet(name=pairs.name, split=pairs.split, sentence1=tuple(pairs.sentence1[i] for i in idx),
+                   sentence2=tuple(pairs.sentence2[i] for i in idx), gold=pairs.gold[idx].copy(),
+                   gold_kind=pairs.gold_kind, gold_range=pairs.gold_range, source=pairs.source,
+                   revision=pairs.revision, n_skipped=pairs.n_skipped,
+                   note=how + (f"; {pairs.note}" if pairs.note else ""))
 
 
 SAMPLE_FILE = "stsb_sample.tsv"
@@ -261,15 +323,14 @@ def load_sample() -> PairSet:
 
 def _load_local(name: str, split: str, root: Path, tried: list[str], label: str) -> PairSet | list[PairSet] | None:
     """Try the layouts of `name` under `root`; record each miss in `tried`; None if none matched."""
-    if not root.is_dir():
-        tried.append(f"{label} {root}: not a directory")
-        return None
     if name in _STS_YEARS:
         return _load_sts_year(name, root, tried, label)
     for path, header in _candidates(name, split, root):
-        if not path.is_file():
-            tried.append(f"{label}: {path} (missing)")
+        if not path.exists():
+            tried.append(f"{label}: {path} ({'broken symbolic link' if path.is_symlink() else 'missing'})")
             continue
+        if not path.is_file():
+            raise DatasetFormatError(f"{path} is a directory (or another non-file); expected the {name} data file")
         if header is not None and _first_row(path)[:len(header)] != header:
             # A bare train.tsv may belong to another GLUE task: only take it if the header fits.
             tried.append(f"{label}: {path} (header is not {name}'s: {' '.join(header)})")
@@ -294,6 +355,9 @@ def _candidates(name: str, split: str, root: Path) -> list[tuple[Path, list[str]
         glue = _GLUE_STSB_HEADER[:-1]
         return [(root / "stsb" / f, None), (root / f, None), (root / "STS-B" / g, glue),
                 (root / "stsb" / "STS-B" / g, glue), (root / g, glue)]
+    if name in ("rte", "qqp"):
+        f, header = f"{stem}.tsv", _RTE_HEADER if name == "rte" else _QQP_HEADER
+        return [(root / name / f, None), (root / name.upper() / f, None), (root / f, header)]
     f = _SICK_FILES[split]
     return [(root / "sick" / f, None), (root / f, None)]
 
@@ -311,7 +375,7 @@ def _load_sts_year(name: str, root: Path, tried: list[str], label: str) -> list[
         sets = []
         for domain in (*STS_DOMAINS[name], *extra):
             path = folder / f"{domain}.test.tsv"
-            raw = path.read_bytes()
+            raw = _read(path)
             unscored_ok = year in ("2015", "2016")
             s1, s2, gold, skipped = _parse_sts_domain(_rows(raw, str(path)), str(path), allow_unscored=unscored_ok)
             note = (f"{skipped} rows with an empty score skipped: not gold-annotated, not part of the "
@@ -323,8 +387,16 @@ def _load_sts_year(name: str, root: Path, tried: list[str], label: str) -> list[
     return None
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DatasetFormatError(f"{path}: cannot read it ({e.strerror or type(e).__name__}); check its "
+                                 "permissions") from e
+
+
 def _build(name: str, split: str, path: Path) -> PairSet:
-    raw = path.read_bytes()
+    raw = _read(path)
     where = str(path)
     rows = _rows(raw, where)
     if name == "mrpc":
@@ -332,9 +404,13 @@ def _build(name: str, split: str, path: Path) -> PairSet:
     elif name == "stsb":
         glue = bool(rows) and rows[0][1][:1] == ["index"]  # GLUE's STS-B has a header, the original none
         s1, s2, gold = (_parse_glue_stsb if glue else _parse_stsb)(rows, where)
+    elif name == "rte":
+        s1, s2, gold = _parse_rte(rows, where)
+    elif name == "qqp":
+        s1, s2, gold = _parse_qqp(rows, where)
     else:
         s1, s2, gold = _parse_sick(rows, where)
-    kind = "binary" if name == "mrpc" else "graded"
+    kind = "binary" if name in BINARY else "graded"
     pairs = PairSet(name=name, split=split, sentence1=s1, sentence2=s2, gold=gold, gold_kind=kind,
                     gold_range=GOLD_RANGE[name], source=where, revision=hashlib.sha256(raw).hexdigest())
     return _train_subset(pairs) if split == "train-1000" else pairs
@@ -361,15 +437,29 @@ def _train_subset(train: PairSet) -> PairSet:
 def _rows(raw: bytes, where: str) -> list[tuple[int, list[str]]]:
     """(1-based line, fields) of a tab-separated file read with quoting off; a BOM is dropped.
 
-    Trailing blank lines are allowed; a blank line inside the file is an error.
+    Trailing blank lines are allowed; a blank line inside the file is an error, as is a NUL
+    byte (a binary or corrupted file, which csv would read as text). Byte offsets in errors
+    are offsets in the file as stored, BOM included, so `head -c`/`xxd` find them.
     """
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise DatasetFormatError(f"{where}, line {line}: expected UTF-8 text, got byte {raw[e.start]:#04x}") from e
+        raise DatasetFormatError(f"{where}, line {line}: expected UTF-8 text, got byte {raw[e.start]:#04x} at byte "
+                                 f"offset {e.start} (0-based, in the file as stored); re-encode it as UTF-8") from e
+    if (nul := raw.find(b"\0")) >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise DatasetFormatError(f"{where}, line {line}: NUL byte at byte offset {nul}; "
+                                 "expected a text file (is it binary, or corrupted?)")
+    text = text.removeprefix("\ufeff")
+    # a sentence may be longer than csv's default field limit (131072 characters); no field can be
+    # longer than the file, so that bound loses nothing
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
-    rows = [(reader.line_num, fields) for fields in reader]
+    try:
+        rows = [(reader.line_num, fields) for fields in reader]
+    except csv.Error as e:
+        raise DatasetFormatError(f"{where}, line {reader.line_num}: {e}") from e
     while rows and not rows[-1][1]:
         rows.pop()
     for line, fields in rows:
@@ -468,6 +558,32 @@ def _parse_sick(rows: list[tuple[int, list[str]]], where: str):
     return tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64)
 
 
+def _parse_rte(rows: list[tuple[int, list[str]]], where: str):
+    """GLUE RTE: index, sentence1, sentence2, label (entailment -> 1, not_entailment -> 0)."""
+    s1, s2, gold = [], [], []
+    for line, f in _header(rows, _RTE_HEADER, where):
+        _columns(f, (4,), where, line, "4 columns: " + " ".join(_RTE_HEADER))
+        if f[3] not in _RTE_LABELS:
+            raise DatasetFormatError(f"{where}, line {line}: label {f[3]!r}; expected entailment or not_entailment")
+        gold.append(_RTE_LABELS[f[3]])
+        s1.append(_sentence(f[1], f"{where}, line {line}", "sentence1"))
+        s2.append(_sentence(f[2], f"{where}, line {line}", "sentence2"))
+    return tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64)
+
+
+def _parse_qqp(rows: list[tuple[int, list[str]]], where: str):
+    """GLUE QQP: id, qid1, qid2, question1, question2, is_duplicate (0/1)."""
+    s1, s2, gold = [], [], []
+    for line, f in _header(rows, _QQP_HEADER, where):
+        _columns(f, (6,), where, line, "6 columns: " + " ".join(_QQP_HEADER))
+        if f[5] not in ("0", "1"):
+            raise DatasetFormatError(f"{where}, line {line}: is_duplicate {f[5]!r}; expected 0 or 1")
+        gold.append(float(f[5]))
+        s1.append(_sentence(f[3], f"{where}, line {line}", "question1"))
+        s2.append(_sentence(f[4], f"{where}, line {line}", "question2"))
+    return tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64)
+
+
 def _parse_sts_domain(rows: list[tuple[int, list[str]]], where: str, allow_unscored: bool):
     """SemEval per-domain file: score, s1, s2. Empty scores (STS15/16 only) are skipped and counted."""
     s1, s2, gold, skipped = [], [], [], 0
@@ -513,7 +629,8 @@ def _load_hub(name: str, split: str, tried: list[str]) -> PairSet | list[PairSet
         tried.append(f"hub {hub_id}: {type(e).__name__}: {_clip(str(e), 200)}")
         return None
     where = f"{hub_id}{f'[{config}]' if config else ''}@{sha} split {base_split}"
-    cols = ("sentence1", "sentence2", "label") if name == "mrpc" else ("sentence1", "sentence2", "score")
+    cols = _HUB_COLUMNS.get(name) or (("sentence1", "sentence2", "label") if name in BINARY
+                                      else ("sentence1", "sentence2", "score"))
     missing = [c for c in cols if c not in ds.column_names]
     if missing:
         raise DatasetFormatError(f"{where}: expected columns {list(cols)}, missing {missing} "
@@ -523,9 +640,10 @@ def _load_hub(name: str, split: str, tried: list[str]) -> PairSet | list[PairSet
     lo, hi = (0.0, 1.0) if name == "stsb" else GOLD_RANGE[name]
     for i, (x, y, z) in enumerate(zip(a, b, g), start=1):
         row = f"{where}, row {i}"
-        if name == "mrpc":
+        if name in BINARY:
             if z not in (0, 1):
                 raise DatasetFormatError(f"{row}: label {z!r}; expected 0 or 1")
+            z = _HUB_LABEL_GOLD.get(name, {0: 0.0, 1: 1.0})[z]
         elif z is None or z == "":
             if name not in ("sts15", "sts16"):
                 raise DatasetFormatError(f"{row}: empty score; expected a number in [{lo:g}, {hi:g}]")
@@ -547,7 +665,7 @@ def _load_hub(name: str, split: str, tried: list[str]) -> PairSet | list[PairSet
     if name in _STS_YEARS:
         notes.append("the hub copy has no domain column: one pooled set, not per-domain sets")
     pairs = PairSet(name=pair_name, split=base_split, sentence1=tuple(s1), sentence2=tuple(s2), gold=gold_arr,
-                    gold_kind="binary" if name == "mrpc" else "graded", gold_range=GOLD_RANGE[name],
+                    gold_kind="binary" if name in BINARY else "graded", gold_range=GOLD_RANGE[name],
                     source=f"{hub_id}{f'[{config}]' if config else ''}@{sha}", revision=sha, n_skipped=skipped,
                     note="; ".join(notes))
     if split == "train-1000":

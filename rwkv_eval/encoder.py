@@ -33,6 +33,10 @@ Layer = Union[int, str]
 EMBEDDING = "emb"
 
 
+class NonFiniteEmbedding(ValueError):
+    """A pooled vector holds NaN or inf: overflow in half precision, or broken weights."""
+
+
 @dataclass
 class Embeddings:
     """Pooled sentence vectors: `vectors[(layer, pooling)]` is (N, D) float32, input order."""
@@ -143,6 +147,17 @@ class TokenEncoder:
                 mask[row, : len(t)] = True
             yield idx, ids.to(self.device), mask.to(self.device)
 
+    def _check_finite(self, v: np.ndarray, idx: np.ndarray, layer: Layer, pooling: str) -> None:
+        """A NaN/inf vector would turn into a NaN cosine (or a silent 0 after ranking): stop, naming it."""
+        bad = ~np.isfinite(v).all(axis=1)
+        if bad.any():
+            first = int(np.sort(idx[bad])[0])
+            raise NonFiniteEmbedding(
+                f"{self.name} produced NaN/inf at layer {layer} ({pooling} pooling) for {int(bad.sum())} sentence(s) "
+                f"of a batch, the first being sentence index {first} (0-based, input order) in "
+                f"{str(self.dtype).removeprefix('torch.')}; nothing was written. Check the weights, or run in "
+                "float32 if this was half precision")
+
     def encode(
         self,
         sentences: Sequence[str],
@@ -180,6 +195,7 @@ class TokenEncoder:
                 for layer, h in self.states(ids, mask, layers):
                     for p in poolings:
                         v = pool(h, mask, p).cpu().numpy()
+                        self._check_finite(v, idx, layer, p)
                         if (layer, p) not in vectors:
                             vectors[(layer, p)] = np.zeros((N, v.shape[1]), dtype=np.float32)
                         vectors[(layer, p)][idx] = v

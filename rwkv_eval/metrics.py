@@ -9,6 +9,9 @@ seed, recorded).
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -70,24 +73,37 @@ def spearman_ci(
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of Spearman over resampled pairs."""
     pred, gold = _check(pred, gold)
-    res = stats.bootstrap(
-        (pred, gold),
-        _spearman_along,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
+    with warnings.catch_warnings():
+        # scipy warns (and returns NaN) when resamples are degenerate; the caller gets the NaN and says why
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap(
+            (pred, gold),
+            _spearman_along,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     lo, hi = res.confidence_interval
     return float(lo), float(hi)
 
 
-def correlations(pred: np.ndarray, gold: np.ndarray) -> dict[str, float | list[float]]:
-    """The scores every record carries: spearman, pearson and the Spearman 95% CI."""
+def correlations(pred: np.ndarray, gold: np.ndarray) -> dict:
+    """The scores every record carries: spearman, pearson and the Spearman 95% CI.
+
+    Too few pairs for a bootstrap (some resamples have constant similarities or gold, so
+    their Spearman is undefined) give spearman_ci95 [None, None] and the reason in
+    spearman_ci95_reason: never a NaN that JSON cannot hold.
+    """
     lo, hi = spearman_ci(pred, gold)
-    return {"spearman": spearman(pred, gold), "pearson": pearson(pred, gold), "spearman_ci95": [lo, hi]}
+    out = {"spearman": spearman(pred, gold), "pearson": pearson(pred, gold), "spearman_ci95": [lo, hi]}
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        out["spearman_ci95"] = [None, None]
+        out["spearman_ci95_reason"] = (f"no bootstrap CI: {len(np.asarray(gold))} pairs are too few, some of the "
+                                       f"{BOOTSTRAP_RESAMPLES} resamples have constant similarities or gold scores")
+    return out
 
 
 def bootstrap_indices(n: int, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:

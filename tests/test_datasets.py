@@ -191,20 +191,44 @@ def test_not_found_lists_every_try_and_how_to_get_it(tmp_path, monkeypatch):
     env_root.mkdir()
     monkeypatch.setenv(DATA_ENV, str(env_root))
     with pytest.raises(DatasetNotFound) as e:
-        load_pairs("mrpc", "validation", tmp_path / "nowhere")
+        load_pairs("mrpc", "validation")
     msg = str(e.value)
-    assert isinstance(e.value, FileNotFoundError)
-    assert f"data_dir {tmp_path / 'nowhere'}: not a directory" in msg
+    assert isinstance(e.value, FileNotFoundError) and "\n" not in msg
+    assert "data_dir: not given" in msg
     assert str(env_root / "mrpc" / "dev.tsv") in msg and str(env_root / "MRPC" / "dev.tsv") in msg
     assert "hub nyu-mll/glue: the `datasets` package is not installed" in msg
     assert "--data-dir" in msg and DATA_ENV in msg and "gluebenchmark.com" in msg
     assert msg.index("data_dir") < msg.index(f"${DATA_ENV}") < msg.index("hub nyu-mll")
 
 
+@pytest.mark.parametrize("kind", ["missing", "file", "empty-dir"])
+def test_a_given_data_dir_is_the_only_place_tried(shared_data, tmp_path, monkeypatch, kind):
+    """A path the user named that does not hold the set is an error, never a switch to the env root or hub."""
+    monkeypatch.setenv(DATA_ENV, str(shared_data))  # would hold stsb test
+    root = {"missing": tmp_path / "nowhere", "file": tmp_path / "f.txt", "empty-dir": tmp_path}[kind]
+    if kind == "file":
+        root.write_text("x")
+    with pytest.raises(DatasetNotFound) as e:
+        load_pairs("stsb", "test", root)
+    msg = str(e.value)
+    assert str(root) in msg and "\n" not in msg
+    assert {"missing": "does not exist", "file": "not a directory", "empty-dir": "not found in data_dir"}[kind] in msg
+    assert str(shared_data) not in msg  # the env root was not even looked at
+
+
+def test_env_root_that_is_not_a_directory_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetNotFound, match=r"\$RWKV_EVAL_DATA=.*nowhere is missing"):
+        load_pairs("stsb", "test")
+
+
 def test_not_found_without_hub_says_so(tmp_path):
     with pytest.raises(DatasetNotFound, match="allow_hub=False") as e:
-        load_pairs("sts14", "test", tmp_path, allow_hub=False)
-    assert "missing OnWN.test.tsv" in str(e.value) and "not set" in str(e.value)
+        load_pairs("sts14", "test", allow_hub=False)
+    assert "not given" in str(e.value) and "not set" in str(e.value)
+    with pytest.raises(DatasetNotFound, match="the hub are not tried when a data directory is given") as e:
+        load_pairs("sts14", "test", tmp_path)
+    assert "missing OnWN.test.tsv" in str(e.value)
 
 
 # ---------------------------------------------------------------- malformed files
@@ -249,6 +273,12 @@ BAD = {  # id: (dataset, split, file under the root, content, 1-based line, mess
     "sts15-range": ("sts15", "test", "sts12-16/2015/belief.test.tsv", "\ta\tb\n-1\ta\tb\n", 2, "-1 out of range"),
     "utf8": ("stsb", "test", "stsb/sts-test.csv",
              GOOD_STSB.encode() + b"g\tf\t2012\t1\t3\ta\xff\tb\n", 2, "expected UTF-8"),
+    # the offset is in the file as stored: BOM (3 bytes) + header, then 'a' of row 2
+    "utf8-after-bom": ("mrpc", "validation", "mrpc/dev.tsv",
+                       MRPC_HEAD.encode() + b"1\t1\t2\ta\xff\tb\n", 2,
+                       f"byte 0xff at byte offset {len(MRPC_HEAD.encode()) + 7} "),
+    "nul": ("stsb", "test", "stsb/sts-test.csv", GOOD_STSB + "g\tf\t2012\t1\t3\ta\0b\tc\n", 2,
+            f"NUL byte at byte offset {len(GOOD_STSB) + 14}"),
 }
 
 
@@ -264,6 +294,35 @@ def test_malformed_rows_raise_naming_file_and_line(tmp_path, bad_id):
         load_pairs(name, split, tmp_path, allow_hub=False)
     assert isinstance(e.value, ValueError)
     assert f"{path}, line {line}:" in str(e.value) and fragment in str(e.value), str(e.value)
+
+
+def test_bom_offset_points_at_the_bad_byte_in_the_file_as_stored(tmp_path):
+    name, split, rel, content, line, fragment = BAD["utf8-after-bom"]
+    path = _write(tmp_path, rel, content)
+    with pytest.raises(DatasetFormatError) as e:
+        load_pairs(name, split, tmp_path)
+    offset = int(str(e.value).split("byte offset ")[1].split()[0])
+    assert path.read_bytes()[offset] == 0xFF
+
+
+def test_a_sentence_longer_than_the_csv_field_limit_is_read(tmp_path):
+    long = "word " * 40_000  # 200,000 characters > csv's default 131,072
+    _write(tmp_path, "stsb/sts-test.csv", GOOD_STSB + f"g\tf\t2012\t1\t3\t{long}\tb\n")
+    assert load_pairs("stsb", "test", tmp_path).sentence1[1] == long
+
+
+def test_a_directory_where_the_data_file_should_be_is_an_error(tmp_path):
+    (tmp_path / "stsb" / "sts-test.csv").mkdir(parents=True)
+    with pytest.raises(DatasetFormatError, match="sts-test.csv is a directory"):
+        load_pairs("stsb", "test", tmp_path)
+
+
+def test_duplicate_pairs_are_kept_and_counted(tmp_path):
+    swapped = "main-captions\tMSRvid\t2012test\t0001\t5.000\tA man is playing.\tA man plays.\n"
+    other = "g\tf\t2012\t2\t1.0\tA dog.\tA cat.\n"
+    _write(tmp_path, "stsb/sts-test.csv", GOOD_STSB * 3 + swapped + other)
+    p = load_pairs("stsb", "test", tmp_path)
+    assert len(p) == 5 and p.n_duplicate_pairs == 3 and p.provenance()["n_duplicate_pairs"] == 3
 
 
 def test_sts16_unscored_rows_are_counted_not_dropped_silently(tmp_path):
@@ -359,7 +418,7 @@ def test_hub_stsb_is_scaled_to_0_5_and_pinned(monkeypatch, tmp_path):
     calls = []
     _fake_hub(monkeypatch, {("sentence-transformers/stsb", "test"): {
         "sentence1": ["a", "b"], "sentence2": ["c", "d"], "score": [0.5, 1.0]}}, calls)
-    p = load_pairs("stsb", "test", tmp_path)
+    p = load_pairs("stsb", "test")
     assert list(p.gold) == [2.5, 5.0] and p.gold_range == (0.0, 5.0) and "multiplied by 5" in p.note
     rev = "c0ffeesentence-transformers-stsb"
     assert calls == [(("sentence-transformers/stsb",), "test", rev)]

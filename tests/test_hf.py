@@ -97,7 +97,7 @@ def test_minilm_truncation_clamp_and_provenance(minilm_dir, minilm):
     assert load_hf(minilm_dir, max_length=10**6).max_length == 512  # clamped to the position table
     short = load_hf(minilm_dir, max_length=4)
     e = short.encode(SENTENCES, layers=[0], poolings=["mean"])
-    assert e.n_truncated == 3 and e.n_tokens == 4 + 3 + 4 + 4 + 2
+    assert e.n_truncated == 3 and e.n_tokens == 4 + 3 + 4 + 4 + 0 and e.n_empty == 1  # "": no [CLS][SEP]
     p = minilm.provenance()
     assert p["model_class"] == "BertModel" and p["backend"] == "hf" and p["transformers"]
     assert p["revision"] == sha256_weights(Path(minilm_dir))

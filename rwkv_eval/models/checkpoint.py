@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,21 +92,37 @@ def _only_tensors(sd, path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+_REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text.split(". ")[0].rstrip(".")
+
+
 def read_pth(path: Path) -> dict[str, torch.Tensor]:
-    """A BlinkDL .pth as a state dict; only tensors in a dict, nothing else is unpickled."""
+    """A BlinkDL .pth as a state dict; only tensors in a dict, nothing else is unpickled.
+
+    A pickle that asks for any other object (a class, a function such as os.system) is
+    refused by torch's weights-only unpickler before anything runs; the message says it
+    was refused for safety, which is not the same as a damaged file.
+    """
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):
-            what = str(e).split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
-            raise ValueError(f"{path}: refused, the pickle holds more than tensors ({what}); weights_only=True "
-                             "loads only tensors and plain containers") from e
+        if m := _REFUSED_GLOBAL.search(str(e)):
+            raise ValueError(f"{path}: refused for safety, not loaded: it asks to import {m.group(1)}, and a pickle "
+                             "that imports code can run it. rwkv_eval reads only plain state dicts of tensors; get "
+                             "the weights as such a .pth or as .safetensors from a source you trust") from None
+        # torch's text also advises turning the safety check off: keep only what went wrong
+        detail = str(e).split("WeightsUnpickler error:")[1].strip() if "WeightsUnpickler error:" in str(e) else ""
         raise ValueError(f"{path}: not a readable PyTorch checkpoint, the file may be truncated or corrupted "
-                         f"(UnpicklingError: {str(e).split('WeightsUnpickler error:')[-1].strip().splitlines()[0]})") from e
-    except Exception as e:  # truncated zip, bad magic number, ...
+                         f"(UnpicklingError{': ' + detail.splitlines()[0] if detail else ''}); compare its "
+                         "sha256 with the published one") from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, bad magic number, ...: wrapped with the path
+        detail = ": ".join(filter(None, (type(e).__name__, _first_sentence(str(e)))))
         raise ValueError(f"{path}: not a readable PyTorch checkpoint, the file may be truncated or "
-                         f"corrupted ({type(e).__name__}: {str(e).splitlines()[0]}); compare its sha256 "
-                         "with the published one") from e
+                         f"corrupted ({detail}); compare its sha256 with the published one") from e
     return _only_tensors(sd, path)
 
 
@@ -265,9 +282,49 @@ def load_checkpoint(spec: str | Path, revision: str | None = None) -> Checkpoint
         sd, files, directory = read_pth(path), [path], None
     arch = detect_arch(sd, source)
     check_arch(arch, source)
+    check_orientation(sd, ", ".join(str(f) for f in files))
     digest = sha256_files(files)
     return Checkpoint(state_dict=sd, arch=arch, source=source, revision=commit or digest, sha256=digest,
                       files=tuple(files), directory=directory)
+
+
+# Which axis of a 2-D tensor is the model width C (nn.Linear weights are (out, in)). The shape
+# of a model is read from these tensors, so a transposed one must be caught before that, or
+# the error names whichever later tensor disagrees with the wrong shape.
+_WIDTH_AXIS = {"emb.weight": 1, "head.weight": 1, "ffn.key.weight": 1, "ffn.value.weight": 0,
+               "att.time_maa_w1": 0, "att.time_decay_w1": 0, "att.time_decay_w2": 1,
+               "att.w1": 0, "att.w2": 1, "att.a1": 0, "att.a2": 1, "att.v1": 0, "att.v2": 1,
+               "att.g1": 0, "att.g2": 1}
+
+
+def check_orientation(sd: dict[str, torch.Tensor], source: str) -> None:
+    """Every 2-D tensor with a known width axis has the model width C there, C from ln_out.weight.
+
+    Raises:
+        ValueError: naming the tensor, its shape and the expected one (and "transposed" when
+            the two are each other's reverse).
+    """
+    ln_out = sd.get("ln_out.weight")
+    if ln_out is None or ln_out.ndim != 1:
+        raise ValueError(f"{source}: tensor 'ln_out.weight' is "
+                         + ("missing" if ln_out is None else f"of shape {tuple(ln_out.shape)}")
+                         + "; expected a 1-D (C,) tensor in an RWKV checkpoint")
+    C = ln_out.shape[0]
+    for key, t in sd.items():
+        axis = _WIDTH_AXIS.get(key) if key in _WIDTH_AXIS else _WIDTH_AXIS.get(key.split(".", 2)[-1])
+        if axis is None or (t.ndim == 2 and t.shape[axis] == C):
+            continue
+        shape = tuple(t.shape)
+        if t.ndim != 2:
+            raise ValueError(f"{source}: tensor {key!r} has shape {shape}; expected a 2-D tensor with C = {C} "
+                             f"(the width of ln_out.weight) on axis {axis}")
+        other = shape[1 - axis]
+        expected = (other, C) if axis == 1 else (C, other)
+        flipped = " (it looks transposed)" if shape[axis] != C and shape[1 - axis] == C else ""
+        expected = shape[::-1] if flipped else expected
+        raise ValueError(f"{source}: tensor {key!r} has shape {shape}, expected {expected}{flipped}; C = {C} is the "
+                         "width of ln_out.weight. The file was not written for this architecture, or was converted "
+                         "wrongly")
 
 
 def check_state_dict(sd: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:

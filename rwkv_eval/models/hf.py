@@ -27,7 +27,9 @@ All hidden states come from one forward pass (AutoModel cannot stop after a give
 `states` then yields the requested ones, shallowest first.
 
 Tokens: the model's own tokenizer *with* its special tokens (BERT: [CLS] ... [SEP];
-GPT-2, RWKV: none), no truncation by the tokenizer — `TokenEncoder` cuts at `max_length`
+GPT-2, RWKV: none), no truncation by the tokenizer; a sentence whose only tokens are
+special ones (empty, or blank) has no token at all, so it pools to the zero vector and is
+counted in n_empty as with every other encoder, rather than to a [CLS][SEP] vector — `TokenEncoder` cuts at `max_length`
 (so a long BERT input loses its [SEP]) and counts the cut sentences. `max_length` is
 clamped to the model's `max_position_embeddings` and the tokenizer's `model_max_length`.
 Batches are right-padded; the attention mask goes to softmax-attention models (pad id =
@@ -61,7 +63,8 @@ def sha256_weights(directory: Path) -> str:
     """sha256 of the weights file; for several (shards), sha256 of their 'name sha256' lines, sorted."""
     files = sorted({p for g in WEIGHT_GLOBS for p in directory.glob(g) if p.is_file()})
     if not files:
-        raise FileNotFoundError(f"no weights file ({', '.join(WEIGHT_GLOBS)}) in {directory}")
+        raise FileNotFoundError(f"{directory} has config.json but no weights file ({', '.join(WEIGHT_GLOBS)}); "
+                                "copy the model's weights into it, or point --model at the complete directory")
     return sha256_files(files)
 
 
@@ -154,6 +157,9 @@ class HFEncoder(TokenEncoder):
             ids = self.tokenizer(list(sentences), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         else:
             ids = [list(self.tokenizer(s)) for s in sentences]
+        if isinstance(self.tokenizer, PreTrainedTokenizerBase):
+            special = set(self.tokenizer.all_special_ids)
+            ids = [row if any(t not in special for t in row) else [] for row in ids]
         bad = [t for row in ids for t in row if not 0 <= t < self.vocab_size]
         if bad:
             raise ValueError(f"tokenizer {self.tokenizer_name} produced token id {bad[0]} outside the vocabulary of "
@@ -287,9 +293,17 @@ def load_hf(
     if model_type == "rwkv" and dtype == torch.float32:
         overrides["rescale_every"] = 0  # fp32 needs no halving; the hidden states stay unscaled
     source = str(path) if local else spec
-    config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code, **overrides)
-    model, info = AutoModel.from_pretrained(source, config=config, revision=revision, **{DTYPE_KWARG: dtype},
-                                            trust_remote_code=trust_remote_code, output_loading_info=True)
+    # hashed first: a directory without weights fails here in one line, not inside transformers
+    weights_sha = sha256_weights(path) if local else None
+    try:
+        config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code,
+                                            **overrides)
+        model, info = AutoModel.from_pretrained(source, config=config, revision=revision, **{DTYPE_KWARG: dtype},
+                                                trust_remote_code=trust_remote_code, output_loading_info=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:  # unreadable weights, shape mismatch, bad config
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{spec}: transformers could not load it as {model_type!r} ({type(e).__name__}: {first}); "
+                         "check that config.json and the weights belong together and are complete") from e
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise ValueError(f"{spec}: {len(missing)} weights missing from the checkpoint (e.g. {missing[:3]}); "
@@ -298,6 +312,6 @@ def load_hf(
     device = torch.device(device)
     model.to(device)
     tok, tok_name = _load_tokenizer(tokenizer, source, revision, trust_remote_code)
-    rev = sha256_weights(path) if local else _hub_commit(spec, revision, config)
+    rev = weights_sha or _hub_commit(spec, revision, config)
     return HFEncoder(model, tok, name=spec, revision=rev, device=device, dtype=dtype, max_length=max_length,
                      tokenizer_name=tok_name, remote_code=needs_remote)

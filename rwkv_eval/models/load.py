@@ -28,7 +28,14 @@ def _is_native_rwkv_dir(path: Path) -> bool:
     cfg = path / "config.json"
     if not cfg.is_file():
         return any(path.glob("*.pth"))
-    model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type", "")
+    try:
+        config = json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{cfg}: not a readable config.json ({e}); expected the JSON a transformers model "
+                         "directory holds") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{cfg}: top level is a {type(config).__name__}; expected a JSON object with model_type")
+    model_type = config.get("model_type", "")
     return model_type in ("rwkv6", "rwkv7", "rwkv5", "rwkv-6", "rwkv-7")
 
 
@@ -51,12 +58,21 @@ def load_encoder(
 ) -> Encoder:
     if backend not in ("auto", "native", "hf"):
         raise ValueError(f"backend must be auto, native or hf; got {backend!r}")
-    if spec in GLOVE_NAMES or spec.startswith("gensim:") or spec.endswith(".txt"):
+    glove = spec in GLOVE_NAMES or spec.startswith("gensim:") or spec.endswith(".txt")
+    if (m := RANDOM_RE.match(spec)) or glove:
+        # options these models have no use for are errors, not silently dropped
+        what = "GloVe" if glove else "a random-init model"
+        given = {"backend": backend != "auto", "tokenizer": tokenizer is not None, "revision": revision is not None,
+                 "trust_remote_code": trust_remote_code}
+        if unused := [k for k, v in given.items() if v]:
+            raise ValueError(f"{', '.join(unused)} does not apply to {what} ({spec}); drop "
+                             + ", ".join(f"--{k.replace('_', '-')}" for k in unused))
+    opts = {} if max_length is None else {"max_length": max_length}
+    if glove:
         from .glove import load_glove
 
-        return load_glove(spec)
-    opts = {} if max_length is None else {"max_length": max_length}
-    if m := RANDOM_RE.match(spec):
+        return load_glove(spec, **opts)
+    if m:
         from .random_init import random_rwkv_encoder
 
         default = "smoke" if m["arch"] == "rwkv6" else "goose-0b1"
@@ -72,6 +88,9 @@ def load_encoder(
         )
     )
     if native:
+        if trust_remote_code:
+            raise ValueError(f"trust_remote_code applies to the transformers backend only; {spec} runs on the "
+                             "native RWKV code: drop --trust-remote-code, or add --backend hf to run its own code")
         from .rwkv import load_rwkv
 
         return load_rwkv(spec, device=device, dtype=dtype, tokenizer=tokenizer, revision=revision, **opts)

@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..profiles import layer_id as layer_label
-from ..records import write_bytes_atomic, write_json_atomic
+from ..records import Terminated, terminate_raises, write_bytes_atomic, write_json_atomic
+from .aggregation import aggregation_plots
+from .early_exit import early_exit_plots
 from . import linear_vs_softmax
 from . import ood as ood_report
 from .export import action_benchmark
@@ -100,6 +102,7 @@ def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None 
         extra.append(lambda plt, out: ood_report.make_plots(plt, ood, out))
         questions += ood_report.ood_section(ood)
     plots, note = make_plots(new, olds, folder, extra)
+    plots = [*plots, *aggregation_plots(new, folder), *early_exit_plots(new, folder)]
     bigger, smaller = action_benchmark(new)
     write_json_atomic(folder / BIGGER_FILE, bigger)
     write_json_atomic(folder / SMALLER_FILE, smaller)
@@ -115,17 +118,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("older", nargs="*", help="older runs: the first is the delta baseline, all go into the history")
     ap.add_argument("--out", default="reports", help="reports root (default: reports/)")
     ap.add_argument("--name", default=None, help="report folder name (default: <datetime>-<commit>)")
+    prog = "rwkv_eval.report"
+    ap.error = lambda message: ap.exit(2, f"{prog}: error: {message}; see {ap.prog} --help\n")  # one line
     ap.add_argument("--compare", default=None, help="`rwkv-eval compare --output` JSON: question I section")
     ap.add_argument("--ood", default=None, help="`rwkv-eval ood --output` JSON: question II section")
     args = ap.parse_args(argv)
     try:
-        new = parse_run(load_run(args.run), args.run)
-        olds = [parse_run(load_run(p), p) for p in args.older]
-        compare = load_compare(args.compare) if args.compare else None
-        ood = ood_report.load_ood(args.ood) if args.ood else None
-        folder = write_report(new, olds, Path(args.out), args.name, compare, ood)
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise NotADirectoryError(f"--out {args.out} is a file; give the folder that holds the reports")
+        with terminate_raises():
+            new = parse_run(load_run(args.run), args.run)
+            olds = [parse_run(load_run(p), p) for p in args.older]
+            compare = load_compare(args.compare) if args.compare else None
+            ood = ood_report.load_ood(args.ood) if args.ood else None
+            folder = write_report(new, olds, Path(args.out), args.name, compare, ood)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except (ValueError, OSError) as e:
-        print(f"rwkv_eval.report: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a record this module did not foresee: one line, with the files
+        print(f"{prog}: error: unexpected {type(e).__name__} ({' '.join(str(e).split())}) while reporting "
+              f"{', '.join([args.run, *args.older])}; please report it with that file", file=sys.stderr)
         return 2
     print(folder)
     return 0

@@ -95,6 +95,9 @@ def load_run(path: str | Path) -> dict:
         ValueError: the file is not JSON, or not the JSON `pytest --benchmark-json` writes.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; pass the file written by `pytest benchmarks "
+                                "--benchmark-json PATH`")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; pass the file written by `pytest benchmarks "
                                 "--benchmark-json PATH`")
@@ -107,16 +110,45 @@ def load_run(path: str | Path) -> dict:
     return data
 
 
+# Fields a report reads, and the JSON types they may have (None: null or absent). Anything
+# else is an error naming the field, not a traceback from deep inside a table or a plot.
+_TOP_TYPES = {"commit_info": (dict,), "machine_info": (dict,), "datetime": (str,)}
+_BENCH_TYPES = {"extra_info": (dict,), "stats": (dict,), "name": (str,)}
+_TEXT = (str,)
+_NUMBER = (int, float)
+_EXTRA_TYPES = {"layer": (int, str), "model_key": _TEXT, "model": _TEXT, "dataset": _TEXT, "split": _TEXT,
+                "pooling": _TEXT, "gate": _TEXT, "gate_key": _TEXT, "git_commit": _TEXT, "trained": (bool,),
+                "n_pairs": (int,), "spearman": _NUMBER, "spearman_ci95_low": _NUMBER,
+                "spearman_ci95_high": _NUMBER, "spearman_floor": _NUMBER, "seconds_per_pair": _NUMBER,
+                "peak_memory_mb": _NUMBER}
+
+
+def _check_types(obj: dict, types: dict[str, tuple[type, ...]], where: str, hint: str) -> None:
+    for key, allowed in types.items():
+        value = obj.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+            names = " or ".join("number" if t is float else {"int": "integer", "str": "string", "dict": "object",
+                                                              "bool": "true/false"}.get(t.__name__, t.__name__)
+                                for t in allowed if not (t is int and float in allowed))
+            raise ValueError(f"{where} field {key!r} is {json.dumps(value)[:40]} ({type(value).__name__}); expected "
+                             f"{names} or null; {hint}")
+
+
 def check_run(data: Any, source: str = "run") -> None:
-    """Raise ValueError unless `data` looks like pytest-benchmark JSON."""
+    """Raise ValueError unless `data` looks like pytest-benchmark JSON with fields of the right types."""
     hint = "expected pytest-benchmark JSON (`pytest benchmarks --benchmark-json PATH`)"
     if not isinstance(data, dict):
         raise ValueError(f"{source}: top level is a {type(data).__name__}, not an object; {hint}")
     if not isinstance(data.get("benchmarks"), list):
         raise ValueError(f"{source}: no 'benchmarks' list (top-level keys: {sorted(data)[:8]}); {hint}")
+    _check_types(data, _TOP_TYPES, f"{source}:", hint)
     for i, b in enumerate(data["benchmarks"]):
         if not isinstance(b, dict) or "name" not in b:
             raise ValueError(f"{source}: benchmarks[{i}] is not an object with a 'name'; {hint}")
+        _check_types(b, _BENCH_TYPES, f"{source}: benchmarks[{i}]", hint)
+        _check_types(b.get("extra_info") or {}, _EXTRA_TYPES, f"{source}: benchmarks[{i}].extra_info", hint)
 
 
 def number(x: Any) -> float | None:
