@@ -36,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="pytest-benchmark JSON of a run whose Spearmans are the references (before history and file)")
     g.addoption("--accept-new-cases", action="store_true",
                 help="cases without a reference pass and are recorded as new (seeds a history); default: they fail")
+    g.addoption("--length-shapes", default="small", help="small | real: model shapes of benchmarks/test_length_scaling.py")
 
 
 class RunContext:

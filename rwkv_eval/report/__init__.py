@@ -3,6 +3,7 @@
     pytest benchmarks --benchmark-json out.json
     python -m rwkv_eval.report out.json                              # reports/<time>-<commit>/
     python -m rwkv_eval.report out.json .benchmarks/*/0001_*.json --out reports/ --name nightly
+    python -m rwkv_eval.report out.json --compare compare.json --ood ood.json    # + questions I and II
 
 The first file is the run; any further files are older runs: the first of them is the
 baseline of the delta tables, all of them feed the history plot. A report folder holds
@@ -43,8 +44,11 @@ from ..profiles import layer_id as layer_label
 from ..records import Terminated, terminate_raises, write_bytes_atomic, write_json_atomic
 from .aggregation import aggregation_plots
 from .early_exit import early_exit_plots
+from . import linear_vs_softmax
+from . import ood as ood_report
 from .export import action_benchmark
 from .fmt import default_name
+from .linear_vs_softmax import length_rows, load_compare
 from .plots import make_plots
 from .run import RANDOM_INIT_MARK, Case, Run, load_run, parse_run
 from .summary import summary_markdown
@@ -78,19 +82,31 @@ def build_report(run: dict, older: list[dict] | None = None, out_dir: Path = Pat
     return write_report(parse_run(run, "run"), olds, Path(out_dir), name)
 
 
-def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None = None) -> Path:
-    """build_report on parsed runs (whose `source` names their file)."""
+def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None = None,
+                 compare: dict | None = None, ood: dict | None = None) -> Path:
+    """build_report on parsed runs (whose `source` names their file).
+
+    compare, ood: the JSON of `rwkv-eval compare --output` / `rwkv-eval ood --output`, for
+    the sections of questions I and II (question I also shows the run's length-scaling
+    benchmarks)."""
     name = name or default_name(new)
     if name in (".", "..") or "/" in name or "\\" in name or not name.strip():
         raise ValueError(f"report name {name!r} is not a plain folder name; pass e.g. --name nightly-2026-11-26")
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
-    plots, note = make_plots(new, olds, folder)
+    extra, questions = [], []
+    if compare or length_rows(new):
+        extra.append(lambda plt, out: linear_vs_softmax.make_plots(plt, new, compare, out))
+        questions += linear_vs_softmax.linear_vs_softmax_section(new, compare)
+    if ood:
+        extra.append(lambda plt, out: ood_report.make_plots(plt, ood, out))
+        questions += ood_report.ood_section(ood)
+    plots, note = make_plots(new, olds, folder, extra)
     plots = [*plots, *aggregation_plots(new, folder), *early_exit_plots(new, folder)]
     bigger, smaller = action_benchmark(new)
     write_json_atomic(folder / BIGGER_FILE, bigger)
     write_json_atomic(folder / SMALLER_FILE, smaller)
-    text = summary_markdown(new, olds, name, plots, note).encode("utf-8")
+    text = summary_markdown(new, olds, name, plots, note, questions).encode("utf-8")
     write_bytes_atomic(folder / SUMMARY_FILE, lambda f: f.write(text))
     return folder
 
@@ -104,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="report folder name (default: <datetime>-<commit>)")
     prog = "rwkv_eval.report"
     ap.error = lambda message: ap.exit(2, f"{prog}: error: {message}; see {ap.prog} --help\n")  # one line
+    ap.add_argument("--compare", default=None, help="`rwkv-eval compare --output` JSON: question I section")
+    ap.add_argument("--ood", default=None, help="`rwkv-eval ood --output` JSON: question II section")
     args = ap.parse_args(argv)
     try:
         if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -111,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with terminate_raises():
             new = parse_run(load_run(args.run), args.run)
             olds = [parse_run(load_run(p), p) for p in args.older]
-            folder = write_report(new, olds, Path(args.out), args.name)
+            compare = load_compare(args.compare) if args.compare else None
+            ood = ood_report.load_ood(args.ood) if args.ood else None
+            folder = write_report(new, olds, Path(args.out), args.name, compare, ood)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..profiles import layer_id as layer_label
 from ..records import write_bytes_atomic
@@ -205,8 +205,11 @@ def _plot_history(plt, runs: Sequence[Run], out_dir: Path) -> list[str]:
     return ["history.png"]
 
 
-def make_plots(run: Run, older: Sequence[Run], out_dir: Path) -> tuple[list[str], str | None]:
-    """Write the PNGs; returns (file names, a note when plots could not be made)."""
+def make_plots(run: Run, older: Sequence[Run], out_dir: Path,
+               extra: Sequence[Callable[[Any, Path], list[str]]] = ()) -> tuple[list[str], str | None]:
+    """Write the PNGs; returns (file names, a note when plots could not be made).
+
+    extra: plotters of further sections, each called as fn(pyplot, out_dir) -> file names."""
     try:
         import matplotlib
 
@@ -217,4 +220,6 @@ def make_plots(run: Run, older: Sequence[Run], out_dir: Path) -> tuple[list[str]
     with plt.rc_context({"figure.max_open_warning": 0}):
         files = _plot_spearman(plt, run, out_dir) + _plot_cost(plt, run, out_dir)
         files += _plot_history(plt, sorted([run, *older], key=time_key), out_dir)
+        for plot in extra:
+            files += plot(plt, out_dir)
     return files, None

@@ -38,7 +38,9 @@ def provenance_section(run: Run) -> list[str]:
     return md_table(("", ""), rows)
 
 
-def summary_markdown(run: Run, older: Sequence[Run], name: str, plots: Sequence[str], plot_note: str | None) -> str:
+def summary_markdown(run: Run, older: Sequence[Run], name: str, plots: Sequence[str], plot_note: str | None,
+                     questions: Sequence[str] = ()) -> str:
+    """questions: markdown lines of the research sections (linear_vs_softmax, ood), placed before the plots."""
     out = [f"# rwkv_eval report: {name}", ""] + provenance_section(run)
     untrained = sorted({c.model_key for c in run.cases if not c.trained})
     if untrained:
@@ -57,6 +59,7 @@ def summary_markdown(run: Run, older: Sequence[Run], name: str, plots: Sequence[
     out += throughput_section(run)
     out += aggregation_section(run) + early_exit_section(run)
     out += history_section(sorted([run, *older], key=time_key))
+    out += list(questions)
     out += ["## Plots", ""]
     out += [f"![{p}]({p})" for p in plots] or ["No plots."]
     if plot_note:

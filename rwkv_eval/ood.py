@@ -1,0 +1,205 @@
+"""Out-of-domain degradation: does RWKV's recurrent state degrade less than attention?
+
+Question II of the follow-up study. Protocol, per model:
+
+1. select (layer, pooling) on STS-B dev (never on test);
+2. at that setting score STS-B test (in-domain) and every out-of-domain set: each STS12-16
+   domain (SentEval's per-domain test files) and SICK-R test;
+3. degradation(domain) = ρ(STS-B test) − ρ(domain), with a bootstrap interval;
+4. the cross-domain spread (std and range of ρ over the out-of-domain sets);
+5. STS12-16 aggregates: `concat` (Spearman of all STS domains' pairs pooled), `mean`
+   (mean of per-domain ρ, SentEval's "all") and `wmean` (mean weighted by pairs).
+
+Then, for each (linear, softmax) model pair, the question itself: Δdegradation =
+degradation(linear) − degradation(softmax) per domain and overall, with a 95% interval
+and p-value; "smaller" when the whole interval is below 0.
+
+Resampling: every pair set i has one bootstrap index matrix (`bootstrap_indices`, seed
+`seed + i`), shared by all models. A degradation subtracts two different sets, so its
+resamples combine independent draws of the two sets; the models see the same draws, so
+Δdegradation is paired on both sets (pair-level noise common to the two models cancels).
+Mean/wmean aggregate the per-domain resamples row by row.
+
+One forward pass per model serves every set, layer and pooling (compare.score_sets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .compare import Scored, select_setting, subsample
+from .datasets import STS_DOMAINS, PairSet, load_pairs
+from .metrics import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    UndefinedCorrelation,
+    bootstrap_indices,
+    resampled_summary,
+    spearman,
+    spearman_resampled,
+)
+
+SELECT_ON = ("stsb", "validation")
+IN_DOMAIN = ("stsb", "test")
+OUT_OF_DOMAIN = (*STS_DOMAINS, "sickr")  # sts12 ... sts16 (every domain), then SICK-R test
+AGGREGATES = ("concat", "mean", "wmean")
+AGGREGATE_PREFIX = "sts12-16"
+
+
+@dataclass(frozen=True)
+class OODSets:
+    """The pair sets of the protocol, in the order `score_sets` must see them."""
+
+    validation: PairSet
+    in_domain: PairSet
+    domains: tuple[PairSet, ...]  # every STS12-16 domain, then SICK-R test
+
+    @property
+    def all(self) -> tuple[PairSet, ...]:
+        return (self.validation, self.in_domain, *self.domains)
+
+
+def load_ood_sets(data_dir: str | Path | None = None, subset: int | None = None, seed: int = 0) -> OODSets:
+    """STS-B dev and test, every STS12-16 domain and SICK-R test (~20k pairs).
+
+    Args:
+        subset: a seeded subset of this many pairs per set (compare.subsample) for quick
+            runs and tests; None = the full sets.
+    """
+    sub = lambda p: subsample(p, subset, seed)  # noqa: E731
+    domains = [sub(d) for year in STS_DOMAINS for d in load_pairs(year, "test", data_dir)]
+    domains.append(sub(load_pairs("sickr", "test", data_dir)))
+    return OODSets(sub(load_pairs(*SELECT_ON, data_dir)), sub(load_pairs(*IN_DOMAIN, data_dir)), tuple(domains))
+
+
+def _is_sts(name: str) -> bool:
+    return name.split("/")[0] in STS_DOMAINS
+
+
+def _stat(rho: float | None, r: np.ndarray | None) -> dict:
+    if rho is None:
+        return {"spearman": None, "spearman_ci95": [None, None]}
+    return {"spearman": rho, "spearman_ci95": resampled_summary(r)["ci95"]}
+
+
+def _difference(d: float | None, r: np.ndarray | None, name: str) -> dict:
+    if d is None:
+        return {name: None, f"{name}_ci95": [None, None], f"{name}_p_value": None}
+    s = resampled_summary(r)
+    return {name: d, f"{name}_ci95": s["ci95"], f"{name}_p_value": s["p_value"]}
+
+
+class _Model:
+    """One model at its selected setting: ρ and resampled ρ per set and aggregate."""
+
+    def __init__(self, scored: Scored, idx: list[np.ndarray | None], concat_idx: np.ndarray):
+        self.scored = scored
+        self.selection = select_setting(scored, 0, 1)
+        key = (self.selection["selected"]["layer"], self.selection["selected"]["pooling"])
+        sims = scored.sims[key]
+        self.rho: dict[str, float | None] = {}
+        self.res: dict[str, np.ndarray | None] = {}
+        for i, pairs in enumerate(scored.sets[1:], start=1):
+            name = pairs.name
+            try:
+                self.rho[name] = spearman(sims[i], pairs.gold)
+                self.res[name] = spearman_resampled(sims[i], pairs.gold, idx[i])
+            except UndefinedCorrelation:
+                self.rho[name], self.res[name] = None, None
+        sts = [i for i, p in enumerate(scored.sets) if i > 1 and _is_sts(p.name)]
+        names = [scored.sets[i].name for i in sts]
+        if sts and all(self.rho[n] is not None for n in names):
+            x = np.concatenate([sims[i] for i in sts])
+            g = np.concatenate([scored.sets[i].gold for i in sts])
+            w = np.array([len(scored.sets[i]) for i in sts], dtype=np.float64)
+            self.rho[f"{AGGREGATE_PREFIX}/concat"] = spearman(x, g)
+            self.res[f"{AGGREGATE_PREFIX}/concat"] = spearman_resampled(x, g, concat_idx)
+            self.rho[f"{AGGREGATE_PREFIX}/mean"] = float(np.mean([self.rho[n] for n in names]))
+            self.res[f"{AGGREGATE_PREFIX}/mean"] = np.mean([self.res[n] for n in names], axis=0)
+            self.rho[f"{AGGREGATE_PREFIX}/wmean"] = float(np.average([self.rho[n] for n in names], weights=w))
+            self.res[f"{AGGREGATE_PREFIX}/wmean"] = np.average([self.res[n] for n in names], axis=0, weights=w)
+
+    def degradation(self, name: str) -> tuple[float | None, np.ndarray | None]:
+        in_name = self.scored.sets[1].name
+        if self.rho.get(name) is None or self.rho[in_name] is None:
+            return None, None
+        return self.rho[in_name] - self.rho[name], self.res[in_name] - self.res[name]
+
+
+def ood_analysis(scored: Sequence[Scored], pairs: Sequence[tuple[str, str]] = (),
+                 n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """The protocol above for every model, and the degradation question for every pair.
+
+    Args:
+        scored: each model's similarities on `OODSets.all` (in that order), from score_sets.
+        pairs: (linear model, softmax model) by their Scored.model names.
+
+    Returns:
+        A JSON-ready dict: "models" (selection, in-domain ρ, per-domain ρ and degradation
+        with CIs, aggregates, spread), "pairs" (Δdegradation per domain and aggregate, CI,
+        p-value, verdict) and the resampling parameters.
+    """
+    if not scored:
+        raise ValueError("ood_analysis got no models")
+    sets = scored[0].sets
+    for s in scored[1:]:
+        if [(p.name, p.split, len(p)) for p in s.sets] != [(p.name, p.split, len(p)) for p in sets]:
+            raise ValueError(f"{s.model} was scored on other sets than {scored[0].model}; score every model on the "
+                             "same OODSets.all")
+    if len(sets) < 3 or (sets[0].name, sets[0].split.split("-")[0]) != SELECT_ON:
+        raise ValueError("the sets must be OODSets.all: STS-B validation, STS-B test, then the out-of-domain sets")
+    idx = [None] + [bootstrap_indices(len(p), n_resamples, seed + i) for i, p in enumerate(sets) if i > 0]
+    n_sts = sum(len(p) for p in sets[2:] if _is_sts(p.name))
+    concat_idx = bootstrap_indices(n_sts, n_resamples, seed + len(sets)) if n_sts >= 3 else None
+    models = {s.model: _Model(s, idx, concat_idx) for s in scored}
+    domain_names = [p.name for p in sets[2:]]
+    aggregate_names = [f"{AGGREGATE_PREFIX}/{a}" for a in AGGREGATES]
+    out_models = []
+    for name, m in models.items():
+        in_name = sets[1].name
+        rows = []
+        for d in domain_names + aggregate_names:
+            if d not in m.rho:
+                continue
+            n = next((len(p) for p in sets if p.name == d), n_sts if d.endswith("/concat") else None)
+            rows.append({"domain": d, "n_pairs": n, **_stat(m.rho[d], m.res[d]),
+                         **_difference(*m.degradation(d), "degradation")})
+        defined = [m.rho[d] for d in domain_names if m.rho[d] is not None]
+        out_models.append({
+            "model": name, "provenance": m.scored.provenance, "selection": m.selection,
+            "in_domain": {"domain": in_name, "n_pairs": len(sets[1]), **_stat(m.rho[in_name], m.res[in_name])},
+            "domains": [r for r in rows if r["domain"] in domain_names],
+            "aggregates": [r for r in rows if r["domain"] in aggregate_names],
+            "spread": {"std": float(np.std(defined)) if defined else None,
+                       "range": float(np.ptp(defined)) if defined else None, "n_domains": len(defined)},
+        })
+    out_pairs = []
+    for lin, soft in pairs:
+        missing = [x for x in (lin, soft) if x not in models]
+        if missing:
+            raise ValueError(f"pair ({lin}, {soft}): no scored model named {missing[0]!r}; models are {list(models)}")
+        rows = []
+        for d in domain_names + aggregate_names:
+            (da, ra), (db, rb) = models[lin].degradation(d), models[soft].degradation(d)
+            if da is None or db is None:
+                rows.append({"domain": d, "degradation_linear": da, "degradation_softmax": db,
+                             "delta_degradation": None, "verdict": "undefined"})
+                continue
+            s = resampled_summary(ra - rb)
+            lo, hi = s["ci95"]
+            verdict = "smaller" if hi < 0 else "larger" if lo > 0 else "no significant difference"
+            rows.append({"domain": d, "degradation_linear": da, "degradation_softmax": db,
+                         "delta_degradation": da - db, "delta_ci95": s["ci95"], "p_value": s["p_value"],
+                         "verdict": verdict})
+        out_pairs.append({"linear": lin, "softmax": soft, "question": "is the linear model's degradation smaller?",
+                          "domains": [r for r in rows if r["domain"] in domain_names],
+                          "overall": [r for r in rows if r["domain"] in aggregate_names]})
+    return {"analysis": "ood", "selected_on": f"{sets[0].name}/{sets[0].split}",
+            "in_domain": f"{sets[1].name}/{sets[1].split}",
+            "sets": [{"name": p.name, "split": p.split, "n_pairs": len(p), "revision": p.revision, "note": p.note}
+                     for p in sets],
+            "n_resamples": n_resamples, "bootstrap_seed": seed, "models": out_models, "pairs": out_pairs}

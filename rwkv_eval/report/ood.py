@@ -1,0 +1,110 @@
+"""Question II: out-of-domain degradation (from `rwkv-eval ood --output`): per-domain ρ and
+degradation per model, the linear-vs-softmax verdicts, and a degradation plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..records import write_bytes_atomic
+from .fmt import fmt_num, fmt_rho, md_table
+from .run import number
+
+DEGRADATION_PLOT = "ood__degradation_per_domain.png"
+
+
+def load_ood(path: str | Path) -> dict:
+    """The JSON `rwkv-eval ood --output FILE` writes; ValueError if it is something else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; pass the file written by `rwkv-eval ood ... --output FILE`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not JSON ({e}); expected `rwkv-eval ood --output` JSON") from e
+    if not isinstance(data, dict) or data.get("analysis") != "ood" or not isinstance(data.get("models"), list):
+        raise ValueError(f"{path}: not the output of `rwkv-eval ood --output` (needs analysis=ood and models)")
+    return data
+
+
+def _ci(ci: Any) -> str:
+    if not isinstance(ci, list) or len(ci) != 2 or number(ci[0]) is None or number(ci[1]) is None:
+        return ""
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def ood_section(ood: dict) -> list[str]:
+    models = ood["models"]
+    out = ["## Question II: out-of-domain degradation", "",
+           "Does RWKV's recurrent state formulation degrade less than attention out of distribution? Each model's "
+           f"layer and pooling are selected on {ood['selected_on']}; degradation = ρ({ood['in_domain']}) − "
+           f"ρ(domain), 95% bootstrap CI ({ood['n_resamples']} resamples, seed {ood['bootstrap_seed']}, one "
+           "resample matrix per set shared by all models).", ""]
+    subsets = sorted({s["note"] for s in ood.get("sets", []) if "subset" in (s.get("note") or "")})
+    if subsets:
+        out += ["> Subsets, not the full sets: " + subsets[0].split("; ")[-1], ""]
+    rows = []
+    for m in models:
+        s = m["selection"]
+        sel, ora = s["selected"], s["oracle"]
+        rows.append((m["model"], f"{sel['layer']} / {sel['pooling']}", fmt_rho(number(sel.get("spearman_test"))),
+                     f"{ora['layer']} / {ora['pooling']}", fmt_rho(number(ora.get("spearman_test"))),
+                     fmt_num(number(m["spread"].get("std")), ".3f"), fmt_num(number(m["spread"].get("range")), ".3f")))
+    out += md_table(("model", "selected (layer / pooling)", "ρ in-domain", "oracle: best on in-domain test",
+                     "oracle ρ", "spread std", "spread range"), rows)
+    names = [r["domain"] for r in models[0]["domains"] + models[0]["aggregates"]]
+    header = ["domain", "pairs"] + [f"{m['model']} ρ / degradation [95% CI]" for m in models]
+    table = []
+    for d in names:
+        cells = [d]
+        first = next((r for r in models[0]["domains"] + models[0]["aggregates"] if r["domain"] == d), {})
+        cells.append(str(first.get("n_pairs", "—")))
+        for m in models:
+            r = next((r for r in m["domains"] + m["aggregates"] if r["domain"] == d), None)
+            cells.append("—" if r is None else f"{fmt_rho(number(r['spearman']))} / "
+                                               f"{fmt_rho(number(r.get('degradation')))}{_ci(r.get('degradation_ci95'))}")
+        table.append(cells)
+    out += ["Per domain (aggregates of STS12-16 last: concat = pooled pairs, mean, wmean = weighted by pairs):", ""]
+    out += md_table(header, table)
+    for p in ood.get("pairs", []):
+        out += [f"**{p['linear']}** (linear) vs **{p['softmax']}** (softmax): Δ = degradation(linear) − "
+                "degradation(softmax); *smaller* when the whole CI is below 0.", ""]
+        prow = [(r["domain"], fmt_rho(number(r.get("degradation_linear"))), fmt_rho(number(r.get("degradation_softmax"))),
+                 fmt_rho(number(r.get("delta_degradation"))) + _ci(r.get("delta_ci95")),
+                 fmt_num(number(r.get("p_value")), ".3g"), r.get("verdict", "?"))
+                for r in p["domains"] + p["overall"]]
+        out += md_table(("domain", "degradation linear", "degradation softmax", "Δ [95% CI]", "p", "verdict"), prow)
+    return out
+
+
+def make_plots(plt, ood: dict, out_dir: Path) -> list[str]:
+    models = ood["models"]
+    domains = [r["domain"] for r in models[0]["domains"] + models[0]["aggregates"]]
+    if not domains:
+        return []
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(domains) * max(1, len(models)) / 2), 4.8))
+    width = 0.8 / len(models)
+    for i, m in enumerate(models):
+        rows = {r["domain"]: r for r in m["domains"] + m["aggregates"]}
+        xs, ys, lo, hi = [], [], [], []
+        for j, d in enumerate(domains):
+            r = rows.get(d)
+            if r is None or number(r.get("degradation")) is None:
+                continue
+            ci = r.get("degradation_ci95") or [None, None]
+            xs.append(j + (i - (len(models) - 1) / 2) * width)
+            ys.append(r["degradation"])
+            lo.append(r["degradation"] - (ci[0] if number(ci[0]) is not None else r["degradation"]))
+            hi.append((ci[1] if number(ci[1]) is not None else r["degradation"]) - r["degradation"])
+        ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=2, color=f"C{i}", label=m["model"])
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(domains)), domains, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel(f"degradation ρ({ood['in_domain']}) − ρ(domain)")
+    ax.set_title(f"out-of-domain degradation per domain (95% CI); selected on {ood['selected_on']}", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    write_bytes_atomic(out_dir / DEGRADATION_PLOT, lambda f: fig.savefig(f, format="png", dpi=110,
+                                                                        bbox_inches="tight"))
+    plt.close(fig)
+    return [DEGRADATION_PLOT]

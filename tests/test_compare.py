@@ -1,0 +1,180 @@
+"""Paired comparison of two models (compare.py and `rwkv-eval compare`).
+
+The model-level check runs the real tiny trained RWKV-6 against GloVe on a seeded subset of
+STS-B test (the full set costs minutes on 2 cores; README has the full run): Δρ must be the
+difference of the two Spearmans that `evaluate` computes independently, and the paired
+interval must be narrower than the unpaired one. The rest runs on synthetic similarities
+whose answer is known.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from rwkv_eval.cli import main
+from rwkv_eval.compare import (
+    MODEL_PAIRS,
+    ORACLE_LABEL,
+    Scored,
+    compare_settings,
+    match_relative_depth,
+    relative_depth,
+    select_setting,
+    subsample,
+)
+from rwkv_eval.datasets import PairSet, load_pairs
+from rwkv_eval.evaluation import evaluate
+from rwkv_eval.models.glove import load_glove
+from rwkv_eval.models.rwkv import load_rwkv
+
+SUBSET = 60
+
+
+@pytest.fixture(scope="module")
+def cli_records(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "compare.json"
+    assert main(["compare", "--model", str(shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"), "--model",
+                 "glove-6b-50d", "--dataset", "stsb", "--split", "test", "--data-dir", str(shared_data),
+                 "--layers", "5,11", "--pooling", "mean", "--subset", str(SUBSET), "--output", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_cli_delta_is_the_difference_of_the_two_spearmans_of_evaluate(cli_records, shared_data):
+    records = cli_records["records"]
+    assert [(r["layer_a"], r["layer_b"], r["pooling"]) for r in records] == [(5, 0, "mean"), (11, 0, "mean")]
+    pairs = subsample(load_pairs("stsb", "test", shared_data), SUBSET, 0)
+    rwkv = {r["layer"]: r["spearman"] for r in evaluate(load_rwkv(shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"),
+                                                         pairs, [5, 11], ["mean"])}
+    (glove,) = evaluate(load_glove(), pairs, [0], ["mean"])
+    for r in records:
+        for key in ("model_a", "model_b", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b",
+                    "delta_spearman", "delta_ci95", "p_value", "n_pairs", "git_commit", "dataset_revision"):
+            assert key in r, key
+        assert r["n_pairs"] == SUBSET and r["split"] == f"test-{SUBSET}"
+        assert r["spearman_a"] == pytest.approx(rwkv[r["layer_a"]], abs=1e-12)
+        assert r["spearman_b"] == pytest.approx(glove["spearman"], abs=1e-12)
+        assert r["delta_spearman"] == pytest.approx(r["spearman_a"] - r["spearman_b"], abs=1e-12)
+        assert r["depth_a"] == (r["layer_a"] + 1) / 12 and r["depth_b"] == 1.0
+
+
+def test_cli_paired_interval_is_narrower_than_the_unpaired_one(cli_records):
+    for r in cli_records["records"]:
+        lo, hi = r["delta_ci95"]
+        ulo, uhi = r["delta_ci95_unpaired"]
+        assert lo <= r["delta_spearman"] <= hi
+        assert hi - lo < 0.9 * (uhi - ulo), r
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def pairset(gold, name="toy", split="test") -> PairSet:
+    n = len(gold)
+    return PairSet(name=name, split=split, sentence1=tuple(f"a{i}" for i in range(n)),
+                   sentence2=tuple(f"b{i}" for i in range(n)), gold=np.asarray(gold, dtype=np.float64),
+                   gold_kind="graded", gold_range=(0.0, 5.0), source="synthetic", revision=name)
+
+
+def scored(name, sims: dict, sets, blocks=12) -> Scored:
+    return Scored(name, {"model": name}, blocks, tuple(sets), {k: tuple(v) for k, v in sims.items()})
+
+
+def test_relative_depth_lines_up_models_of_different_depth():
+    assert relative_depth(11, 12) == 1.0 and relative_depth(0, 24) == 1 / 24 and relative_depth("emb", 12) == 0.0
+    assert relative_depth("final", 12) is None
+    assert match_relative_depth([1, 5, 11], 12, range(24), 24) == [(1, 3), (5, 11), (11, 23)]
+    assert match_relative_depth(["emb", 0, 11], 12, [0], 1) == [(0, 0), (11, 0)]  # GloVe: one layer
+    with pytest.raises(ValueError, match="layer 12 out of range for a model of 12 blocks"):
+        relative_depth(12, 12)
+
+
+def test_selection_uses_validation_and_shows_the_oracle_beside_it():
+    rng = np.random.default_rng(0)
+    gold_v, gold_t = rng.normal(size=200), rng.normal(size=200)
+    val, test = pairset(gold_v, "toy", "validation"), pairset(gold_t, "toy", "test")
+    noise = lambda: rng.normal(size=200)  # noqa: E731
+    sims = {(3, "mean"): [gold_v + 0.5 * noise(), gold_t + 3.0 * noise()],  # best on validation
+            (7, "mean"): [gold_v + 3.0 * noise(), gold_t + 0.5 * noise()]}  # best on test
+    sel = select_setting(scored("m", sims, [val, test]), validation=0, test=1)
+    assert sel["selected"]["layer"] == 3 and sel["oracle"]["layer"] == 7
+    assert sel["selected"]["spearman_test"] < sel["oracle"]["spearman_test"]
+    assert sel["oracle"]["label"] == ORACLE_LABEL and sel["selected_on"] == "toy/validation"
+    assert sel["selected"]["depth"] == 4 / 12
+
+
+def test_paired_interval_shrinks_when_the_models_share_pair_noise():
+    rng = np.random.default_rng(1)
+    gold = rng.normal(size=300)
+    shared = rng.normal(size=300)  # hard pairs are hard for both models
+    a = gold + 1.0 * shared + 0.3 * rng.normal(size=300)
+    b = gold + 1.0 * shared + 0.4 * rng.normal(size=300)
+    s = pairset(gold)
+    (r,) = compare_settings(scored("a", {(0, "mean"): [a]}, [s]), scored("b", {(0, "mean"): [b]}, [s], blocks=1),
+                            [(0, 0, "mean")], n_resamples=500)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(r["delta_ci95"]) < 0.5 * width(r["delta_ci95_unpaired"])
+    assert r["delta_spearman"] == pytest.approx(r["spearman_a"] - r["spearman_b"], abs=1e-12)
+    assert r["n_resamples"] == 500 and r["bootstrap_seed"] == 0
+
+
+def test_different_pairs_are_refused():
+    rng = np.random.default_rng(2)
+    s1, s2 = pairset(rng.normal(size=20), "x"), pairset(rng.normal(size=20), "y")
+    a = scored("a", {(0, "mean"): [rng.normal(size=20)]}, [s1])
+    b = scored("b", {(0, "mean"): [rng.normal(size=20)]}, [s2])
+    with pytest.raises(ValueError, match="needs the same pairs"):
+        compare_settings(a, b, [(0, 0, "mean")])
+
+
+def test_subsample_is_seeded_and_in_file_order(shared_data):
+    full = load_pairs("stsb", "test", shared_data)
+    one, two = subsample(full, 50, 3), subsample(full, 50, 3)
+    assert one.sentence1 == two.sentence1 and len(one) == 50 and one.split == "test-50"
+    keep = sorted(np.random.default_rng(3).choice(len(full), 50, replace=False))  # the documented draw
+    assert one.sentence1 == tuple(full.sentence1[i] for i in keep) and list(one.gold) == list(full.gold[keep])
+    assert "default_rng(3)" in one.note
+    assert subsample(full, None) is full
+
+
+def test_model_pairs_are_declared_with_hub_ids():
+    keys = {(p.linear, p.softmax) for p in MODEL_PAIRS}
+    assert ("RWKV/rwkv-4-169m-pile", "EleutherAI/pythia-160m") in keys
+    assert ("RWKV/rwkv-4-1b5-pile", "EleutherAI/pythia-1.4b") in keys
+    assert all(p.linear.count("/") == 1 and p.softmax.count("/") == 1 for p in MODEL_PAIRS)
+
+
+def test_cli_compare_needs_two_models(capsys):
+    assert main(["compare", "--model", "glove-6b-50d", "--dataset", "stsb-sample"]) == 2
+    assert "exactly two --model" in capsys.readouterr().err
+
+
+def test_report_question_one_section_with_depth_and_length_plots(tmp_path):
+    from rwkv_eval.report import main as report_main
+
+    rng = np.random.default_rng(3)
+    gold = rng.normal(size=100)
+    s = pairset(gold)
+    a = scored("rwkv", {(k, "mean"): [gold + (1 + k) * rng.normal(size=100)] for k in (0, 1)}, [s], blocks=2)
+    b = scored("pythia", {(k, "mean"): [gold + 2 * rng.normal(size=100)] for k in range(4)}, [s], blocks=4)
+    from rwkv_eval.compare import compare_at_matched_depth
+
+    records = compare_at_matched_depth(a, b, ["mean"], n_resamples=200)
+    assert [(r["layer_a"], r["layer_b"]) for r in records] == [(0, 1), (1, 3)]
+    (tmp_path / "c.json").write_text(json.dumps({"kind": "compare", "records": records, "selection": None}))
+    bench = [{"name": f"test_cost_vs_length[{f}-T{t}]", "stats": {"mean": 0.1},
+              "extra_info": {"analysis": "length-scaling", "family": f, "attention": att, "shape": "small",
+                             "seq_len": t, "n_sentences": 8, "seconds_per_pair": sec, "peak_memory_mb": 100.0,
+                             "device": "cpu", "dtype": "float32"}}
+             for f, att in (("rwkv6", "linear"), ("gptneox", "softmax"))
+             for t, sec in ((16, 0.01), (512, 0.3 if f == "rwkv6" else 0.9))]
+    (tmp_path / "run.json").write_text(json.dumps({"benchmarks": bench, "datetime": "2026-11-28T08:00:00"}))
+    assert report_main([str(tmp_path / "run.json"), "--compare", str(tmp_path / "c.json"), "--out", str(tmp_path),
+                        "--name", "r"]) == 0
+    text = (tmp_path / "r" / "summary.md").read_text()
+    assert "## Question I: linear vs softmax attention" in text
+    r = records[1]
+    assert f"{r['delta_spearman']:.4f} [{r['delta_ci95'][0]:.3f}, {r['delta_ci95'][1]:.3f}]" in text
+    assert "| 512 | 300 ms | 100 | 900 ms | 100 | 3.00 |" in text  # gptneox / rwkv6 time at T=512
+    for png in ("linear_vs_softmax__rho_vs_depth.png", "linear_vs_softmax__cost_vs_length.png"):
+        assert (tmp_path / "r" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in text

