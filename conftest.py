@@ -27,12 +27,27 @@ ACCURACY_BATCH = 64  # sentences per forward pass when scoring a whole dataset (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
-    g.addoption("--rwkv-profile", default="smoke", help="smoke (default) | paper | sts | ood")
+    g.addoption("--rwkv-profile", default="smoke",
+                help="smoke (default) | paper | sts | ood | sweep | path/to/profile.toml")
     g.addoption("--device", default="auto", help="auto | cuda | cpu")
     g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU, float16 on CUDA)")
-    g.addoption("--model", default=None, help="RWKV model (path or hub id) replacing the profile's default")
+    g.addoption("--model", action="append", default=None,
+                help="model (path or hub id) replacing the profile's subject model; repeat for several")
     g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
     g.addoption("--thresholds", default=str(DEFAULT_THRESHOLDS), help="Spearman floors file")
+    add_grid_options(g)
+
+
+def add_grid_options(g) -> None:
+    """Quick overrides of the profile's grid, and the shard of it this run takes."""
+    g.addoption("--layers", default=None,
+                help="layers of the subject models: 1,3,5 | 0-23 | all | emb | final | 50%% (relative depth)")
+    g.addoption("--pooling", default=None, help="poolings of the subject models: mean,max,... | all")
+    g.addoption("--dataset", action="append", default=None,
+                help="NAME[:SPLIT] replacing the profile's datasets; repeat for several (e.g. stsb:test)")
+    g.addoption("--rwkv-shard", default=None,
+                help="i/N: run the i-th of N disjoint slices of the grid (whole models); merge the JSONs "
+                     "with python -m rwkv_eval.shards merge")
 
 
 class RunContext:
@@ -42,6 +57,7 @@ class RunContext:
         import torch
 
         from rwkv_eval.profiles import AssetMissing, build_profile
+        from rwkv_eval.shards import parse_shard
 
         self.config = config
         device = config.getoption("--device")
@@ -57,10 +73,15 @@ class RunContext:
         self.profile_name = config.getoption("--rwkv-profile")
         try:
             self.profile = build_profile(self.profile_name, model=config.getoption("--model"),
-                                         data_dir=config.getoption("--data-dir"))
+                                         data_dir=config.getoption("--data-dir"), layers=config.getoption("--layers"),
+                                         poolings=config.getoption("--pooling"),
+                                         datasets=config.getoption("--dataset") or ())
+            self.shard = parse_shard(config.getoption("--rwkv-shard"))
         except (AssetMissing, ValueError) as e:
             raise pytest.UsageError(str(e)) from e
         path = Path(config.getoption("--thresholds"))
+        if self.profile.thresholds and config.getoption("--thresholds") == str(DEFAULT_THRESHOLDS):
+            path = Path(self.profile.thresholds)  # the profile's [reference] floors, unless given on the command line
         self.thresholds_path = path
         self.floors: dict[str, float] = json.loads(path.read_text())["floors"] if path.is_file() else {}
         self.gates: list[tuple[str, str, float | None, float | None]] = []  # (case, status, measured, floor)
@@ -75,7 +96,7 @@ class RunContext:
             from rwkv_eval.models.load import load_encoder
 
             self._encoders[case.key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
-                                                    seed=0)
+                                                    seed=0, revision=case.revision)
         return self._encoders[case.key]
 
     def pairs(self, case):
@@ -113,7 +134,7 @@ def get_run(config: pytest.Config) -> RunContext:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize `case` over the profile's model x dataset x layer x pooling matrix,
+    """Parametrize `case` over this shard's model x dataset x layer x pooling matrix,
     with readable ids: rwkv6-finch-1b6/L05/mean/mrpc-validation."""
     if "case" not in metafunc.fixturenames:
         return
@@ -121,13 +142,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     run = get_run(metafunc.config)
     cases, ids = [], []
-    for m in run.profile.models:
+    for m in shard_models(run):
         for d in run.profile.datasets:
             for layer in m.layers:
                 for pooling in m.poolings:
                     cases.append((m, d, layer, pooling))
                     ids.append(f"{m.key}/{layer_id(layer)}/{pooling}/{d.key}")
     metafunc.parametrize("case", cases, ids=ids)
+
+
+def shard_models(run: RunContext) -> tuple:
+    """This shard's models (whole models, so each shard loads a model once) with their
+    layer lists resolved: "all", relative depths and negative indices ask the model."""
+    if getattr(run, "_shard_models", None) is None:
+        from dataclasses import replace
+
+        from rwkv_eval.encoder import parse_layers
+        from rwkv_eval.shards import select_models
+
+        models = []
+        for m in select_models(run.profile.models, run.shard):
+            layers = m.static_layers()
+            if layers is None:
+                try:
+                    layers = parse_layers(m.layers, run.encoder(m).layers())
+                except ValueError as e:
+                    raise pytest.UsageError(f"model {m.key} ({m.spec}): {e}") from None
+            models.append(replace(m, layers=layers))
+        run._shard_models = tuple(models)
+    return run._shard_models
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Mark the JSON with its profile and shard, so shards merge into one run (rwkv_eval.shards)."""
+    run = getattr(config, "_rwkv_run", None)
+    if run is not None:
+        from rwkv_eval.shards import shard_header
+
+        output_json["rwkv_shard"] = shard_header(run.profile, run.shard, [m.key for m in shard_models(run)])
 
 
 def cuda_sync(device: str) -> None:
