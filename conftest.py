@@ -272,8 +272,38 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         machine_info["cuda_version"] = torch.version.cuda
 
 
+def spearman_matrix_summary(tr, ctx: RunContext) -> None:
+    """Per model x dataset, Spearman by layer (rows) x pooling (columns), best marked:
+    the answer a user runs the suite for, where they look (CIs are in the JSON)."""
+    from rwkv_eval.profiles import layer_id
+
+    models = {m.key: m for m in shard_models(ctx)}
+    tables = [(models[mk], dk, acc) for (mk, dk), acc in getattr(ctx, "_accuracy", {}).items() if mk in models]
+    if not tables:
+        return
+    tr.section(f"rwkv-eval Spearman, layer x pooling (profile {ctx.profile_name}; * = best, 95% CIs in the JSON)")
+    for m, dk, acc in tables:
+        main = [r for r in acc.values() if "/" not in r["dataset"] or r["dataset"].endswith("/all")]
+        cell = {(r["layer"], r["pooling"]): r["spearman"] for r in main}
+        n_pairs = max((r["n_pairs"] for r in main), default=0)
+        defined = [v for v in cell.values() if v is not None]
+        best = max(defined) if defined else None
+        width = max(9, *(len(p) + 1 for p in m.poolings))
+        tr.line(f"{m.key} on {dk} ({n_pairs} pairs){'' if m.trained else '  [random init: meaningless]'}")
+        tr.line("  layer " + "".join(p.rjust(width) for p in m.poolings))
+        for layer in m.layers:
+            row = []
+            for p in m.poolings:
+                v = cell.get((layer, p))
+                text = "-" if (layer, p) not in cell else "undefined" if v is None else f"{v:.4f}"
+                row.append((text + ("*" if v is not None and v == best else " ")).rjust(width))
+            tr.line(f"  {layer_id(layer):5s} " + "".join(row))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     ctx = getattr(config, "_rwkv_run", None)
+    if ctx is not None:
+        spearman_matrix_summary(terminalreporter, ctx)
     if ctx is None or not ctx.gates:
         return
     counts: dict[str, int] = {}

@@ -80,15 +80,16 @@ class ModelCase:
     subject: bool = False
 
     def static_layers(self) -> tuple | None:
-        """The layer list when it needs no model to resolve ("all", relative depths and
-        negative indices need the model's depth: None)."""
+        """The layer list when it needs no model to resolve: None for "all", relative
+        depths and negative indices (they need the model's depth) and "final" (only some
+        models have it: checked against the model before any case runs)."""
         from ..encoder import layer_items
 
         out: list = []
         for item in layer_items(self.layers):
             if isinstance(item, tuple) and item[0] == "range":
                 out.extend(range(item[1], item[2] + 1))
-            elif isinstance(item, tuple) or item == "all" or (isinstance(item, int) and item < 0):
+            elif isinstance(item, tuple) or item in ("all", "final") or (isinstance(item, int) and item < 0):
                 return None
             else:
                 out.append(item)
