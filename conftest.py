@@ -79,6 +79,7 @@ class RunContext:
             self.shard = parse_shard(config.getoption("--rwkv-shard"))
         except (AssetMissing, ValueError) as e:
             raise pytest.UsageError(str(e)) from e
+        self.profile_name = self.profile.name  # a .toml profile is named by its file (gate keys start with it)
         path = Path(config.getoption("--thresholds"))
         if self.profile.thresholds and config.getoption("--thresholds") == str(DEFAULT_THRESHOLDS):
             path = Path(self.profile.thresholds)  # the profile's [reference] floors, unless given on the command line

@@ -86,12 +86,12 @@ def merge(runs: Sequence[dict], names: Sequence[str] | None = None) -> dict:
                 raise ValueError(f"case {b['fullname']} is in both {seen[b['fullname']]} and {name}")
             seen[b["fullname"]] = name
             benchmarks.append(b)
-    order = {key: i for i, key in enumerate(k for h in headers for k in h["models"])}
+    # back to profile order: the k-th model of shard i is model k*N + i-1 (select_models)
+    order = {key: k * h["count"] + h["index"] - 1 for h in headers for k, key in enumerate(h["models"])}
     benchmarks.sort(key=lambda b: order.get(b.get("extra_info", {}).get("model_key"), len(order)))
     merged = {k: v for k, v in runs[0].items() if k not in ("benchmarks", "rwkv_shard")}
     merged["benchmarks"] = benchmarks
-    merged["rwkv_shard"] = {**first, "index": None, "models": [k for h in sorted(headers, key=lambda h: h["index"])
-                                                               for k in h["models"]]}
+    merged["rwkv_shard"] = {**first, "index": None, "models": sorted(order, key=order.get)}
     merged["shards"] = [{"file": name, "index": h["index"], "machine_info": run.get("machine_info"),
                          "commit_info": run.get("commit_info"), "n_benchmarks": len(run.get("benchmarks", []))}
                         for run, name, h in zip(runs, names, headers)]
