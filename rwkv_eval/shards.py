@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from .profiles import ModelCase, Profile
+from .records import write_json_atomic
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -106,15 +105,6 @@ def gate_counts(run: dict) -> dict[str, int]:
     return counts
 
 
-def write_json(doc: dict, path: Path) -> None:
-    """Atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rwkv_eval.shards", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -133,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"rwkv_eval.shards: error: {e}", file=sys.stderr)
         return 2
-    write_json(merged, args.output)
+    write_json_atomic(args.output, merged)
     counts = gate_counts(merged)
     print(f"{args.output}: {len(merged['benchmarks'])} cases from {len(runs)} shards; gates: "
           + ", ".join(f"{n} {g}" for g, n in sorted(counts.items())))
