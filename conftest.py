@@ -174,6 +174,18 @@ def shard_models(run: RunContext) -> tuple:
     return run._shard_models
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Tests outside the grid (throughput, machine limits) run in shard 1 only, so the
+    merged shards hold each of them once."""
+    run = getattr(config, "_rwkv_run", None)
+    if run is None or run.shard is None or run.shard[0] == 1:
+        return
+    other = [item for item in items if "case" not in getattr(item, "fixturenames", ())]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if "case" in getattr(item, "fixturenames", ())]
+
+
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Mark the JSON with its profile and shard, so shards merge into one run (rwkv_eval.shards)."""
     run = getattr(config, "_rwkv_run", None)
