@@ -140,7 +140,7 @@ def test_a_model_added_to_a_profile_without_subject_takes_the_profile_defaults()
 
 def test_required_missing_model_stops_with_instructions(tmp_path):
     path = write(tmp_path, MINE.replace("{assets}", str(tmp_path / "nowhere")))
-    with pytest.raises(AssetMissing, match=r"profile 'mine' \(.*mine.toml\) cannot run here:\n  - model .*nowhere"):
+    with pytest.raises(AssetMissing, match=r"profile 'mine' cannot run here \(.*mine.toml\):\n  - model .*nowhere"):
         build_profile(str(path))
 
 
@@ -198,3 +198,23 @@ def test_not_toml_and_missing_file_and_unknown_name(tmp_path):
 def test_bad_command_line_overrides(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_profile("smoke", **kwargs)
+
+
+def test_sweep_run_collects_emb_and_12_layers_by_5_poolings_per_dataset(tiny_assets):
+    """The issue's acceptance grid, collected by the real suite (no data root: the sample only)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_embeddings.py", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "--rwkv-profile", "sweep", "--model",
+                          str(tiny_assets / "tiny-rwkv-6v0-1m.pth"), "--layers", "all"],
+                         cwd=root, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    ids = [line.split("[", 1)[1].rstrip("]") for line in res.stdout.splitlines() if "test_similarity[" in line]
+    tiny = {tuple(i.split("/")[1:3]) for i in ids if i.startswith("tiny-rwkv-6v0-1m/")}
+    assert tiny == {(f"L{l:02d}" if l != "emb" else "Lemb", p) for l in ("emb", *range(12)) for p in POOLINGS}
+    assert len(ids) == 65 + 5 and all(i.endswith("/stsb-sample-test") for i in ids)  # + GloVe x 5 poolings

@@ -259,7 +259,7 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
                 "(mrpc/, stsb/, sick/, sts12-16/YEAR/) and pass --data-dir ROOT, or "
                 "`pip install 'rwkv-eval[hub]'` with network access")
     if problems:
-        raise AssetMissing(f"profile {spec.name!r} ({spec.source}) cannot run here:\n  - " + "\n  - ".join(problems))
+        raise AssetMissing(f"profile {spec.name!r} cannot run here ({spec.source}):\n  - " + "\n  - ".join(problems))
     return Profile(spec.name, tuple(models), tuple(cases), data_dir, tuple(notes), spec.source, spec.thresholds)
 
 
