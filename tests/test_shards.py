@@ -99,6 +99,19 @@ def test_merge_command_writes_atomically_and_gates(tmp_path, capsys):
     assert "error: shards of 2: missing [2]" in capsys.readouterr().err
 
 
+def test_tests_outside_the_grid_run_in_shard_1_only(tmp_path):
+    profile = tmp_path / "small.toml"
+    profile.write_text(CHEAP)
+    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "--rwkv-profile", str(profile), "--rwkv-shard", "2/3"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    items = [l for l in res.stdout.splitlines() if "::" in l]
+    assert items == [f"benchmarks/test_embeddings.py::test_similarity[random6/{l}/mean/stsb-sample-test]"
+                     for l in ("Lemb", "L00", "L01")]
+    assert "deselected" in res.stdout
+
+
 def _env():
     return {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {
         "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -137,6 +150,9 @@ def test_shards_merged_equal_the_unsharded_run(tmp_path):
     def view(run):
         return [(b["name"], b["extra_info"]["gate"], b["extra_info"]["spearman"]) for b in run["benchmarks"]]
     assert view(merged) == view(whole)
+    best = max(b["extra_info"]["spearman"] for b in whole["benchmarks"] if b["extra_info"]["model_key"] == "glove")
+    glove = whole_res.stdout.split("glove on stsb-sample-test")[1].split(" on ")[0]
+    assert f"{best:.4f}*" in glove and glove.count("*") == 1  # the matrix stars the best cell
     assert [b["name"] for b in merged["benchmarks"]][2:5] == [  # the shard that resolved "all" against its model
         "test_similarity[random6/Lemb/mean/stsb-sample-test]", "test_similarity[random6/L00/mean/stsb-sample-test]",
         "test_similarity[random6/L01/mean/stsb-sample-test]"]
