@@ -133,8 +133,8 @@ def parse_layers(spec: str | Sequence[Layer] | None, available: Sequence[Layer])
             if kind == "range":
                 missing = [k for k in range(a, b + 1) if k not in ints]
                 if missing:
-                    raise ValueError(f"layer range {a}-{b} not available; this encoder has layers "
-                                     f"{min(ints)}..{max(ints)}" if ints else f"layer range {a}-{b}: encoder has no blocks")
+                    have = f"layers {min(ints)}..{max(ints)}" if ints else "no numbered blocks"
+                    raise ValueError(f"layer range {a}-{b} not available; this encoder has {have}")
                 out.extend(range(a, b + 1))
                 continue
             if not ints:

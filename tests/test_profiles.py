@@ -5,7 +5,8 @@ import pytest
 
 from rwkv_eval.encoder import parse_layers
 from rwkv_eval.pooling import POOLINGS
-from rwkv_eval.profiles import (PROFILES, AssetMissing, ProfileError, build_profile, load_profile)
+from rwkv_eval.profiles import (PAPER_LAYERS, PAPER_MODEL, PROFILES, AssetMissing, ProfileError, build_profile,
+                                load_profile)
 
 RWKV_12 = ("emb", *range(12))
 RWKV_24 = ("emb", *range(24))
@@ -84,7 +85,7 @@ def test_paper_profile_is_the_studys_exact_grid():
     spec = load_profile("paper")
     rwkv, glove = (e.case for e in spec.models)
     assert (rwkv.spec, rwkv.static_layers(), rwkv.poolings, rwkv.subject) == (
-        "RWKV/v6-Finch-1B6-HF", (1, 3, 5, 7, 9, 11), ("mean",), True)
+        PAPER_MODEL, PAPER_LAYERS, ("mean",), True)
     assert (glove.key, glove.static_layers(), glove.poolings) == ("glove-6b-50d", (0,), ("mean",))
     assert [(e.case.name, e.case.split, e.optional) for e in spec.datasets] == [
         ("mrpc", "train-1000", False), ("mrpc", "validation", False)]

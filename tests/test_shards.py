@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rwkv_eval.profiles import ModelCase, build_profile
+from rwkv_eval.profiles import ModelCase
 from rwkv_eval.shards import main as shards_main
 from rwkv_eval.shards import merge, parse_shard, select_models
 
@@ -102,7 +102,8 @@ def test_merge_command_writes_atomically_and_gates(tmp_path, capsys):
 def test_tests_outside_the_grid_run_in_shard_1_only(tmp_path):
     profile = tmp_path / "small.toml"
     profile.write_text(CHEAP)
-    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p", "no:cacheprovider",
+    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q", "-p",
+                          "no:cacheprovider",
                           "--rwkv-profile", str(profile), "--rwkv-shard", "2/3"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
@@ -137,7 +138,8 @@ def test_shards_merged_equal_the_unsharded_run(tmp_path):
     common = ("--rwkv-profile", str(profile), "--thresholds", str(floors))
     whole_res, whole_out = run_suite(tmp_path, "whole", *common)
     assert whole_res.returncode == 1, whole_res.stdout[-3000:] + whole_res.stderr[-3000:]
-    assert "rwkv-eval Spearman, layer x pooling" in whole_res.stdout and "random6 on stsb-sample-test" in whole_res.stdout
+    assert "rwkv-eval Spearman, layer x pooling" in whole_res.stdout
+    assert "random6 on stsb-sample-test" in whole_res.stdout
     shard_outs = []
     for i in (1, 2, 3):
         res, out = run_suite(tmp_path, f"shard{i}", *common, "--rwkv-shard", f"{i}/3")

@@ -46,6 +46,7 @@ not there.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -56,9 +57,9 @@ from ..pooling import POOLINGS
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 PROFILES = ("smoke", "paper", "sts", "ood", "sweep")
+# the reference study's model and layers, as paper.toml states them (tests hold the two together)
 PAPER_MODEL = "RWKV/v6-Finch-1B6-HF"
 PAPER_LAYERS: tuple[int, ...] = (1, 3, 5, 7, 9, 11)
-SMOKE_RANDOM = "random-rwkv6:smoke"
 DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample")
 SPLITS = ("train", "train-1000", "validation", "test")
 _TOP_KEYS = {"name", "description", "layers", "poolings", "models", "datasets", "reference"}
@@ -214,11 +215,8 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
     spec = load_profile(name)
     data_dir = data_dir or os.environ.get("RWKV_EVAL_DATA")
     extra = [model] if isinstance(model, str) else list(model or [])
-    try:
-        over_layers = _layers(layers, "--layers", "") if layers is not None else None
-        over_poolings = _poolings(poolings, "--pooling", "") if poolings is not None else None
-    except ProfileError as e:
-        raise ValueError(str(e).replace("--layers: : ", "--layers: ").replace("--pooling: : ", "--pooling: ")) from None
+    over_layers = _layers(layers, "--layers", "") if layers is not None else None
+    over_poolings = _poolings(poolings, "--pooling", "") if poolings is not None else None
     entries = list(spec.models)
     if extra:
         subjects = [e for e in entries if e.case.subject]
@@ -292,20 +290,26 @@ def _tables(value, where: str, key: str) -> list[dict]:
     return value
 
 
+def _at(where: str, key: str) -> str:
+    """'file.toml: models[0].layers', or just '--layers' for a command-line value."""
+    return f"{where}: {key}" if key else where
+
+
 def _layers(value, where: str, key: str) -> tuple:
     from ..encoder import layer_items
 
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value] if isinstance(value, int) else value
     elif not isinstance(value, list):
-        raise ProfileError(f"{where}: {key}: expected a string like '1,3,5' / '0-23' / 'all' or a list, got {value!r}")
+        raise ProfileError(f"{_at(where, key)}: expected a string like '1,3,5' / '0-23' / 'all' or a list, "
+                           f"got {value!r}")
     try:
         items = layer_items(value)
     except ValueError as e:
-        raise ProfileError(f"{where}: {key}: {e}") from None
+        raise ProfileError(f"{_at(where, key)}: {e}") from None
     for item in items:
         if isinstance(item, str) and item not in ("all", "emb", "final"):
-            raise ProfileError(f"{where}: {key}: {item!r} is not a layer; expected ints, ranges 'a-b', "
+            raise ProfileError(f"{_at(where, key)}: {item!r} is not a layer; expected ints, ranges 'a-b', "
                                "'all', 'emb', 'final' or relative depths '50%' / '0.5'")
     return tuple(value.split(",") if isinstance(value, str) else value)
 
@@ -316,10 +320,11 @@ def _poolings(value, where: str, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [p.strip() for p in value.split(",")]
     if not isinstance(value, list) or not value or not all(isinstance(p, str) for p in value):
-        raise ProfileError(f"{where}: {key}: expected 'all' or a list of poolings, got {value!r}")
+        raise ProfileError(f"{_at(where, key)}: expected 'all' or a list of poolings, got {value!r}")
     unknown = [p for p in value if p not in POOLINGS]
     if unknown:
-        raise ProfileError(f"{where}: {key}: unknown pooling {unknown[0]!r}; choose from {', '.join(POOLINGS)} or 'all'")
+        raise ProfileError(f"{_at(where, key)}: unknown pooling {unknown[0]!r}; "
+                           f"choose from {', '.join(POOLINGS)} or 'all'")
     return tuple(dict.fromkeys(value))
 
 
@@ -401,7 +406,7 @@ def _resolve_model(case: ModelCase, data_dir: str | None) -> str | None:
 def _local_copy(spec: str) -> str | None:
     module, getter = _LOCAL_COPIES[spec]
     try:
-        mod = __import__(module)
+        mod = importlib.import_module(module)
     except ImportError:
         return None
     return str(getattr(mod, getter)())
