@@ -1,4 +1,4 @@
-"""Benchmark options and fixtures: profiles, CUDA-synchronised timing, peak memory, gates.
+"""Benchmark options and fixtures: profiles, device-correct timing, each model's peak memory, gates.
 
     pytest benchmarks --benchmark-json out.json                      # smoke profile
     pytest benchmarks --rwkv-profile paper --device cuda --benchmark-json out.json
@@ -11,11 +11,7 @@ layer), never a cache lookup.
 
 from __future__ import annotations
 
-import gc
 import json
-import statistics
-import time
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -23,14 +19,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 DEFAULT_THRESHOLDS = ROOT / "benchmarks" / "thresholds.json"
 ACCURACY_BATCH = 64  # sentences per forward pass when scoring a whole dataset (recorded)
+MIN_TIME_S = 0.25  # timed rounds per case add up to at least this (3..50 rounds), see measure.plan_rounds
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
     g.addoption("--rwkv-profile", default="smoke",
                 help="smoke (default) | paper | sts | ood | sweep | path/to/profile.toml")
-    g.addoption("--device", default="auto", help="auto | cuda | cpu")
-    g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU, float16 on CUDA)")
+    g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU; on CUDA "
+                                              "bfloat16 where native (sm_80+), else float16)")
     g.addoption("--model", action="append", default=None,
                 help="model (path or hub id) replacing the profile's subject model; repeat for several")
     g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
@@ -54,22 +52,20 @@ class RunContext:
     """Session state of a benchmark run: options, profile, and the caches."""
 
     def __init__(self, config: pytest.Config):
-        import torch
-
+        from rwkv_eval.measure import default_dtype, resolve_device
         from rwkv_eval.profiles import AssetMissing, build_profile
         from rwkv_eval.shards import parse_shard
 
         self.config = config
-        device = config.getoption("--device")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise pytest.UsageError(f"--device {device} requested but CUDA is not available on this machine")
-        self.device = device
-        dtype = config.getoption("--dtype") or ("float16" if device.startswith("cuda") else "float32")
-        if dtype not in ("float32", "float16", "bfloat16"):
+        try:
+            self.device = resolve_device(config.getoption("--device"))
+        except ValueError as e:
+            raise pytest.UsageError(f"--device: {e}") from e
+        dtype = config.getoption("--dtype")
+        if dtype not in (None, "float32", "float16", "bfloat16"):
             raise pytest.UsageError(f"--dtype must be float32, float16 or bfloat16; got {dtype}")
-        self.dtype = dtype
+        self.dtype = dtype or default_dtype(self.device)
+        self.dtype_source = "--dtype" if dtype else f"default for {self.device}"
         self.profile_name = config.getoption("--rwkv-profile")
         try:
             self.profile = build_profile(self.profile_name, model=config.getoption("--model"),
@@ -91,11 +87,15 @@ class RunContext:
         self._accuracy: dict = {}
 
     def encoder(self, case):
+        """The case's encoder; loading one releases the previous (one model resident at a time)."""
         if case.key not in self._encoders:
             import torch
 
+            from rwkv_eval.measure import release
             from rwkv_eval.models.load import load_encoder
 
+            self._encoders.clear()
+            release(self.device)
             self._encoders[case.key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
                                                     seed=0, revision=case.revision)
         return self._encoders[case.key]
@@ -162,7 +162,8 @@ def shard_models(run: RunContext) -> tuple:
         from rwkv_eval.shards import select_models
 
         models = []
-        for m in select_models(run.profile.models, run.shard):
+        # last to first: the model left resident (run.encoder keeps one) is the first the run needs
+        for m in reversed(select_models(run.profile.models, run.shard)):
             layers = m.static_layers()
             if layers is None:
                 try:
@@ -170,7 +171,7 @@ def shard_models(run: RunContext) -> tuple:
                 except ValueError as e:
                     raise pytest.UsageError(f"model {m.key} ({m.spec}): {e}") from None
             models.append(replace(m, layers=layers))
-        run._shard_models = tuple(models)
+        run._shard_models = tuple(reversed(models))
     return run._shard_models
 
 
@@ -195,82 +196,36 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         output_json["rwkv_shard"] = shard_header(run.profile, run.shard, [m.key for m in shard_models(run)])
 
 
-def cuda_sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-
-
 @pytest.fixture
 def timed(benchmark, run):
-    """Time fn() with pytest-benchmark's pedantic mode, synchronising CUDA around each round
-    so GPU work is inside the timed region; warm-up rounds absorb allocator and kernel
-    set-up. Returns the median seconds of the timed rounds (also with
-    --benchmark-disable, where pytest-benchmark keeps no stats)."""
+    """Time fn() on `device` (default: the run's; measure.time_rounds): warm-up, rounds sized by time
+    (MIN_TIME_S, 3..50 rounds), each synchronised on the run's device, CUDA events and
+    wall clock both recorded in extra_info; the timed rounds go through pytest-benchmark's
+    pedantic so its statistics and --benchmark-compare see them. Under --benchmark-disable
+    the same warm-up and rounds run in a plain loop. Returns the median seconds."""
+    from rwkv_eval.measure import time_rounds
 
-    def go(fn, rounds: int = 3, warmup_rounds: int = 1) -> float:
-        seconds: list[float] = []
-
-        def target():
-            cuda_sync(run.device)
-            t0 = time.perf_counter()
-            out = fn()
-            cuda_sync(run.device)
-            seconds.append(time.perf_counter() - t0)
-            return out
-
-        benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
-        return statistics.median(seconds[-rounds:])
+    def go(fn, *, device: str | None = None, min_rounds: int = 3, min_time: float = MIN_TIME_S,
+           max_rounds: int = 50, warmup_rounds: int = 1) -> float:
+        runner = None if benchmark.disabled else (
+            lambda target, rounds: benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=0))
+        stats = time_rounds(fn, device or run.device, min_time=min_time, min_rounds=min_rounds, max_rounds=max_rounds,
+                            warmup_rounds=warmup_rounds, runner=runner)
+        benchmark.extra_info.update({k: v for k, v in stats.items() if k != "seconds"})
+        return stats["seconds"]
 
     return go
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 @pytest.fixture
-def peak_memory(run):
-    """Peak memory of one call of fn(), in a separate, untimed run.
+def peak_memory():
+    """peak_memory(fn, encoder): the peak memory of one call of fn() by `encoder`'s model,
+    on the encoder's own device (GloVe: cpu in every profile), in a separate untimed run;
+    see measure.peak_memory for the method, named in memory_kind."""
+    from rwkv_eval.measure import peak_memory as measure_peak, weights_bytes
 
-    CUDA: torch.cuda.max_memory_allocated after reset_peak_memory_stats. CPU: the process
-    RSS high-water mark (VmHWM, reset through /proc/self/clear_refs where the kernel
-    allows it) above the RSS before the call — it sees torch's allocations — plus
-    tracemalloc's peak of Python-level allocations (numpy arrays included).
-    """
-
-    def measure(fn) -> dict:
-        import torch
-
-        gc.collect()
-        if run.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            fn()
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-            return {"peak_memory_mb": peak / 2**20, "peak_memory_delta_mb": (peak - base) / 2**20,
-                    "memory_kind": "cuda max_memory_allocated"}
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            resettable = True
-        except OSError:
-            resettable = False
-        before = _rss_kib("VmRSS")
-        tracemalloc.start()
-        fn()
-        _, py_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        hwm = _rss_kib("VmHWM")
-        return {"peak_memory_mb": hwm / 1024, "peak_memory_delta_mb": max(hwm - before, 0) / 1024 if resettable else None,
-                "python_peak_mb": py_peak / 2**20,
-                "memory_kind": "cpu VmHWM (reset per case)" if resettable else "cpu VmHWM (process lifetime)"}
+    def measure(fn, encoder) -> dict:
+        return measure_peak(fn, str(encoder.device), weights_bytes(encoder))
 
     return measure
 
@@ -278,11 +233,20 @@ def peak_memory(run):
 def pytest_benchmark_update_machine_info(config, machine_info):
     import torch
 
+    from rwkv_eval.measure import device_info
+
     machine_info["torch"] = torch.__version__
     machine_info["torch_threads"] = torch.get_num_threads()
-    if torch.cuda.is_available():
-        machine_info["cuda_device"] = torch.cuda.get_device_name()
-        machine_info["cuda_version"] = torch.version.cuda
+    # from the options, not the RunContext: --benchmark-compare asks before collection, and
+    # a machine_info that differs from the saved run's makes pytest-benchmark warn
+    from rwkv_eval.measure import default_dtype, resolve_device
+
+    try:
+        device = resolve_device(config.getoption("--device"))
+    except ValueError:
+        return  # RunContext reports the bad option as a usage error
+    machine_info.update(device_info(device))
+    machine_info["dtype"] = config.getoption("--dtype") or default_dtype(device)
 
 
 def spearman_matrix_summary(tr, ctx: RunContext) -> None:

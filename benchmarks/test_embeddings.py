@@ -1,9 +1,11 @@
 """The layer x pooling x dataset matrix of the chosen profile, for every model.
 
 Each case: (1) look up the case's accuracy, computed once per (model, dataset) from a
-single forward pass; (2) time encoding a fixed pre-tokenized batch up to the case's
-layer with that pooling (CUDA-synchronised); (3) measure peak memory in a separate
-run; (4) put everything in extra_info; (5) assert the Spearman floor.
+single forward pass; (2) measure the model's own peak memory encoding a fixed
+pre-tokenized batch up to the case's layer with that pooling (untimed, also the
+warm-up); (3) time the same work on the encoder's device; (4) put everything in
+extra_info, device and dtype taken from the encoder that computed them (GloVe: cpu,
+float32 in every profile); (5) assert the Spearman floor.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
     def work():
         return encoder.encode_tokens(token_ids, [layer], [pooling], batch_size=TIMED_SENTENCES)
 
-    memory = peak_memory(work)  # untimed, so it is also the warm-up round
-    seconds = timed(work, rounds=3, warmup_rounds=0)
+    memory = peak_memory(work, encoder)  # untimed, so it is also the warm-up round
+    seconds = timed(work, device=str(encoder.device))
 
     main = records[0] if len(records) == 1 else next(r for r in records if r["dataset"].endswith("/all"))
     info = benchmark.extra_info
@@ -51,7 +53,8 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
         "sentences_per_second": len(sentences) / seconds,
         "pairs_per_second": len(sentences) / seconds / 2,
         "tokens_per_second": n_tokens / seconds,
-        "device": run.device, "dtype": run.dtype,
+        "device": str(encoder.device), "dtype": str(encoder.dtype).removeprefix("torch."),
+        "run_device": run.device, "run_dtype": run.dtype, "run_dtype_source": run.dtype_source,
     } | memory)
     for key in ("model", "revision", "arch", "dataset", "split", "n_pairs", "dataset_source", "dataset_revision",
                 "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend"):

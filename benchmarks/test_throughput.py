@@ -2,25 +2,30 @@
 
 Side by side in one run, on the same random-init weights and the same real sentences:
 
-* the machine's fp32 (or --dtype) matmul rate, from a large torch.mm; divided by
-  2 x the non-embedding parameter count it gives the FLOP-bound tokens/s;
+* the machine's matmul rate in the run's dtype, from back-to-back large matmuls
+  (measure.matmul_rate), and on a known GPU the fraction of its fp16/bf16 tensor-core
+  peak; divided by 2 x the non-embedding parameter count it gives the FLOP-bound tokens/s;
 * the native encoder: all six study layers (1,3,...,11) from one pass, batched,
   length-sorted, mean pooling on the fly;
 * BlinkDL's `rwkv` package (`RWKV(strategy="cpu fp32").forward(tokens, None)`,
   RWKV_JIT_ON=1), one sentence at a time, as a user of the reference code would run it;
 * the cost of the 1,3,...,11 sweep as a fraction of a full 24-block pass of a
-  Finch-1B6-shaped model (stopping after block 11 should cost about 12/24);
-* peak memory against the size of the weights.
+  Finch-1B6-shaped model (stopping after block 11 should cost about 12/24), and the
+  full pass's achieved TFLOP/s as a fraction of the matmul limit and the device peak;
+* each model's peak memory against the size of its weights.
+
+`--device cuda --dtype bfloat16` (or float16) runs the same benchmarks on a GPU; see
+scripts/gpu_check.sh.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 import torch
 
+from rwkv_eval.measure import DeviceTimer, device_info, matmul_rate
 from rwkv_eval.models.random_init import SHAPES, random_rwkv_encoder
 
 STUDY_LAYERS = [1, 3, 5, 7, 9, 11]
@@ -33,18 +38,11 @@ def non_embedding_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if n not in ("emb.weight", "head.weight"))
 
 
-def wall_seconds(fn, device: str) -> float:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
-
-
-def weights_mb(model: torch.nn.Module) -> float:
-    return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+def device_seconds(fn, device: str) -> float:
+    """One synchronised call on `device`: CUDA-event seconds on a GPU, wall clock on CPU."""
+    timer = DeviceTimer(device)
+    timer(fn)
+    return timer.summary(1)["seconds"]
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +62,19 @@ def small(run):
     return random_rwkv_encoder("small", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
 
 
-def test_matmul_limit(benchmark, run, timed):
-    """GFLOP/s of a large square matmul: the ceiling every dense model runs under."""
-    n = 2048
-    dtype = getattr(torch, run.dtype)
-    a = torch.randn(n, n, device=run.device, dtype=dtype)
-    b = torch.randn(n, n, device=run.device, dtype=dtype)
-    seconds = timed(lambda: torch.mm(a, b), rounds=5, warmup_rounds=2)
-    gflops = 2 * n**3 / seconds / 1e9
-    results["gflops"] = gflops
-    benchmark.extra_info.update({"gflops": gflops, "n": n, "dtype": run.dtype, "device": run.device,
-                                 "torch_threads": torch.get_num_threads()})
+def test_matmul_limit(benchmark, run):
+    """FLOP/s of large square matmuls back to back: the ceiling every dense model runs under."""
+    n = 2048 if run.device == "cpu" else 8192
+    runner = None if benchmark.disabled else (
+        lambda target, rounds: benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=0))
+    rate = matmul_rate(run.device, getattr(torch, run.dtype), n, runner=runner)
+    results["gflops"] = rate["flops"] / 1e9
+    peak = device_info(run.device).get("device_peak_tflops", {}).get(run.dtype)
+    results["device_peak_tflops"] = peak
+    benchmark.extra_info.update(rate | {
+        "gflops": rate["flops"] / 1e9, "device_peak_tflops": peak,
+        "fraction_of_device_peak": rate["tflops"] / peak if peak else None,
+        "torch_threads": torch.get_num_threads()})
 
 
 def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memory, small, sentences):
@@ -84,8 +84,8 @@ def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memo
     def work():
         return small.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=32)
 
-    memory = peak_memory(work)
-    s = timed(work, rounds=3, warmup_rounds=1)
+    memory = peak_memory(work, small)
+    s = timed(work)
     params = non_embedding_params(small.model)
     limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
     results["native_tokens_per_second"] = n_tokens / s
@@ -94,7 +94,7 @@ def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memo
         "n_sentences": len(sentences), "n_tokens": n_tokens, "tokens_per_second": n_tokens / s,
         "pairs_per_second": len(sentences) / 2 / s, "non_embedding_params": params,
         "flop_bound_tokens_per_second": limit, "fraction_of_limit": (n_tokens / s) / limit if limit else None,
-        "weights_mb": weights_mb(small.model), "device": run.device, "dtype": run.dtype,
+        "device": run.device, "dtype": run.dtype,
         "wkv_backend": small.model.wkv_backend, "trained": False} | memory)
 
 
@@ -114,7 +114,7 @@ def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentenc
             if ids:
                 ref.forward(ids, None)
 
-    s = timed(work, rounds=2, warmup_rounds=1)
+    s = timed(work, min_rounds=2)
     params = non_embedding_params(small.model)
     limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
     native = results.get("native_tokens_per_second")
@@ -128,8 +128,9 @@ def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentenc
         "native_fraction_of_limit": native / limit if native and limit else None})
 
 
-def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, peak_memory, sentences):
+def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, peak_memory, small, sentences):
     """Layers 1..11 of a 24-block Finch-1B6-shaped model: the run stops after block 11."""
+    small.model.cpu()  # one model resident: the 12 x 768 model's weights must not count in this peak
     enc = random_rwkv_encoder("finch-1b6", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
     token_ids = enc.tokenize(sentences[:SWEEP_SENTENCES])
     n_tokens = sum(len(t) for t in token_ids)
@@ -140,18 +141,24 @@ def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, pe
     def sweep():
         return enc.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=SWEEP_SENTENCES)
 
-    memory = peak_memory(sweep)  # also the warm-up
-    timed(sweep, rounds=1, warmup_rounds=0)
+    memory = peak_memory(sweep, enc)  # also the warm-up
+    timed(sweep, min_rounds=1, min_time=0.0)
     # the ratio from interleaved rounds, best of each: this host's matmul rate drifts by
     # 2x within seconds, and interleaving keeps both sides under the same drift
     full_s = sweep_s = float("inf")
     for _ in range(2):
-        sweep_s = min(sweep_s, wall_seconds(sweep, run.device))
-        full_s = min(full_s, wall_seconds(full, run.device))
+        sweep_s = min(sweep_s, device_seconds(sweep, run.device))
+        full_s = min(full_s, device_seconds(full, run.device))
+    full_tflops = n_tokens * 2 * non_embedding_params(enc.model) / full_s / 1e12
+    peak = results.get("device_peak_tflops")
     benchmark.extra_info.update({
         "model": "random-rwkv6:finch-1b6", "shape": "24 x 2048, 32 heads x 64, ffn 7168, vocab 65536",
         "layers": STUDY_LAYERS, "n_sentences": len(token_ids), "n_tokens": n_tokens,
         "sweep_seconds": sweep_s, "full_pass_seconds": full_s, "sweep_fraction_of_full_pass": sweep_s / full_s,
         "target_fraction": 0.55, "tokens_per_second": n_tokens / sweep_s,
-        "weights_mb": weights_mb(enc.model), "device": run.device, "dtype": run.dtype, "trained": False} | memory)
+        "full_pass_tflops": full_tflops,
+        "full_pass_fraction_of_matmul_limit": full_tflops * 1e3 / results["gflops"] if "gflops" in results else None,
+        "device_peak_tflops": peak, "full_pass_fraction_of_device_peak": full_tflops / peak if peak else None,
+        "device": run.device, "dtype": run.dtype, "trained": False} | memory)
     del enc
+    small.model.to(run.device)

@@ -1,7 +1,9 @@
 """Pooling token states into one sentence vector, respecting a padding mask.
 
 Every method takes right- or left-padded states and a boolean mask; padded positions
-never influence the result (property-tested in tests/properties). A row with no valid
+never influence the result (property-tested in tests/properties), not even when they
+hold inf or NaN (a half-precision model may overflow on padding): they are removed by
+selection (`where`), never by multiplying with a zero weight, since inf * 0 is NaN. A row with no valid
 token pools to the zero vector, which `similarity.cosine` scores as 0.0 rather than NaN:
 an empty sentence or a sentence of unknown words is a legitimate input, not an error.
 
@@ -51,11 +53,12 @@ def pool(states: torch.Tensor, mask: torch.Tensor, method: str) -> torch.Tensor:
     B, T, D = x.shape
     n = m.sum(dim=1)  # (B,)
     empty = n == 0
+    valid = torch.where(m[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))  # padding -> exactly 0
     if method == "mean":
-        out = (x * m[..., None]).sum(dim=1) / n.clamp(min=1)[:, None]
+        out = valid.sum(dim=1) / n.clamp(min=1)[:, None]
     elif method == "weighted_mean":
         w = torch.cumsum(m, dim=1).float() * m  # 1..n at valid positions, 0 at padding
-        out = (x * w[..., None]).sum(dim=1) / w.sum(dim=1).clamp(min=1)[:, None]
+        out = (valid * w[..., None]).sum(dim=1) / w.sum(dim=1).clamp(min=1)[:, None]
     elif method == "max":
         out = x.masked_fill(~m[..., None], float("-inf")).amax(dim=1)
         out = torch.where(empty[:, None], torch.zeros_like(out), out)

@@ -8,8 +8,9 @@ Layers (the suite's convention, see encoder.py and models/rwkv6.py):
 
 Batches are right-padded by `TokenEncoder.batches`; RWKV is causal, so the valid
 positions of a padded row equal those of the sentence alone and the mask is not needed
-by the model (pooling uses it). Weights are float32 on CPU; on CUDA float16/bfloat16 are
-allowed, with the WKV state math still in float32 (models/wkv.py).
+by the model (pooling uses it). float16/bfloat16 run on any device (on CPU slowly, for
+tests) as mixed precision: half-precision matmuls, float32 residual stream, WKV state and
+norms (models/precision.py); the hidden states handed to pooling are float32.
 
 Example:
     >>> enc = load_rwkv("RWKV-x060-World-1B6-v2.1-20240328-ctx4096.pth")  # doctest: +SKIP
@@ -27,13 +28,13 @@ import torch
 
 from ..encoder import EMBEDDING, Layer, TokenEncoder
 from .checkpoint import check_state_dict, load_checkpoint
+from .precision import MATMUL_DTYPES, to_precision
 from .rwkv6 import RWKV6, RWKV6Config
 from .rwkv7 import RWKV7, RWKV7Config
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
 from .wkv import DEFAULT_CHUNK_SIZE
 
 DEFAULT_MAX_LENGTH = 512
-HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class RWKVEncoder(TokenEncoder):
@@ -61,14 +62,12 @@ class RWKVEncoder(TokenEncoder):
                              f"{model.config.vocab_size}")
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1; got {max_length}")
-        p = next(model.parameters())
-        if p.dtype in HALF_DTYPES and p.device.type != "cuda":
-            raise ValueError(f"{name}: {p.dtype} weights are for CUDA only; use torch.float32 on {p.device.type}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name, self.revision, self.arch, self.sha256 = name, revision, arch, sha256
         self.max_length = max_length
-        self.device, self.dtype = p.device, p.dtype
+        self.device, self.dtype = model.head.weight.device, model.head.weight.dtype  # the matmul dtype
+        self.compute_dtype = model.ln_out.weight.dtype  # residual stream, state, norms
         self.pad_id = 0
 
     def tokenize(self, sentences) -> list[list[int]]:
@@ -88,15 +87,21 @@ class RWKVEncoder(TokenEncoder):
             raise ValueError(f"layer {unknown[0]!r} out of range for {self.name} ('emb', 0..{self.n_layers - 1})")
         wanted = set(layers)
         deepest = max((l for l in layers if isinstance(l, int)), default=-1)
+        mask = mask.to(self.device)
         with torch.inference_mode():
             for layer, x in self.model.states(ids.to(self.device), last=deepest):
                 if layer in wanted:
+                    if bool((mask & ~torch.isfinite(x).all(dim=-1)).any()):
+                        raise ValueError(f"{self.name}: non-finite hidden state at layer {layer!r} in {self.dtype} "
+                                         f"matmuls (a block's output passed the dtype's range); use --dtype "
+                                         f"bfloat16 or float32")
                     yield layer, x
 
     def provenance(self) -> dict:
         c = self.model.config
         return {**super().provenance(), "arch": self.arch, "backend": "native",
-                "sha256": self.sha256,
+                "sha256": self.sha256, "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
+                "precision": "mixed: matmul weights in dtype; residual, WKV state, decays, norms in compute_dtype",
                 "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
                 "config": asdict(c)}  # RWKV6Config or RWKV7Config fields
 
@@ -109,15 +114,15 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
 
     Args:
         spec: path or hub id (see models/checkpoint.py).
-        device, dtype: float32 anywhere; float16/bfloat16 on CUDA only.
+        device, dtype: float32, float16, bfloat16 (mixed precision, models/precision.py) or
+            float64, on any device.
         tokenizer: 'world', 'byte', 'hf', a tokenizer object, or None to detect.
         max_length: tokens kept per sentence.
         revision: hub revision (hub ids only).
         wkv_backend, chunk_size: see models/wkv.py (RWKV-6) and models/wkv7.py (RWKV-7).
     """
-    device = torch.device(device)
-    if dtype in HALF_DTYPES and device.type != "cuda":
-        raise ValueError(f"{spec}: dtype {dtype} needs a CUDA device; got {device} (use torch.float32 on CPU)")
+    if dtype not in MATMUL_DTYPES:
+        raise ValueError(f"{spec}: dtype {dtype} is not supported; use float32, float16, bfloat16 or float64")
     ckpt = load_checkpoint(spec, revision=revision)
     where = ", ".join(str(f) for f in ckpt.files)
     config_class, model_class = {"rwkv6": (RWKV6Config, RWKV6), "rwkv7": (RWKV7Config, RWKV7)}[ckpt.arch]
@@ -125,7 +130,7 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
     model = model_class(cfg, wkv_backend=wkv_backend, chunk_size=chunk_size)
     check_state_dict(ckpt.state_dict, model.state_dict(), where)
     model.load_state_dict(ckpt.state_dict, strict=True)
-    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    model = to_precision(model, dtype, device)
     if isinstance(tokenizer, str) or tokenizer is None:
         tokenizer = choose_tokenizer(tokenizer, cfg.vocab_size, ckpt.directory, source=ckpt.source)
     return RWKVEncoder(model, tokenizer, name=ckpt.source, revision=ckpt.revision, max_length=max_length,

@@ -13,6 +13,8 @@ Layers, as the rest of rwkv_eval numbers them:
     "emb"  the token embedding after blocks.0.ln0, i.e. the input of block 0
     k      the residual stream after block k (0 <= k < n_layer): Hugging Face
            `hidden_states[k]`; no final norm, no fp16 rescaling.
+In float16/bfloat16 only the matmuls run in half precision; the residual stream, WKV
+state, decays, bonus and norms stay float32 (models/precision.py).
 Logits (ln_out + head) are only computed when asked for, to check against the oracle.
 
 RWKV is causal: with right padding, every valid position is computed exactly as if the
@@ -31,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..encoder import EMBEDDING, Layer
+from .precision import Linear, to_precision
 from .wkv import DEFAULT_CHUNK_SIZE, WKV6_BACKENDS, wkv6
 
 LN_EPS = 1e-5
@@ -102,11 +105,11 @@ class TimeMix6(nn.Module):
         self.time_decay_w1 = nn.Parameter(torch.zeros(C, cfg.dim_decay))
         self.time_decay_w2 = nn.Parameter(torch.zeros(cfg.dim_decay, C))
         self.time_faaaa = nn.Parameter(torch.zeros(H, K))  # u, the bonus of the current token
-        self.receptance = nn.Linear(C, C, bias=False)
-        self.key = nn.Linear(C, C, bias=False)
-        self.value = nn.Linear(C, C, bias=False)
-        self.output = nn.Linear(C, C, bias=False)
-        self.gate = nn.Linear(C, C, bias=False)
+        self.receptance = Linear(C, C, bias=False)
+        self.key = Linear(C, C, bias=False)
+        self.value = Linear(C, C, bias=False)
+        self.output = Linear(C, C, bias=False)
+        self.gate = Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,10 +129,10 @@ class TimeMix6(nn.Module):
         g = F.silu(self.gate(xg), inplace=True)
         d = torch.addmm(self.time_decay.view(C), torch.tanh(xw.reshape(B * T, C) @ self.time_decay_w1),
                         self.time_decay_w2)  # (B*T,C): time_decay + tanh(xw W1) W2
-        w = d.float().exp_().neg_().view(B, T, H, K)
+        w = d.exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
         y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size)
-        y = self.ln_x(y.reshape(B * T, C).to(x.dtype)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
+        y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
         return self.output(y.mul_(g))
 
 
@@ -141,9 +144,9 @@ class ChannelMix6(nn.Module):
         C = cfg.n_embd
         self.time_maa_k = nn.Parameter(torch.zeros(1, 1, C))
         self.time_maa_r = nn.Parameter(torch.zeros(1, 1, C))
-        self.key = nn.Linear(C, cfg.dim_ffn, bias=False)
-        self.receptance = nn.Linear(C, C, bias=False)
-        self.value = nn.Linear(cfg.dim_ffn, C, bias=False)
+        self.key = Linear(C, cfg.dim_ffn, bias=False)
+        self.receptance = Linear(C, C, bias=False)
+        self.value = Linear(cfg.dim_ffn, C, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dx = token_shift_delta(x)  # x_{t-1} - x_t
@@ -184,7 +187,7 @@ class RWKV6(nn.Module):
         self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.blocks = nn.ModuleList(Block6(cfg, i, wkv_backend, chunk_size) for i in range(cfg.n_layer))
         self.ln_out = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)
-        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.head = Linear(cfg.n_embd, cfg.vocab_size, bias=False)
 
     def layers(self) -> tuple[Layer, ...]:
         return (EMBEDDING, *range(self.config.n_layer))
@@ -196,7 +199,7 @@ class RWKV6(nn.Module):
             idx: (B, T) long token ids; right padding needs no mask (the model is causal).
             last: deepest block to run (None = all; -1 = only the embedding).
         Yields:
-            (layer, (B, T, C) tensor in the model's dtype).
+            (layer, (B, T, C) tensor in the compute dtype: float32, float64 for a float64 model).
         """
         L = self.config.n_layer
         last = L - 1 if last is None else last
@@ -204,7 +207,7 @@ class RWKV6(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-6 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
-        x = self.blocks[0].ln0(self.emb(idx))  # (B,T,C)
+        x = self.blocks[0].ln0(self.emb(idx).to(self.ln_out.weight.dtype))  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         for i in range(last + 1):
             x = self.blocks[i](x)
@@ -282,4 +285,4 @@ class RWKV6(nn.Module):
             sd[f + "receptance.weight"] = normal(C, C, std=C ** -0.5)
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
         model.load_state_dict(sd, strict=True)
-        return model.to(dtype).eval().requires_grad_(False)
+        return to_precision(model, dtype)

@@ -13,7 +13,7 @@ its values are the "first values" v_first that every later block mixes into its 
 Layers, as the rest of rwkv_eval numbers them (the same as models/rwkv6.py):
     "emb"  the token embedding after blocks.0.ln0, i.e. the input of block 0
     k      the residual stream after block k (0 <= k < n_layer); no final norm, no
-           fp16 rescaling.
+           fp16 rescaling. Mixed precision as in models/rwkv6.py (models/precision.py).
 Logits (ln_out + head) are only computed when asked for, to check against the oracle.
 
 RWKV is causal: with right padding, every valid position is computed exactly as if the
@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..encoder import EMBEDDING, Layer
+from .precision import Linear, to_precision
 from .wkv7 import DEFAULT_CHUNK_SIZE, WKV7_BACKENDS, wkv7
 
 LN_EPS = 1e-5
@@ -106,10 +107,10 @@ class TimeMix7(nn.Module):
         self.k_k = nn.Parameter(torch.zeros(1, 1, C))  # xi: removal key = k * k_k
         self.k_a = nn.Parameter(torch.zeros(1, 1, C))  # how much the learning rate scales the written key
         self.r_k = nn.Parameter(torch.zeros(H, K))  # rho: bonus of the current token
-        self.receptance = nn.Linear(C, C, bias=False)
-        self.key = nn.Linear(C, C, bias=False)
-        self.value = nn.Linear(C, C, bias=False)
-        self.output = nn.Linear(C, C, bias=False)
+        self.receptance = Linear(C, C, bias=False)
+        self.key = Linear(C, C, bias=False)
+        self.value = Linear(C, C, bias=False)
+        self.output = Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
 
     def forward(self, x: torch.Tensor, v_first: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +124,7 @@ class TimeMix7(nn.Module):
         # receptance, decay, key, value, in-context learning rate, gate (eq. 4-9)
         r = self.receptance(xr)  # (B,T,C)
         d = self.w0 + torch.tanh(xw @ self.w1) @ self.w2
-        w = -DECAY_SCALE * torch.sigmoid(d.float())  # log-decay, in (-0.607, 0)
+        w = -DECAY_SCALE * torch.sigmoid(d)  # log-decay, in (-0.607, 0)
         k = self.key(xk)
         v = self.value(xv)
         a = torch.sigmoid(self.a0 + (xa @ self.a1) @ self.a2)  # alpha in (0, 1)
@@ -141,7 +142,7 @@ class TimeMix7(nn.Module):
         y, _ = wkv7(rh, kh, vh, w.view(B, T, H, K), -kk, kk * a.view(B, T, H, K),
                     backend=self.wkv_backend, chunk_size=self.chunk_size)
         # group norm per head, plus the current token's bonus (r . (k * r_k)) v, gate, output (eq. 19-21)
-        y = self.ln_x(y.reshape(B * T, C).to(x.dtype)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
+        y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
         bonus = (rh * kh * self.r_k).sum(dim=-1, keepdim=True) * vh  # (B,T,H,K)
         return self.output((y + bonus.view(B, T, C)) * g), v_first
 
@@ -153,8 +154,8 @@ class ChannelMix7(nn.Module):
         super().__init__()
         C = cfg.n_embd
         self.x_k = nn.Parameter(torch.zeros(1, 1, C))
-        self.key = nn.Linear(C, cfg.dim_ffn, bias=False)
-        self.value = nn.Linear(cfg.dim_ffn, C, bias=False)
+        self.key = Linear(C, cfg.dim_ffn, bias=False)
+        self.value = Linear(cfg.dim_ffn, C, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = torch.relu(self.key(x + (token_shift(x) - x) * self.x_k)) ** 2  # (B,T,dim_ffn)
@@ -196,7 +197,7 @@ class RWKV7(nn.Module):
         self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.blocks = nn.ModuleList(Block7(cfg, i, wkv_backend, chunk_size) for i in range(cfg.n_layer))
         self.ln_out = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)
-        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.head = Linear(cfg.n_embd, cfg.vocab_size, bias=False)
 
     def layers(self) -> tuple[Layer, ...]:
         return (EMBEDDING, *range(self.config.n_layer))
@@ -208,7 +209,7 @@ class RWKV7(nn.Module):
             idx: (B, T) long token ids; right padding needs no mask (the model is causal).
             last: deepest block to run (None = all; -1 = only the embedding).
         Yields:
-            (layer, (B, T, C) tensor in the model's dtype).
+            (layer, (B, T, C) tensor in the compute dtype: float32, float64 for a float64 model).
         """
         L = self.config.n_layer
         last = L - 1 if last is None else last
@@ -216,7 +217,7 @@ class RWKV7(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-7 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
-        x = self.blocks[0].ln0(self.emb(idx))  # (B,T,C)
+        x = self.blocks[0].ln0(self.emb(idx).to(self.ln_out.weight.dtype))  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         v_first = None  # block 0's values (B,T,C), set by block 0, read by the others
         for i in range(last + 1):
@@ -289,4 +290,4 @@ class RWKV7(nn.Module):
             sd[f + "key.weight"] = normal(cfg.dim_ffn, C, std=C ** -0.5)
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
         model.load_state_dict(sd, strict=True)
-        return model.to(dtype).eval().requires_grad_(False)
+        return to_precision(model, dtype)

@@ -17,7 +17,7 @@ Layout shared by every backend:
     state       (B, H, K, K)   S[b, h, i, j]: key index i, value index j; None = zeros
 Returns (out (B, T, H, K) in r's dtype, final state (B, H, K, K) float32).
 All arithmetic is float32 whatever the input dtype (fla's convention: compute in fp32,
-cast back).
+cast back); float64 inputs are computed in float64 (the precision tests' reference).
 
 Backends (pick one by name with `wkv6(..., backend=...)`; nothing falls back silently):
     "naive"    token-by-token loop, the exact definition above; the test oracle.
@@ -51,12 +51,18 @@ def _check(r, k, v, w, u, state) -> None:
         raise ValueError(f"wkv6 expects state of shape (B, H, K, K) = {(B, H, K, K)}; got {tuple(state.shape)}")
 
 
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half and single precision inputs, float64 for float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _prepare(r, k, v, w, u, state):
     """fp32 copies in (B, H, T, K) layout, u as float32 (H, K), state zeros if None."""
     B, T, H, K = r.shape
-    r, k, v, w = (x.float().transpose(1, 2).contiguous() for x in (r, k, v, w))  # (B,T,H,K) -> (B,H,T,K)
-    u = u.float()
-    S = torch.zeros(B, H, K, K, dtype=torch.float32, device=r.device) if state is None else state.float().clone()
+    acc = accumulation_dtype(r.dtype)
+    r, k, v, w = (x.to(acc).transpose(1, 2).contiguous() for x in (r, k, v, w))  # (B,T,H,K) -> (B,H,T,K)
+    u = u.to(acc)
+    S = torch.zeros(B, H, K, K, dtype=acc, device=r.device) if state is None else state.to(acc).clone()
     return r, k, v, w, u, S
 
 
@@ -96,8 +102,9 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     dtype = r.dtype
+    acc = accumulation_dtype(dtype)
     B, T, H, K = r.shape
-    S = torch.zeros(B, H, K, K, dtype=torch.float32, device=r.device) if state is None else state.float().clone()
+    S = torch.zeros(B, H, K, K, dtype=acc, device=r.device) if state is None else state.to(acc).clone()
     if T == 0:
         return r.new_empty(B, 0, H, K), S
     L = min(chunk_size, T)  # a sequence shorter than a chunk is one chunk
@@ -105,11 +112,11 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     pad = N * L - T  # padding at the end: k = 0 adds nothing, w = 0 decays nothing
 
     def chunks(x):  # (B,T,H,K) -> (B,H,N,L,K) float32
-        x = F.pad(x.float(), (0, 0, 0, 0, 0, pad)) if pad else x.float()
+        x = F.pad(x.to(acc), (0, 0, 0, 0, 0, pad)) if pad else x.to(acc)
         return x.view(B, N, L, H, K).permute(0, 3, 1, 2, 4).contiguous()
 
     r, k, v, w = (chunks(x) for x in (r, k, v, w))
-    u = u.float()
+    u = u.to(acc)
     b = w.cumsum(dim=3)  # (B,H,N,L,K) inclusive cumulative log-decay
     a = b - w  # exclusive: decay from the chunk start up to, not including, t
     b_last = b[:, :, :, -1:, :]  # (B,H,N,1,K)

@@ -21,8 +21,8 @@ Layout shared by every backend:
                                      RWKV-7 computes w = -exp(-0.5) * sigmoid(w0 + lora(x)).
     state             (B, H, K, K)  S[b, h, i, j]: key index i, value index j; None = zeros
 Returns (out (B, T, H, K) in r's dtype, final state (B, H, K, K) float32).
-All arithmetic is float32 whatever the input dtype. RWKV-7 has no bonus u in the kernel:
-the current token's r.(k * r_k) v term is added by the model after the group norm.
+All arithmetic is float32 whatever the input dtype (float64 for float64 inputs). RWKV-7
+has no bonus u in the kernel: the current token's r.(k * r_k) v term is added by the model after the group norm.
 
 Backends (pick one by name with `wkv7(..., backend=...)`; nothing falls back silently):
     "naive"    token-by-token loop, the exact definition above; the test oracle.
@@ -36,6 +36,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+
+from .wkv import accumulation_dtype
 
 WKV7_BACKENDS = ("chunked", "naive")
 DEFAULT_CHUNK_SIZE = 16
@@ -54,8 +56,9 @@ def _check(r, k, v, w, a, b, state) -> None:
 def _prepare(r, k, v, w, a, b, state):
     """fp32 copies in (B, H, T, K) layout, state zeros if None."""
     B, T, H, K = r.shape
-    r, k, v, w, a, b = (x.float().transpose(1, 2).contiguous() for x in (r, k, v, w, a, b))  # (B,T,H,K) -> (B,H,T,K)
-    S = torch.zeros(B, H, K, K, dtype=torch.float32, device=r.device) if state is None else state.float().clone()
+    acc = accumulation_dtype(r.dtype)
+    r, k, v, w, a, b = (x.to(acc).transpose(1, 2).contiguous() for x in (r, k, v, w, a, b))  # (B,T,H,K) -> (B,H,T,K)
+    S = torch.zeros(B, H, K, K, dtype=acc, device=r.device) if state is None else state.to(acc).clone()
     return r, k, v, w, a, b, S
 
 
@@ -118,7 +121,7 @@ def wkv7_chunked(r, k, v, w, a, b, state=None, chunk_size: int = DEFAULT_CHUNK_S
         m_ab = pair(ac, c_prev, bc, diagonal=False)
         m_ak = pair(ac, c_prev, kc, diagonal=False)
         rhs = m_ak @ vc + (ac * c_prev.exp()) @ S  # (B,H,L,V)
-        eye = torch.eye(L, dtype=torch.float32, device=r.device)
+        eye = torch.eye(L, dtype=r.dtype, device=r.device)
         U = torch.linalg.solve_triangular(eye - m_ab, rhs, upper=False, unitriangular=True)  # (B,H,L,V)
         # outputs o_t = S_t^T r_t
         o = pair(rc, c, kc, diagonal=True) @ vc + pair(rc, c, bc, diagonal=True) @ U + (rc * c.exp()) @ S

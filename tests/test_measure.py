@@ -1,0 +1,310 @@
+"""rwkv_eval.measure without a GPU: a fake torch.cuda records every call, so the order
+(sync -> start -> work -> stop -> sync) and the device each call names are checked; the
+CPU side (memory of one call, rounds sized by time, matmul rate) runs for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rwkv_eval import measure
+from rwkv_eval.models.random_init import random_rwkv_encoder
+
+
+class FakeCuda:
+    """Stands in for torch.cuda: two devices (current: 0), every call logged as (name, device)."""
+
+    def __init__(self, monkeypatch, capability=(8, 0), n_devices=2):
+        self.log: list[tuple] = []
+        self.capability, self.n_devices = capability, n_devices
+        self.allocated, self.peak = 100 * measure.MB, 0
+        fake = self
+
+        class Stream:
+            def __init__(self, device):
+                self.device = device
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                assert enable_timing
+                self.name = f"event{sum(1 for e in fake.log if e[0] == 'Event')}"
+                fake.log.append(("Event", None))
+
+            def record(self, stream=None):
+                fake.log.append((f"record {self.name}", None if stream is None else stream.device))
+
+            def elapsed_time(self, end):
+                fake.log.append(("elapsed_time", None))
+                return 250.0  # ms
+
+        for name, fn in {
+            "is_available": lambda: True,
+            "device_count": lambda: self.n_devices,
+            "current_device": lambda: 0,
+            "synchronize": lambda device=None: self.log.append(("synchronize", device)),
+            "current_stream": lambda device=None: Stream(device),
+            "Event": Event,
+            "empty_cache": lambda: self.log.append(("empty_cache", None)),
+            "reset_peak_memory_stats": lambda device=None: self.log.append(("reset_peak_memory_stats", device)),
+            "memory_allocated": lambda device=None: self.log.append(("memory_allocated", device)) or self.allocated,
+            "max_memory_allocated": lambda device=None: self.log.append(("max_memory_allocated", device)) or self.peak,
+            "get_device_capability": lambda device=None: self.capability,
+        }.items():
+            monkeypatch.setattr(torch.cuda, name, fn)
+
+    def work(self):
+        self.log.append(("work", None))
+        self.peak = self.allocated + 40 * measure.MB
+        return "out"
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    return FakeCuda(monkeypatch)
+
+
+@pytest.mark.parametrize("device, index", [("cuda:1", 1), ("cuda:0", 0), ("cuda", 0)])
+def test_timer_syncs_starts_works_stops_syncs_on_the_run_device(fake_cuda, device, index):
+    timer = measure.DeviceTimer(device)
+    assert timer(fake_cuda.work) == "out"
+    calls = [c for c in fake_cuda.log if c[0] != "Event"]
+    assert calls == [("synchronize", index), ("record event0", index), ("work", None), ("record event1", index),
+                     ("synchronize", index), ("elapsed_time", None)]
+    summary = timer.summary(1)
+    assert summary["cuda_event_median_s"] == summary["seconds"] == 0.25
+    assert summary["wall_median_s"] >= 0 and "CUDA-event" in summary["timing"]
+
+
+def test_peak_memory_resets_and_reads_the_run_device_with_only_the_work_in_between(fake_cuda):
+    out = measure.peak_memory(fake_cuda.work, "cuda:1", weights=60 * measure.MB)
+    assert fake_cuda.log == [("empty_cache", None), ("synchronize", 1), ("reset_peak_memory_stats", 1),
+                             ("memory_allocated", 1), ("work", None), ("synchronize", 1), ("max_memory_allocated", 1)]
+    assert out["peak_memory_mb"] == 140 and out["peak_memory_delta_mb"] == 40 and out["model_weights_mb"] == 60
+    assert "cuda:1" in out["memory_kind"] and "only this model resident" in out["memory_kind"]
+
+
+def test_release_empties_the_cache_on_cuda_only(fake_cuda):
+    measure.release("cpu")
+    assert fake_cuda.log == []
+    measure.release("cuda:1")
+    assert fake_cuda.log == [("empty_cache", None)]
+
+
+@pytest.mark.parametrize("capability, dtype", [((7, 5), "float16"), ((7, 0), "float16"), ((8, 0), "bfloat16"),
+                                               ((9, 0), "bfloat16")])
+def test_default_dtype_by_device_capability(monkeypatch, capability, dtype):
+    FakeCuda(monkeypatch, capability=capability)
+    assert measure.default_dtype("cuda:1") == dtype
+    assert measure.default_dtype("cpu") == "float32"
+
+
+def test_device_resolution(fake_cuda):
+    assert measure.resolve_device("auto") == "cuda:0"
+    assert measure.resolve_device("cuda") == "cuda:0"
+    assert measure.resolve_device("cuda:1") == "cuda:1"
+    assert measure.resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match=r"device cuda:2 does not exist: this machine has 2 CUDA device\(s\), "
+                                         r"cuda:0..cuda:1"):
+        measure.resolve_device("cuda:2")
+    with pytest.raises(ValueError, match="device 'gpu' is not a torch device; use cpu, cuda or cuda:N"):
+        measure.resolve_device("gpu")
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device cuda:0 requested but CUDA is not available on this machine; use cpu"):
+        measure.resolve_device("cuda:0")
+    assert measure.resolve_device("auto") == "cpu"
+
+
+@pytest.mark.parametrize("name, dtype, peak", [("NVIDIA H100 80GB HBM3", "bfloat16", 989.0),
+                                               ("NVIDIA H100 PCIe", "float16", 756.0),
+                                               ("Tesla T4", "float16", 65.0), ("Tesla T4", "bfloat16", None),
+                                               ("NVIDIA A100-SXM4-40GB", "bfloat16", 312.0),
+                                               ("NVIDIA H200", "bfloat16", 989.0), ("Some GPU", "float16", None)])
+def test_device_peak_table(name, dtype, peak):
+    assert measure.device_peak_tflops(name, dtype) == peak
+
+
+@pytest.mark.parametrize("first, rounds", [(0.001, 250 // 5), (0.01, 25), (0.1, 3), (5.0, 3), (0.0, 50)])
+def test_rounds_are_sized_by_time(first, rounds):
+    assert measure.plan_rounds(first, min_time=0.25, min_rounds=3, max_rounds=50) == rounds
+
+
+def test_time_rounds_warms_up_then_times_the_planned_rounds():
+    """Also what `timed` runs under --benchmark-disable: warm-up and rounds, not one cold call."""
+    calls = []
+    stats = measure.time_rounds(lambda: calls.append(1), "cpu", min_time=0.0, min_rounds=4, max_rounds=9,
+                                warmup_rounds=2)
+    assert len(calls) == 2 + 4 and stats["timed_rounds"] == 4 and stats["warmup_rounds"] == 2
+    seen = []
+
+    def runner(target, n):  # pytest-benchmark's pedantic in conftest
+        seen.append(n)
+        for _ in range(n):
+            target()
+
+    stats = measure.time_rounds(lambda: None, "cpu", min_time=0.0, min_rounds=3, runner=runner)
+    assert seen == [3] and stats["timed_rounds"] == 3
+
+
+def test_cpu_peak_memory_sees_torch_allocations():
+    n = 30_000_000  # 114 MiB of float32
+    out = measure.peak_memory(lambda: torch.ones(n).sum(), "cpu", weights=10 * measure.MB)
+    assert 100 < out["peak_memory_delta_mb"] < 200, out
+    assert out["peak_memory_mb"] == pytest.approx(out["peak_memory_delta_mb"] + 10)
+    assert out["process_peak_mb"] > out["peak_memory_delta_mb"] and out["memory_kind"].startswith("cpu: model weights")
+
+
+def test_weights_bytes_counts_each_tensor_once_in_its_own_dtype():
+    enc32 = random_rwkv_encoder("tiny", dtype=torch.float32)
+    enc16 = random_rwkv_encoder("tiny", dtype=torch.float16)
+    n = sum(p.numel() for p in enc32.model.parameters())
+    assert measure.weights_bytes(enc32) == 4 * n
+    half = sum(m.weight.numel() for m in enc16.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)))
+    assert measure.weights_bytes(enc16) == 2 * half + 4 * (n - half)
+
+    class Table:  # GloVe keeps a tensor, no module
+        def __init__(self):
+            self.table = torch.zeros(1000, 50)
+            self.same = self.table
+
+    assert measure.weights_bytes(Table()) == 1000 * 50 * 4
+
+
+def test_matmul_rate_on_cpu():
+    rate = measure.matmul_rate("cpu", torch.float32, 128, min_time=0.01)
+    assert rate["flops"] > 1e6 and rate["matmuls_per_round"] >= 1 and rate["timed_rounds"] >= 3
+    assert rate["tflops"] == pytest.approx(rate["flops"] / 1e12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_real_cuda_timing_and_memory_on_every_device():
+    """Without fakes, on each device: the timer waits for the device's kernels, and the
+    peak is read on the device that allocated, not on cuda:0."""
+    for i in range(torch.cuda.device_count()):
+        device = f"cuda:{i}"
+        timer = measure.DeviceTimer(device)
+        timer(lambda: torch.cuda._sleep(50_000_000))  # ~25-50 ms of GPU time, returns at once on the host
+        assert timer.cuda_event[-1] > 0.005 and timer.wall[-1] > 0.005, (device, timer)
+        out = measure.peak_memory(lambda: torch.empty(256 * measure.MB, dtype=torch.uint8, device=device), device, 0)
+        assert out["peak_memory_delta_mb"] >= 256, (device, out)
+
+
+GPU_CHECK = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+
+
+def test_gpu_check_script_parses():
+    subprocess.run(["bash", "-n", str(GPU_CHECK)], check=True)
+
+
+def test_gpu_check_dry_run_lists_its_steps(tmp_path):
+    res = subprocess.run([str(GPU_CHECK), "--dry-run", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    steps = res.stdout.splitlines()[1:]
+    assert "-m pytest tests -m gpu" in steps[0]
+    for dtype, step in zip(("bfloat16", "float16"), steps[1:3]):
+        assert "benchmarks/test_throughput.py" in step and f"--device cuda:0 --dtype {dtype}" in step
+        assert f"--benchmark-json {tmp_path}/o/throughput-{dtype}.json" in step
+    assert "scripts/gpu_summary.py" in steps[3]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_check_refuses_clearly_without_cuda(tmp_path):
+    res = subprocess.run([str(GPU_CHECK), "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHON": sys.executable})
+    assert res.returncode == 2
+    assert res.stderr.startswith("gpu_check: no CUDA device visible to torch (torch ")
+    assert "run it on a CUDA machine" in res.stderr and not (tmp_path / "o").exists()
+
+
+def test_gpu_check_unknown_argument():
+    res = subprocess.run([str(GPU_CHECK), "--bogus"], capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown argument '--bogus'" in res.stderr
+
+
+def test_gpu_summary_prints_fraction_of_peak(tmp_path):
+    bench = {"machine_info": {"cuda_device": "NVIDIA H100 80GB HBM3", "device": "cuda:0", "cuda_capability": "9.0",
+                              "dtype": "bfloat16"},
+             "benchmarks": [{"name": "test_matmul_limit", "extra_info": {
+                 "n": 8192, "matmuls_per_round": 20, "tflops": 700.0, "device_peak_tflops": 989.0,
+                 "fraction_of_device_peak": 700 / 989}}]}
+    (tmp_path / "t.json").write_text(json.dumps(bench))
+    res = subprocess.run([sys.executable, str(GPU_CHECK.parent / "gpu_summary.py"), str(tmp_path / "t.json")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "matmul 8192^3 x20/round: 700 TFLOP/s of 989 peak = 0.71" in res.stdout
+
+
+GATE_WORK = '''
+import os, time
+
+def test_work(timed):
+    timed(lambda: time.sleep(0.01 * float(os.environ.get("GATE_SLOWDOWN", "1"))))
+'''
+
+
+def nightly_time_gate() -> str:
+    """The --benchmark-compare-fail of the nightly GPU workflow: the gate this test checks."""
+    text = (Path(__file__).resolve().parents[1] / ".github" / "workflows" / "nightly-gpu.yml").read_text()
+    match = re.search(r"^[^#\n]*--benchmark-compare-fail=(\S+)", text, re.MULTILINE)  # the command, not a comment
+    assert match, "nightly-gpu.yml has no --benchmark-compare-fail"
+    return match[1]
+
+
+def test_time_gate_passes_an_unchanged_tree_twice_and_fails_a_2x_slowdown(tmp_path):
+    """The nightly's time gate on conftest's `timed` (rounds sized by time, median): two
+    unchanged runs pass against the saved one, a 2x slower one fails, with one line per
+    failing case. The work is a sleep, so the host's load cannot make this test flap."""
+    gate = nightly_time_gate()
+    assert gate.startswith("median:"), f"the time gate should use the median (robust to outliers); got {gate}"
+    (tmp_path / "test_gate_work.py").write_text(GATE_WORK)
+    root = Path(__file__).resolve().parents[1]
+
+    def bench(slowdown: str, *args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pytest", "-p", "conftest", str(tmp_path / "test_gate_work.py"), "-q",
+               "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--benchmark-storage",
+               f"file://{tmp_path}/.benchmarks", "--device", "cpu", *args]
+        env = {**os.environ, "PYTHONPATH": str(root), "GATE_SLOWDOWN": slowdown}
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+    saved = bench("1", "--benchmark-autosave")
+    assert saved.returncode == 0, saved.stdout[-2000:] + saved.stderr[-2000:]
+    for _ in range(2):
+        same = bench("1", "--benchmark-compare=0001", f"--benchmark-compare-fail={gate}")
+        assert same.returncode == 0, same.stdout[-3000:]
+        assert "machine_info is different" not in same.stdout + same.stderr
+    slow = bench("2", "--benchmark-compare=0001", f"--benchmark-compare-fail={gate}")
+    assert slow.returncode != 0
+    failing = [line.strip() for line in (slow.stdout + slow.stderr).splitlines()
+               if "has failed PercentageRegressionCheck" in line]
+    assert len(failing) == 1 and failing[0].startswith("test_work (0001_") and "Field 'median'" in failing[0]
+
+
+def test_suite_records_the_device_and_dtype_that_computed_each_case(tmp_path):
+    """GloVe runs in float32 on the CPU whatever the run's --dtype: a bfloat16 run's GloVe
+    records say so, with its own weights (the 400k x 50 table) and memory method."""
+    out = tmp_path / "out.json"
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pytest", str(root / "benchmarks" / "test_embeddings.py"), "-q", "-p",
+           "no:cacheprovider", "--device", "cpu", "--dtype", "bfloat16", "-k", "glove-6b-50d/L00/mean/stsb-sample",
+           "--benchmark-json", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1"}
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    e = bench["extra_info"]
+    assert (e["device"], e["dtype"], e["run_device"], e["run_dtype"]) == ("cpu", "float32", "cpu", "bfloat16")
+    assert 70 < e["model_weights_mb"] < 80 and e["model_weights_mb"] <= e["peak_memory_mb"] < e["process_peak_mb"]
+    assert e["memory_kind"].startswith("cpu: model weights + VmHWM rise")
+    assert e["timed_rounds"] >= 3 and e["timing"] == "median of wall-clock times on cpu"
+    assert bench["stats"]["rounds"] == e["timed_rounds"]
