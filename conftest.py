@@ -11,7 +11,6 @@ layer), never a cache lookup.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_THRESHOLDS = ROOT / "benchmarks" / "thresholds.json"
 ACCURACY_BATCH = 64  # sentences per forward pass when scoring a whole dataset (recorded)
 MIN_TIME_S = 0.25  # timed rounds per case add up to at least this (3..50 rounds), see measure.plan_rounds
+BASELINE_MODEL, BASELINE_SETTING = "glove-6b-50d", (0, "mean")  # the "vs GloVe-50d" of paired comparisons
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,7 +32,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model", action="append", default=None,
                 help="model (path or hub id) replacing the profile's subject model; repeat for several")
     g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
-    g.addoption("--thresholds", default=str(DEFAULT_THRESHOLDS), help="Spearman floors file")
+    g.addoption("--thresholds", default=str(DEFAULT_THRESHOLDS),
+                help="committed accuracy references file (default benchmarks/thresholds.json, or the "
+                     "profile's [reference] thresholds)")
+    g.addoption("--accuracy-baseline", default=None, metavar="RUN.json",
+                help="pytest-benchmark JSON of a run whose Spearmans are the references (before history and file)")
+    g.addoption("--accept-new-cases", action="store_true",
+                help="cases without a reference pass and are recorded as new (seeds a history); default: they fail")
     add_grid_options(g)
 
 
@@ -76,12 +82,12 @@ class RunContext:
         except (AssetMissing, ValueError) as e:
             raise pytest.UsageError(str(e)) from e
         self.profile_name = self.profile.name  # a .toml profile is named by its file (gate keys start with it)
-        path = Path(config.getoption("--thresholds"))
-        if self.profile.thresholds and config.getoption("--thresholds") == str(DEFAULT_THRESHOLDS):
-            path = Path(self.profile.thresholds)  # the profile's [reference] floors, unless given on the command line
-        self.thresholds_path = path
-        self.floors: dict[str, float] = json.loads(path.read_text())["floors"] if path.is_file() else {}
-        self.gates: list[tuple[str, str, float | None, float | None]] = []  # (case, status, measured, floor)
+        self.references, self.reference_sources = load_references(config, self.profile.thresholds)
+        self.accept_new_cases: bool = config.getoption("--accept-new-cases")
+        self.gates: list = []  # rwkv_eval.gates.Verdict per gated number, in run order
+        self._evaluations: dict = {}
+        self._paired: dict = {}
+        self._baseline_sets: dict = {}
         self._encoders: dict = {}
         self._pairs: dict = {}
         self._accuracy: dict = {}
@@ -108,18 +114,49 @@ class RunContext:
                                      else load_pairs(case.name, case.split, self.profile.data_dir))
         return self._pairs[case.key]
 
-    def accuracy(self, model_case, data_case) -> dict:
-        """{(dataset, layer, pooling): record}, computed once per (model, dataset)."""
+    def accuracy(self, model_case, data_case, encoder=None) -> dict:
+        """{(dataset, layer, pooling): record}, computed once per (model, dataset) (with
+        `encoder` if given, e.g. one that must not evict the resident model)."""
         key = (model_case.key, data_case.key)
         if key not in self._accuracy:
-            from rwkv_eval.evaluation import evaluate
+            from rwkv_eval.evaluation import evaluate_pairs
 
             pairs = self.pairs(data_case)
             aggregate = data_case.name if isinstance(pairs, list) else None
-            records = evaluate(self.encoder(model_case), pairs, model_case.layers, model_case.poolings,
-                               batch_size=ACCURACY_BATCH, aggregate=aggregate)
-            self._accuracy[key] = {(r["dataset"], r["layer"], r["pooling"]): r for r in records}
+            ev = evaluate_pairs(encoder or self.encoder(model_case), pairs, model_case.layers, model_case.poolings,
+                                batch_size=ACCURACY_BATCH, aggregate=aggregate)
+            self._evaluations[key] = ev
+            self._accuracy[key] = {(r["dataset"], r["layer"], r["pooling"]): r for r in ev.records}
         return self._accuracy[key]
+
+    def paired(self, model_case, data_case, dataset: str) -> dict:
+        """{(layer, pooling): {"vs_best", "vs_baseline"}} for a trained model on one pair set
+        (paired bootstrap on the similarities of the accuracy pass; {} for random-init models)."""
+        key = (model_case.key, data_case.key, dataset)
+        if key not in self._paired:
+            from rwkv_eval.paired import PairedSet, compare
+
+            self.accuracy(model_case, data_case)
+            if not model_case.trained:
+                self._paired[key] = {}
+                return self._paired[key]
+            mine = PairedSet(self._evaluations[(model_case.key, data_case.key)], dataset)
+            base_case = next((m for m in self.profile.models if m.key == BASELINE_MODEL), None)
+            base = None
+            if base_case is not None and base_case.key != model_case.key:
+                if (base_case.key, data_case.key) not in self._accuracy:  # GloVe, loaded beside the resident model
+                    import torch
+
+                    from rwkv_eval.models.load import load_encoder
+
+                    glove = load_encoder(base_case.spec, device="cpu", dtype=torch.float32, seed=0)
+                    self.accuracy(base_case, data_case, glove)
+                base = self._baseline_sets.get((data_case.key, dataset))
+                if base is None:
+                    base = PairedSet(self._evaluations[(base_case.key, data_case.key)], dataset)
+                    self._baseline_sets[(data_case.key, dataset)] = base
+            self._paired[key] = compare(mine, base, BASELINE_SETTING, BASELINE_MODEL)
+        return self._paired[key]
 
 
 @pytest.fixture(scope="session")
@@ -279,20 +316,72 @@ def spearman_matrix_summary(tr, ctx: RunContext) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     ctx = getattr(config, "_rwkv_run", None)
-    if ctx is not None:
-        spearman_matrix_summary(terminalreporter, ctx)
-    if ctx is None or not ctx.gates:
+    if ctx is None:
         return
-    counts: dict[str, int] = {}
-    for _, status, _, _ in ctx.gates:
-        counts[status] = counts.get(status, 0) + 1
-    tr = terminalreporter
-    tr.section(f"rwkv-eval Spearman gates (profile {ctx.profile_name})")
-    tr.line(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"  [floors: {ctx.thresholds_path}]")
-    for case, status, measured, floor in ctx.gates:
-        if status != "pass":
-            m = "undefined" if measured is None else f"{measured:.4f}"
-            f = "-" if floor is None else f"{floor:.4f}"
-            tr.line(f"  {status:9s} {case}  spearman={m} floor={f}")
+    spearman_matrix_summary(terminalreporter, ctx)
+    if ctx.gates:
+        gate_summary(terminalreporter, ctx)
     for note in ctx.profile.notes:
-        tr.line(f"note: {note}")
+        terminalreporter.line(f"note: {note}")
+
+
+# ---------------------------------------------------------------- accuracy gates (rwkv_eval.gates)
+
+
+def load_references(config: pytest.Config, profile_file: str | None = None) -> tuple[dict, list[str]]:
+    """The references of this run: --accuracy-baseline, then the --benchmark-storage history
+    (when the storage is given on the command line), then the --thresholds file. A missing or
+    malformed file is a usage error: a gate that silently turned off would pass everything."""
+    from rwkv_eval.gates import history_references, load_references_file, load_run_references, merge
+
+    layers, sources = [], []
+    try:
+        if baseline := config.getoption("--accuracy-baseline"):
+            layers.append(load_run_references(baseline))
+            sources.append(f"baseline run {baseline}")
+        if any(a.startswith("--benchmark-storage") for a in config.invocation_params.args):
+            storage = config.getoption("benchmark_storage")
+            layers.append(history_references(storage))
+            sources.append(f"history {storage} ({len(layers[-1])} references)")
+        path = config.getoption("--thresholds")
+        if profile_file and path == str(DEFAULT_THRESHOLDS):
+            path = profile_file  # the profile's [reference] file, unless --thresholds is given
+        layers.append(load_references_file(path))
+        sources.append(f"references file {path}")
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from e
+    return merge(*layers), sources
+
+
+def pytest_collection(session: pytest.Session) -> None:
+    """Resolve the run (options, profile, references) before any module is collected, so a
+    bad option or a profile that cannot run here is one clean usage error, not a collection
+    traceback."""
+    bench = ROOT / "benchmarks"
+    for arg in session.config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == bench or bench in path.parents or path in bench.parents:
+            get_run(session.config)
+            return
+
+
+def gate_summary(tr, ctx: RunContext) -> None:
+    from rwkv_eval.gates import summary_lines
+
+    tr.section(f"rwkv-eval Spearman gates (profile {ctx.profile_name})")
+    lines = summary_lines(ctx.gates)
+    tr.line(lines[0] + f"  [references: {'; '.join(ctx.reference_sources)}]"
+            + ("  [--accept-new-cases]" if ctx.accept_new_cases else ""))
+    for line in lines[1:]:
+        tr.line(line)
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Record how the accuracy gates were set up: which references, whether new cases were accepted."""
+    ctx = getattr(config, "_rwkv_run", None)
+    if ctx is not None:
+        from rwkv_eval.gates import tolerance_for
+
+        output_json["rwkv_eval_gates"] = {"accept_new_cases": ctx.accept_new_cases,
+                                          "reference_sources": ctx.reference_sources,
+                                          "default_tolerance": tolerance_for(ctx.device, ctx.dtype)}

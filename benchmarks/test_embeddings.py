@@ -5,21 +5,19 @@ single forward pass; (2) measure the model's own peak memory encoding a fixed
 pre-tokenized batch up to the case's layer with that pooling (untimed, also the
 warm-up); (3) time the same work on the encoder's device; (4) put everything in
 extra_info, device and dtype taken from the encoder that computed them (GloVe: cpu,
-float32 in every profile); (5) assert the Spearman floor.
+float32 in every profile); (5) gate the Spearman two-sided against its reference
+(rwkv_eval.gates) and record the paired comparisons to the model's best setting and to
+GloVe-50d (rwkv_eval.paired).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from rwkv_eval.profiles import layer_id
+from rwkv_eval.gates import FAIL, MISSING, judge_case
 from rwkv_eval.records import LAYER_CONVENTION, environment
 
 TIMED_SENTENCES = 32
-
-
-def gate_key(profile: str, model_key: str, dataset: str, split: str, layer, pooling: str) -> str:
-    return f"{profile}/{model_key}/{dataset}-{split}/{layer_id(layer)}/{pooling}"
 
 
 def test_similarity(case, run, timed, peak_memory, benchmark):
@@ -41,7 +39,7 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
     memory = peak_memory(work, encoder)  # untimed, so it is also the warm-up round
     seconds = timed(work, device=str(encoder.device))
 
-    main = records[0] if len(records) == 1 else next(r for r in records if r["dataset"].endswith("/all"))
+    main = records[0] if len(records) == 1 else next(r for r in records if r["dataset"].endswith("/concat"))
     info = benchmark.extra_info
     info.update(environment())
     info.update({
@@ -57,7 +55,7 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
         "run_device": run.device, "run_dtype": run.dtype, "run_dtype_source": run.dtype_source,
     } | memory)
     for key in ("model", "revision", "arch", "dataset", "split", "n_pairs", "dataset_source", "dataset_revision",
-                "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend"):
+                "sha256", "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend"):
         if key in main:
             info[key] = main[key]
     lo, hi = main["spearman_ci95"]
@@ -68,19 +66,14 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
     if not model_case.trained:
         info["note"] = "random-init weights: Spearman is meaningless; timing and memory are real"
 
-    key = gate_key(run.profile_name, model_case.key, data_case.name, data_case.split, layer, pooling)
-    floor = run.floors.get(key)
-    measured = main["spearman"]
-    info["spearman_floor"] = floor
-    info["gate_key"] = key
-    if floor is None:
-        info["gate"] = "no floor"
-        run.gates.append((key, "no floor", measured, None))
-        return
-    ok = measured is not None and measured >= floor
-    info["gate"] = "pass" if ok else "FAIL"
-    run.gates.append((key, info["gate"], measured, floor))
-    if not ok:
-        pytest.fail(f"Spearman regression for {key}: measured "
-                    f"{'undefined' if measured is None else f'{measured:.4f}'} < floor {floor:.4f} "
-                    f"(floors: {run.thresholds_path})", pytrace=False)
+    # --- accuracy gate and paired significance (rwkv_eval.gates, rwkv_eval.paired)
+    for r in records:  # an STS year: gate the mean and size-weighted mean of the domains beside concat
+        for agg in ("mean", "wmean"):
+            if r["dataset"].endswith(f"/{agg}"):
+                info[f"spearman_{agg}"] = r["spearman"]
+    info.update(run.paired(model_case, data_case, main["dataset"]).get((layer, pooling), {}))
+    verdicts = judge_case(info, run.references, run.accept_new_cases)
+    run.gates += verdicts
+    failures = [v.line() for v in verdicts if v.status in (FAIL, MISSING)]
+    if failures:
+        pytest.fail("Spearman gate: " + "; ".join(failures), pytrace=False)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample")
+DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample", "rte", "qqp")
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
@@ -166,6 +166,50 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated numbers, e.g. 0.99,0.995; got {text!r}") from None
+
+
+def cmd_exit(args: argparse.Namespace) -> int:
+    """Early exit vs fixed-depth pruning on one split: one record per setting and per depth."""
+    from .datasets import BINARY, load_pairs, sample
+    from .early_exit import ExitRule, exit_study
+    from .records import environment, write_json_atomic
+
+    cfg = build_config(args)
+    if len(cfg.poolings) != 1:
+        raise ValueError(f"exit takes one --pooling (it decides the exit); got {', '.join(cfg.poolings)}")
+    values = _floats(args.tau if args.criterion == "saturation" else args.epsilon,
+                     "--tau" if args.criterion == "saturation" else "--epsilon")
+    patience = _floats(args.patience, "--patience")
+    if not all(p.is_integer() for p in patience):
+        raise ValueError(f"--patience takes whole numbers of blocks, e.g. 1,2; got {args.patience!r}")
+    patience = [int(p) for p in patience]
+    rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
+    split = args.split or _default_split(args.dataset)
+    pairs = load_pairs(args.dataset, split, args.data_dir)
+    tune = load_pairs(args.dataset, args.tune_split, args.data_dir) if args.dataset in BINARY else None
+    if args.max_pairs:
+        pairs = sample(pairs, args.max_pairs, cfg.seed)
+        tune = tune and sample(tune, args.max_pairs, cfg.seed)
+    enc, _ = load_model(cfg)
+    depths = None if args.depths is None else [int(d) for d in _floats(args.depths, "--depths")]
+    records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
+                         rounds=args.rounds)
+    env = environment() | {"seed": cfg.seed}
+    records = [r | env for r in records]
+    if args.output:
+        write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
+    cols = ("criterion", "tau", "epsilon", "patience", "depth", "mean_layers", "spearman", "seconds_per_pair",
+            "speedup", "accuracy", "f1")
+    print(json.dumps(records, indent=2) if args.json else
+          "\n".join(["  ".join(cols)] + ["  ".join(_fmt(r.get(c)) for c in cols) for r in records]))
+    return 0
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="glove-6b-50d",
                    help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | BlinkDL .pth | HF dir | hub id")
@@ -199,6 +243,23 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--input", required=True, help="UTF-8 text file, one sentence per line")
     em.add_argument("--output", required=True, help="output .npz path")
     em.set_defaults(func=cmd_embed)
+    ex = sub.add_parser("exit", help="early exit (saturation / pair) vs fixed-depth pruning: quality and measured time")
+    _model_options(ex)
+    ex.add_argument("--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "stsb-sample"])
+    ex.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"))
+    ex.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
+    ex.add_argument("--criterion", default="saturation", choices=("saturation", "pair"))
+    ex.add_argument("--tau", default="0.99,0.995,0.999", help="saturation: exit when cos(v_k, v_k-1) >= tau")
+    ex.add_argument("--epsilon", default="0.01,0.003,0.001", help="pair: exit when the pair cosine moves < epsilon")
+    ex.add_argument("--patience", default="1,2", help="blocks in a row the criterion must hold")
+    ex.add_argument("--depths", default=None, help="fixed depths (blocks) to compare; default every block")
+    ex.add_argument("--tune-split", default="train", help="binary sets: split the cosine threshold is tuned on")
+    ex.add_argument("--max-pairs", type=int, default=None,
+                    help="score a seeded sample of this many pairs (and as many tuning pairs); recorded in the note")
+    ex.add_argument("--rounds", type=int, default=1, help="timing rounds (interleaved, best of)")
+    ex.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
+    ex.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
+    ex.set_defaults(func=cmd_exit)
     return ap
 
 

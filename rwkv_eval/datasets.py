@@ -1,4 +1,4 @@
-"""Scored sentence-pair sets: GLUE MRPC, STS Benchmark, SICK-R, SemEval STS12-16.
+"""Scored sentence-pair sets: GLUE MRPC, RTE, QQP, STS Benchmark, SICK-R, SemEval STS12-16.
 
 Every loader returns a frozen `PairSet`: sentences, gold scores, the gold scale, and where
 the data came from (file path and sha256, or hub id and commit). Files are read exactly as
@@ -16,6 +16,10 @@ Sources and layouts (a data root holds one folder per dataset, as below):
   ``sentence-transformers/stsb`` (scores 0-1, scaled here to 0-5).
 - SICK-R (Marelli et al., SemEval-2014 Task 1): ``sick/SICK_{train,trial,test_annotated}.txt``;
   hub ``mteb/sickr-sts`` (test only).
+- GLUE RTE (Wang et al. 2019): ``rte/{train,dev}.tsv``, header ``index sentence1 sentence2 label``
+  (entailment -> 1, not_entailment -> 0); GLUE QQP: ``qqp/{train,dev}.tsv``, header
+  ``id qid1 qid2 question1 question2 is_duplicate``; hub ``nyu-mll/glue`` configs ``rte``/``qqp``.
+  Binary like MRPC: scored as similarity, with accuracy at a threshold tuned on train.
 - SemEval STS 2012-2016 (Agirre et al.): ``sts12-16/YEAR/DOMAIN.test.tsv`` (score, s1, s2);
   hub ``mteb/sts12-sts`` ... ``mteb/sts16-sts``.
 
@@ -99,9 +103,14 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "stsb": ("train", "validation", "test"),
     "sickr": ("train", "validation", "test"),
     **{name: ("test",) for name in _STS_YEARS},
+    "rte": ("train", "train-1000", "validation"),  # GLUE's test labels are not public
+    "qqp": ("train", "train-1000", "validation"),
 }
 
-GOLD_RANGE = {"mrpc": (0.0, 1.0), "stsb": (0.0, 5.0), "sickr": (1.0, 5.0), **{n: (0.0, 5.0) for n in _STS_YEARS}}
+GOLD_RANGE = {"mrpc": (0.0, 1.0), "stsb": (0.0, 5.0), "sickr": (1.0, 5.0), **{n: (0.0, 5.0) for n in _STS_YEARS},
+              "rte": (0.0, 1.0), "qqp": (0.0, 1.0)}
+# Binary GLUE tasks scored as similarity (cosine vs a 0/1 label; accuracy at a tuned threshold)
+BINARY = ("mrpc", "rte", "qqp")
 
 # train-1000: numpy.random.default_rng(seed=0).choice(n_train, size=1000, replace=False), sorted
 # back into file order. A fixed subset keeps the (slow) train-split runs comparable across models.
@@ -109,6 +118,9 @@ TRAIN_SUBSET_SIZE = 1000
 TRAIN_SUBSET_SEED = 0
 
 _MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+_RTE_HEADER = ["index", "sentence1", "sentence2", "label"]
+_RTE_LABELS = {"entailment": 1.0, "not_entailment": 0.0}  # entailment = the "similar" class
+_QQP_HEADER = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
 _SICK_HEADER = ["pair_ID", "sentence_A", "sentence_B", "relatedness_score", "entailment_judgment"]
 _GLUE_STSB_HEADER = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
                      "sentence2", "score"]
@@ -120,7 +132,12 @@ _HUB = {  # name -> (hub id, config, splits the hub copy has with gold scores)
     "stsb": ("sentence-transformers/stsb", None, ("train", "validation", "test")),
     "sickr": ("mteb/sickr-sts", None, ("test",)),
     **{name: (f"mteb/{name}-sts", None, ("test",)) for name in _STS_YEARS},
+    "rte": ("nyu-mll/glue", "rte", ("train", "validation")),
+    "qqp": ("nyu-mll/glue", "qqp", ("train", "validation")),
 }
+# hub columns (sentence 1, sentence 2, label) and label -> gold where they differ from MRPC's
+_HUB_COLUMNS = {"qqp": ("question1", "question2", "label")}
+_HUB_LABEL_GOLD = {"rte": {0: 1.0, 1: 0.0}}  # GLUE hub RTE: 0 = entailment, 1 = not_entailment
 
 _HOW_TO_GET = {
     "mrpc": "GLUE MRPC: run GLUE's download_glue_data.py (https://gluebenchmark.com) or take "
@@ -133,6 +150,10 @@ _HOW_TO_GET = {
     **{name: f"SemEval STS {year}: put the per-domain DOMAIN.test.tsv files (score, s1, s2) in ROOT/sts12-16/{year}/ "
              f"(e.g. from https://github.com/brmson/dataset-sts data/sts/semeval-sts/{year}/)"
        for name, year in _STS_YEARS.items()},
+    "rte": "GLUE RTE: run GLUE's download_glue_data.py (https://gluebenchmark.com) and put train.tsv and dev.tsv "
+           "(header index, sentence1, sentence2, label) in ROOT/rte/",
+    "qqp": "GLUE QQP: run GLUE's download_glue_data.py (https://gluebenchmark.com) and put train.tsv and dev.tsv "
+           "(header id, qid1, qid2, question1, question2, is_duplicate) in ROOT/qqp/",
 }
 
 
@@ -226,6 +247,22 @@ def pooled(sets: Sequence[PairSet], name: str) -> PairSet:
              + (f"; {skipped} unscored rows skipped in the members" if skipped else ""))
 
 
+def sample(pairs: PairSet, n: int, seed: int = 0) -> PairSet:
+    """A seeded subset of n pairs (all of them if there are no more), kept in file order:
+    numpy.random.default_rng(seed).choice(len, n, replace=False), sorted; the method is in `note`."""
+    if n < 1:
+        raise ValueError(f"a sample needs n >= 1 pairs; got {n}")
+    if n >= len(pairs):
+        return pairs
+    idx = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
+    how = f"{n} of {len(pairs)} pairs: numpy.random.default_rng({seed}).choice({len(pairs)}, {n}, replace=False), sorted"
+    return PairSet(name=pairs.name, split=pairs.split, sentence1=tuple(pairs.sentence1[i] for i in idx),
+                   sentence2=tuple(pairs.sentence2[i] for i in idx), gold=pairs.gold[idx].copy(),
+                   gold_kind=pairs.gold_kind, gold_range=pairs.gold_range, source=pairs.source,
+                   revision=pairs.revision, n_skipped=pairs.n_skipped,
+                   note=how + (f"; {pairs.note}" if pairs.note else ""))
+
+
 SAMPLE_FILE = "stsb_sample.tsv"
 SAMPLE_SIZE = 300
 SAMPLE_SOURCES = ("images", "track5.en-en")
@@ -294,6 +331,9 @@ def _candidates(name: str, split: str, root: Path) -> list[tuple[Path, list[str]
         glue = _GLUE_STSB_HEADER[:-1]
         return [(root / "stsb" / f, None), (root / f, None), (root / "STS-B" / g, glue),
                 (root / "stsb" / "STS-B" / g, glue), (root / g, glue)]
+    if name in ("rte", "qqp"):
+        f, header = f"{stem}.tsv", _RTE_HEADER if name == "rte" else _QQP_HEADER
+        return [(root / name / f, None), (root / name.upper() / f, None), (root / f, header)]
     f = _SICK_FILES[split]
     return [(root / "sick" / f, None), (root / f, None)]
 
@@ -332,9 +372,13 @@ def _build(name: str, split: str, path: Path) -> PairSet:
     elif name == "stsb":
         glue = bool(rows) and rows[0][1][:1] == ["index"]  # GLUE's STS-B has a header, the original none
         s1, s2, gold = (_parse_glue_stsb if glue else _parse_stsb)(rows, where)
+    elif name == "rte":
+        s1, s2, gold = _parse_rte(rows, where)
+    elif name == "qqp":
+        s1, s2, gold = _parse_qqp(rows, where)
     else:
         s1, s2, gold = _parse_sick(rows, where)
-    kind = "binary" if name == "mrpc" else "graded"
+    kind = "binary" if name in BINARY else "graded"
     pairs = PairSet(name=name, split=split, sentence1=s1, sentence2=s2, gold=gold, gold_kind=kind,
                     gold_range=GOLD_RANGE[name], source=where, revision=hashlib.sha256(raw).hexdigest())
     return _train_subset(pairs) if split == "train-1000" else pairs
@@ -468,6 +512,32 @@ def _parse_sick(rows: list[tuple[int, list[str]]], where: str):
     return tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64)
 
 
+def _parse_rte(rows: list[tuple[int, list[str]]], where: str):
+    """GLUE RTE: index, sentence1, sentence2, label (entailment -> 1, not_entailment -> 0)."""
+    s1, s2, gold = [], [], []
+    for line, f in _header(rows, _RTE_HEADER, where):
+        _columns(f, (4,), where, line, "4 columns: " + " ".join(_RTE_HEADER))
+        if f[3] not in _RTE_LABELS:
+            raise DatasetFormatError(f"{where}, line {line}: label {f[3]!r}; expected entailment or not_entailment")
+        gold.append(_RTE_LABELS[f[3]])
+        s1.append(_sentence(f[1], f"{where}, line {line}", "sentence1"))
+        s2.append(_sentence(f[2], f"{where}, line {line}", "sentence2"))
+    return tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64)
+
+
+def _parse_qqp(rows: list[tuple[int, list[str]]], where: str):
+    """GLUE QQP: id, qid1, qid2, question1, question2, is_duplicate (0/1)."""
+    s1, s2, gold = [], [], []
+    for line, f in _header(rows, _QQP_HEADER, where):
+        _columns(f, (6,), where, line, "6 columns: " + " ".join(_QQP_HEADER))
+        if f[5] not in ("0", "1"):
+            raise DatasetFormatError(f"{where}, line {line}: is_duplicate {f[5]!r}; expected 0 or 1")
+        gold.append(float(f[5]))
+        s1.append(_sentence(f[3], f"{where}, line {line}", "question1"))
+        s2.append(_sentence(f[4], f"{where}, line {line}", "question2"))
+    return tuple(s1), tuple(s2), np.asarray(gold, dtype=np.float64)
+
+
 def _parse_sts_domain(rows: list[tuple[int, list[str]]], where: str, allow_unscored: bool):
     """SemEval per-domain file: score, s1, s2. Empty scores (STS15/16 only) are skipped and counted."""
     s1, s2, gold, skipped = [], [], [], 0
@@ -513,7 +583,8 @@ def _load_hub(name: str, split: str, tried: list[str]) -> PairSet | list[PairSet
         tried.append(f"hub {hub_id}: {type(e).__name__}: {_clip(str(e), 200)}")
         return None
     where = f"{hub_id}{f'[{config}]' if config else ''}@{sha} split {base_split}"
-    cols = ("sentence1", "sentence2", "label") if name == "mrpc" else ("sentence1", "sentence2", "score")
+    cols = _HUB_COLUMNS.get(name) or (("sentence1", "sentence2", "label") if name in BINARY
+                                      else ("sentence1", "sentence2", "score"))
     missing = [c for c in cols if c not in ds.column_names]
     if missing:
         raise DatasetFormatError(f"{where}: expected columns {list(cols)}, missing {missing} "
@@ -523,9 +594,10 @@ def _load_hub(name: str, split: str, tried: list[str]) -> PairSet | list[PairSet
     lo, hi = (0.0, 1.0) if name == "stsb" else GOLD_RANGE[name]
     for i, (x, y, z) in enumerate(zip(a, b, g), start=1):
         row = f"{where}, row {i}"
-        if name == "mrpc":
+        if name in BINARY:
             if z not in (0, 1):
                 raise DatasetFormatError(f"{row}: label {z!r}; expected 0 or 1")
+            z = _HUB_LABEL_GOLD.get(name, {0: 0.0, 1: 1.0})[z]
         elif z is None or z == "":
             if name not in ("sts15", "sts16"):
                 raise DatasetFormatError(f"{row}: empty score; expected a number in [{lo:g}, {hi:g}]")
@@ -547,7 +619,7 @@ def _load_hub(name: str, split: str, tried: list[str]) -> PairSet | list[PairSet
     if name in _STS_YEARS:
         notes.append("the hub copy has no domain column: one pooled set, not per-domain sets")
     pairs = PairSet(name=pair_name, split=base_split, sentence1=tuple(s1), sentence2=tuple(s2), gold=gold_arr,
-                    gold_kind="binary" if name == "mrpc" else "graded", gold_range=GOLD_RANGE[name],
+                    gold_kind="binary" if name in BINARY else "graded", gold_range=GOLD_RANGE[name],
                     source=f"{hub_id}{f'[{config}]' if config else ''}@{sha}", revision=sha, n_skipped=skipped,
                     note="; ".join(notes))
     if split == "train-1000":

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -49,6 +50,17 @@ def score(sims: np.ndarray, gold: np.ndarray) -> dict:
         return {"spearman": None, "pearson": None, "spearman_ci95": [None, None], "undefined_reason": str(e)}
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Records plus what paired comparisons need without a second forward pass: the cosine
+    similarity of every pair per (dataset, layer, pooling), and the gold scores per dataset
+    (both in pair order)."""
+
+    records: list[dict]
+    similarities: dict[tuple[str, Layer, str], np.ndarray]
+    gold: dict[str, np.ndarray]
+
+
 def evaluate(
     encoder: Encoder,
     pairs: PairSet | Sequence[PairSet],
@@ -61,15 +73,29 @@ def evaluate(
 
     Args:
         pairs: one pair set, or several (e.g. the domains of STS12) encoded together.
-        aggregate: with several sets, also score the pooled set as "{aggregate}/all"
-            and report the mean of the per-set correlations as "{aggregate}/mean",
-            as SentEval does for STS12-16.
+        aggregate: with several sets, also score the aggregates of the per-set
+            correlations under the names the STS literature uses: "{aggregate}/concat"
+            (Spearman of the concatenated pairs, SentEval's "all"), "{aggregate}/mean"
+            (unweighted mean of the per-domain correlations) and "{aggregate}/wmean"
+            (mean weighted by the domains' pair counts).
 
     Returns:
         One dict per (set, layer, pooling) with at least model, layer, pooling, dataset,
         split, n_pairs, spearman, pearson, spearman_ci95, n_zero_vector_pairs and the
         provenance of model and data. Correlations are raw (not x100).
     """
+    return evaluate_pairs(encoder, pairs, layers, poolings, batch_size, aggregate).records
+
+
+def evaluate_pairs(
+    encoder: Encoder,
+    pairs: PairSet | Sequence[PairSet],
+    layers: Sequence[Layer],
+    poolings: Sequence[str],
+    batch_size: int = 32,
+    aggregate: str | None = None,
+) -> Evaluation:
+    """`evaluate`, keeping the pair similarities and gold scores (see Evaluation)."""
     sets = [pairs] if isinstance(pairs, PairSet) else list(pairs)
     sentences, idx = unique_sentences(sets)
     t0 = time.perf_counter()
@@ -86,25 +112,40 @@ def evaluate(
         "pairs_per_second": n_pairs / seconds if seconds > 0 else None,
         "batch_size": batch_size,
     }
-    records = []
+    aggregated = bool(aggregate) and len(sets) > 1
+    gold = {p.name: p.gold for p in sets}
+    if aggregated:
+        gold[f"{aggregate}/concat"] = np.concatenate([p.gold for p in sets])
+    records, similarities = [], {}
     for (layer, pooling), vectors in emb.vectors.items():
         head = {"model": encoder.name, "layer": layer, "pooling": pooling}
-        sims, golds, per_set = [], [], []
+        sims, per_set = [], []
         for p, (i1, i2) in zip(sets, idx):
             a, b = vectors[i1], vectors[i2]
             sims.append(cosine(a, b))
-            golds.append(p.gold)
+            similarities[(p.name, layer, pooling)] = sims[-1]
             rec = head | p.provenance() | score(sims[-1], p.gold) | {"n_zero_vector_pairs": zero_vector_pairs(a, b)} | common
             per_set.append(rec)
         records += per_set
-        if aggregate and len(sets) > 1:
+        if aggregated:
+            similarities[(f"{aggregate}/concat", layer, pooling)] = np.concatenate(sims)
             base = head | {"split": sets[0].split, "n_pairs": n_pairs, "dataset_revision": [p.revision for p in sets]}
-            records.append(base | {"dataset": f"{aggregate}/all", "aggregate": "pooled pairs of all domains"}
-                           | score(np.concatenate(sims), np.concatenate(golds))
+            records.append(base | {"dataset": f"{aggregate}/concat", "aggregate": "Spearman of the pooled pairs of all domains"}
+                           | score(np.concatenate(sims), gold[f"{aggregate}/concat"])
                            | {"n_zero_vector_pairs": sum(r["n_zero_vector_pairs"] for r in per_set)} | common)
-            defined = all(r["spearman"] is not None for r in per_set)
-            records.append(base | {"dataset": f"{aggregate}/mean", "aggregate": "mean of per-domain correlations",
-                                   "spearman": float(np.mean([r["spearman"] for r in per_set])) if defined else None,
-                                   "pearson": float(np.mean([r["pearson"] for r in per_set])) if defined else None,
-                                   "spearman_ci95": [None, None]} | common)
-    return records
+            records += [base | {"dataset": f"{aggregate}/{name}", "aggregate": what} | _mean_of(per_set, weighted)
+                        | common for name, what, weighted in (
+                            ("mean", "mean of the per-domain correlations", False),
+                            ("wmean", "mean of the per-domain correlations weighted by their pair counts", True))]
+    return Evaluation(records, similarities, gold)
+
+
+def _mean_of(per_set: list[dict], weighted: bool) -> dict:
+    """Mean (or pair-count-weighted mean) of the per-domain correlations; undefined if any is."""
+    if any(r["spearman"] is None for r in per_set):
+        return {"spearman": None, "pearson": None, "spearman_ci95": [None, None],
+                "undefined_reason": "a domain's correlation is undefined"}
+    w = np.array([r["n_pairs"] for r in per_set], dtype=np.float64) if weighted else None
+    return {"spearman": float(np.average([r["spearman"] for r in per_set], weights=w)),
+            "pearson": float(np.average([r["pearson"] for r in per_set], weights=w)),
+            "spearman_ci95": [None, None]}

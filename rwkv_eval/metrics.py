@@ -128,10 +128,21 @@ def paired_difference(
     if idx is None:
         idx = bootstrap_indices(len(gold), n_resamples, seed)
     d = spearman_resampled(pred_a, gold, idx) - spearman_resampled(pred_b, gold, idx)
+    s = resampled_summary(d, confidence)
+    return {"delta_spearman": float(delta), "delta_ci95": s["ci95"], "p_value": s["p_value"],
+            "n_pairs": int(len(gold)), "n_resamples": s["n_resamples"], "bootstrap_seed": seed}
+
+
+def resampled_summary(d: np.ndarray, confidence: float = 0.95) -> dict:
+    """Percentile interval and two-sided p-value (of "the statistic is 0") of resampled
+    values `d` of any difference of correlations (NaN resamples dropped): paired_difference's
+    rule, shared by the analyses that build their own differences (e.g. a difference of
+    degradations across two pair sets). Returns {"ci95": [lo, hi], "p_value", "n_resamples"}."""
+    d = np.asarray(d, dtype=np.float64)
     d = d[np.isfinite(d)]
+    if len(d) == 0:
+        raise UndefinedCorrelation("every bootstrap resample gave an undefined correlation")
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(d, [alpha, 1 - alpha])
     p = min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))
-    return {"delta_spearman": float(delta), "delta_ci95": [float(lo), float(hi)],
-            "p_value": float(max(p, 1 / (len(d) + 1))), "n_pairs": int(len(gold)), "n_resamples": int(len(d)),
-            "bootstrap_seed": seed}
+    return {"ci95": [float(lo), float(hi)], "p_value": float(max(p, 1 / (len(d) + 1))), "n_resamples": int(len(d))}

@@ -1,13 +1,16 @@
-"""Spearman floors for the benchmark gates, refreshed from a run's pytest-benchmark JSON.
+"""The committed accuracy references of the benchmark gates, refreshed from a run's pytest-benchmark JSON.
 
-    python -m rwkv_eval.thresholds out.json                 # floor = spearman - CI half-width
-    python -m rwkv_eval.thresholds out.json --margin 0.01   # floor = spearman - 0.01
-    python -m rwkv_eval.thresholds out.json --only-missing  # keep existing floors
+    python -m rwkv_eval.thresholds out.json                    # every case of the run
+    python -m rwkv_eval.thresholds out.json --only-missing     # add new cases, keep the rest
+    python -m rwkv_eval.thresholds out.json --tolerance 0.005  # a wider band for these cases
 
-The floors file (benchmarks/thresholds.json) maps a case key
-`{profile}/{model}/{dataset}-{split}/L{layer}/{pooling}` to the lowest Spearman that
-passes. The default margin, the half-width of the bootstrap 95% interval, makes a
-failing case one whose drop is larger than the sampling noise of its own dataset.
+The file (benchmarks/thresholds.json) maps a reference key (rwkv_eval.gates.reference_key:
+profile, model and weights hash, dataset, split and file hash, layer, pooling, device
+type and dtype) to the Spearman measured in that run and the tolerance allowed around
+it in both directions. The tolerance is the run-to-run noise of a fixed model on fixed
+pairs (gates.TOLERANCES, per device and dtype), not the bootstrap CI of the dataset: the
+CI says how well the dataset measures the model, not whether the code still computes
+the same number. Published numbers are anchored separately (gates.ANCHORS).
 """
 
 from __future__ import annotations
@@ -17,45 +20,63 @@ import json
 import sys
 from pathlib import Path
 
+from .gates import gated_numbers, reference_key, tolerance_for
 from .records import write_json_atomic
 
 DEFAULT_FILE = Path("benchmarks") / "thresholds.json"
+ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolerance`; refresh with "
+         "`python -m rwkv_eval.thresholds RUN.json` (README: how references, tolerances and seeding work)")
 
 
-def floors_from_run(run: dict, margin: float | None = None) -> dict[str, float]:
-    """Floors for every case of a run that has a defined Spearman."""
+def references_from_run(run: object, tolerance: float | None = None, source: str = "run") -> dict[str, dict]:
+    """{key: {"spearman", "tolerance"}} for every gated number of a run.
+
+    Raises:
+        ValueError: the run is not a pytest-benchmark JSON object, or a case of this suite
+            lacks what its key needs.
+    """
+    if not isinstance(run, dict) or not isinstance(run.get("benchmarks"), list):
+        raise ValueError(f"{source}: expected a pytest-benchmark JSON object with a 'benchmarks' list, "
+                         f"got {type(run).__name__}; pass the file of `pytest benchmarks --benchmark-json`")
     out = {}
-    for b in run.get("benchmarks", []):
-        info = b.get("extra_info", {})
-        s, key = info.get("spearman"), info.get("gate_key")
-        if s is None or key is None:
-            continue
-        if margin is None:
-            lo, hi = info.get("spearman_ci95_low"), info.get("spearman_ci95_high")
-            m = (hi - lo) / 2 if lo is not None and hi is not None else 0.02
-        else:
-            m = margin
-        out[key] = round(s - m, 4)
+    for i, b in enumerate(run["benchmarks"]):
+        info = b.get("extra_info") if isinstance(b, dict) else None
+        if not isinstance(info, dict) or "spearman" not in info:
+            continue  # throughput benchmarks have no accuracy
+        try:
+            tol = tolerance if tolerance is not None else tolerance_for(str(info["device"]), str(info["dtype"]))
+            for metric, value in gated_numbers(info).items():
+                out[reference_key(info, metric)] = {"spearman": None if value is None else round(float(value), 6),
+                                                    "tolerance": tol}
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{source}: benchmarks[{i}] ({b.get('name', '?')}) cannot be keyed: "
+                             f"{type(e).__name__}: {e}; expected extra_info from benchmarks/test_embeddings.py") from e
     return out
 
 
-def refresh(run_json: Path, path: Path, margin: float | None, only_missing: bool) -> dict:
-    run = json.loads(run_json.read_text(encoding="utf-8"))
-    new = floors_from_run(run, margin)
+def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_missing: bool = False) -> dict:
+    """Merge the references of `run_json` into the file at `path` (atomically)."""
+    try:
+        run = json.loads(Path(run_json).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{run_json} is not JSON ({e}); pass the file of `pytest benchmarks --benchmark-json`") from e
+    new = references_from_run(run, tolerance, str(run_json))
     if not new:
-        raise ValueError(f"{run_json} has no benchmark with a spearman and gate_key in extra_info: "
+        raise ValueError(f"{run_json} has no benchmark with a spearman in extra_info: "
                          "is it a `pytest benchmarks --benchmark-json` output?")
-    doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    floors = dict(doc.get("floors", {}))
+    doc = {}
+    if path.is_file():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or not isinstance(doc.get("references", {}), dict):
+            raise ValueError(f"{path} is not a references file (no 'references' object); "
+                             "move it away or pass another --file")
+    refs = dict(doc.get("references", {}))
     for k, v in new.items():
-        if not (only_missing and k in floors):
-            floors[k] = v
-    doc = {
-        "about": "Spearman floors per benchmark case; refresh with `python -m rwkv_eval.thresholds RUN.json`",
-        "margin": "bootstrap 95% CI half-width" if margin is None else margin,
-        "source_commit": run.get("commit_info", {}).get("id"),
-        "floors": dict(sorted(floors.items())),
-    }
+        if not (only_missing and k in refs):
+            refs[k] = v
+    commit = run.get("commit_info") or {}
+    doc = {"about": ABOUT, "source_commit": commit.get("id"), "source_dirty": commit.get("dirty"),
+           "references": dict(sorted(refs.items()))}
     write_json_atomic(path, doc)
     return doc
 
@@ -63,16 +84,19 @@ def refresh(run_json: Path, path: Path, margin: float | None, only_missing: bool
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rwkv_eval.thresholds", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_json", type=Path)
-    ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help=f"floors file (default {DEFAULT_FILE})")
-    ap.add_argument("--margin", type=float, default=None, help="fixed margin instead of the CI half-width")
-    ap.add_argument("--only-missing", action="store_true", help="add floors for new cases, keep existing ones")
+    ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help=f"references file (default {DEFAULT_FILE})")
+    ap.add_argument("--tolerance", type=float, default=None,
+                    help="tolerance for these cases (default: measured noise of their device and dtype)")
+    ap.add_argument("--only-missing", action="store_true", help="add references for new cases, keep existing ones")
     args = ap.parse_args(argv)
+    if args.tolerance is not None and not args.tolerance >= 0:
+        ap.error(f"--tolerance must be a non-negative number; got {args.tolerance}")
     try:
-        doc = refresh(args.run_json, args.file, args.margin, args.only_missing)
-    except (ValueError, FileNotFoundError, json.JSONDecodeError) as e:
+        doc = refresh(args.run_json, args.file, args.tolerance, args.only_missing)
+    except (ValueError, OSError) as e:
         print(f"thresholds: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {len(doc['floors'])} floors to {args.file}", file=sys.stderr)
+    print(f"wrote {len(doc['references'])} references to {args.file}", file=sys.stderr)
     return 0
 
 

@@ -43,7 +43,7 @@ def test_sts_year_reports_domains_all_and_mean(shared_data, capsys):
     names = [r["dataset"] for r in json.loads(capsys.readouterr().out)]
     assert names[:5] == ["sts16/answer-answer", "sts16/headlines", "sts16/plagiarism", "sts16/postediting",
                          "sts16/question-question"]
-    assert names[5:] == ["sts16/all", "sts16/mean"]
+    assert names[5:] == ["sts16/concat", "sts16/mean", "sts16/wmean"]
 
 
 def test_bundled_sample_needs_no_data_dir(capsys):

@@ -207,7 +207,7 @@ class RWKV6(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-6 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
-        x = self.blocks[0].ln0(self.emb(idx).to(self.ln_out.weight.dtype))  # (B,T,C), fp32 from here on
+        x = self.embed(idx)  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         for i in range(last + 1):
             x = self.blocks[i](x)
@@ -286,3 +286,14 @@ class RWKV6(nn.Module):
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
         model.load_state_dict(sd, strict=True)
         return to_precision(model, dtype)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Layer "emb" of `states` (which calls it), for callers that run the blocks one at a time
+        (early exit)."""
+        return self.blocks[0].ln0(self.emb(idx).to(self.ln_out.weight.dtype))
+
+    def block(self, i: int, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """Block i alone, as `states` runs it. Rows are independent, so a caller may drop rows
+        of x between blocks (early exit shrinks the batch). `carry` is RWKV-7's v_first; RWKV-6
+        has nothing to carry and returns None."""
+        return self.blocks[i](x), None

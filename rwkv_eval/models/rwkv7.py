@@ -217,7 +217,7 @@ class RWKV7(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-7 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
-        x = self.blocks[0].ln0(self.emb(idx).to(self.ln_out.weight.dtype))  # (B,T,C), fp32 from here on
+        x = self.embed(idx)  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         v_first = None  # block 0's values (B,T,C), set by block 0, read by the others
         for i in range(last + 1):
@@ -291,3 +291,13 @@ class RWKV7(nn.Module):
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
         model.load_state_dict(sd, strict=True)
         return to_precision(model, dtype)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Layer "emb" of `states` (which calls it), for callers that run the blocks one at a time
+        (early exit)."""
+        return self.blocks[0].ln0(self.emb(idx).to(self.ln_out.weight.dtype))
+
+    def block(self, i: int, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block i alone, as `states` runs it; `carry` is v_first (None before block 0, which sets
+        it). Rows are independent: a caller may drop the same rows of x and carry between blocks."""
+        return self.blocks[i](x, carry)

@@ -41,6 +41,8 @@ from typing import Sequence
 
 from ..profiles import layer_id as layer_label
 from ..records import write_bytes_atomic, write_json_atomic
+from .aggregation import aggregation_plots
+from .early_exit import early_exit_plots
 from .export import action_benchmark
 from .fmt import default_name
 from .plots import make_plots
@@ -84,6 +86,7 @@ def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None 
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     plots, note = make_plots(new, olds, folder)
+    plots = [*plots, *aggregation_plots(new, folder), *early_exit_plots(new, folder)]
     bigger, smaller = action_benchmark(new)
     write_json_atomic(folder / BIGGER_FILE, bigger)
     write_json_atomic(folder / SMALLER_FILE, smaller)

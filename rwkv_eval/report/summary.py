@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from .accuracy import accuracy_section
+from .aggregation import aggregation_section
 from .cost import cost_section, throughput_section
+from .early_exit import early_exit_section
 from .fmt import datasets_of, md_table, time_key
 from .gates import gates_section
 from .history import delta_section, history_section
@@ -53,6 +55,7 @@ def summary_markdown(run: Run, older: Sequence[Run], name: str, plots: Sequence[
     if older:
         out += delta_section(run, older[0])
     out += throughput_section(run)
+    out += aggregation_section(run) + early_exit_section(run)
     out += history_section(sorted([run, *older], key=time_key))
     out += ["## Plots", ""]
     out += [f"![{p}]({p})" for p in plots] or ["No plots."]

@@ -1,6 +1,7 @@
 """Pooling invariants: padding never matters, and each method means what it says."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
@@ -94,3 +95,79 @@ def test_empty_rows_pool_to_zero_and_nothing_is_nan(sm, method):
     assert torch.isfinite(out).all()
     empty = mask.sum(1) == 0
     assert torch.equal(out[empty], torch.zeros_like(out[empty]))
+
+
+# ---- closed forms on arbitrary masks (any padding side, holes included), against numpy
+# written from the definitions, never from pool() itself: a wrong weighting, a first_last
+# that ignores the first token or a max that sees padding fails here.
+
+
+@st.composite
+def states_and_any_mask(draw, min_valid=1):
+    """States and a mask with valid tokens anywhere: right, left or both-sided padding."""
+    B = draw(st.integers(1, 4))
+    T = draw(st.integers(1, 12))
+    D = draw(st.integers(1, 6))
+    x = draw(arrays(np.float32, (B, T, D), elements=finite))
+    mask = np.zeros((B, T), dtype=bool)
+    for b in range(B):
+        n = draw(st.integers(min_valid, T))
+        side = draw(st.sampled_from(["right", "left", "both"]))
+        start = 0 if side == "right" else T - n if side == "left" else draw(st.integers(0, T - n))
+        mask[b, start:start + n] = True
+    return x, mask
+
+
+@given(states_and_any_mask())
+def test_weighted_mean_is_sum_of_i_times_x_i_over_sum_of_i(sm):
+    x, mask = sm
+    out = pool(torch.from_numpy(x), torch.from_numpy(mask), "weighted_mean").numpy()
+    for b in range(x.shape[0]):
+        valid = x[b][mask[b]].astype(np.float64)  # (n, D), in sentence order
+        i = np.arange(1, len(valid) + 1, dtype=np.float64)  # 1 for the first valid token
+        np.testing.assert_allclose(out[b], (i[:, None] * valid).sum(0) / i.sum(), rtol=1e-4, atol=1e-3)
+
+
+def test_weighted_mean_of_arange_states_has_its_closed_form():
+    """States x_i = i (i = 1..n): Σ i·i / Σ i = (2n+1)/3, whereas the plain mean is (n+1)/2."""
+    for n in (2, 5, 9):
+        x = torch.arange(1, n + 1, dtype=torch.float32)[None, :, None]
+        for pad_left in (0, 3):
+            xp = torch.cat([torch.full((1, pad_left, 1), 1e6), x], dim=1)
+            m = torch.cat([torch.zeros(1, pad_left, dtype=torch.bool), torch.ones(1, n, dtype=torch.bool)], dim=1)
+            assert pool(xp, m, "weighted_mean").item() == pytest.approx((2 * n + 1) / 3, rel=1e-6)
+
+
+@given(states_and_any_mask())
+def test_first_last_is_the_mean_of_first_and_last_valid_tokens(sm):
+    x, mask = sm
+    out = pool(torch.from_numpy(x), torch.from_numpy(mask), "first_last").numpy()
+    for b in range(x.shape[0]):
+        valid = np.flatnonzero(mask[b])
+        expected = (x[b, valid[0]].astype(np.float64) + x[b, valid[-1]]) / 2
+        np.testing.assert_allclose(out[b], expected, rtol=1e-5, atol=1e-4)
+
+
+@given(states_and_any_mask())
+def test_last_is_the_last_valid_token_under_any_padding(sm):
+    x, mask = sm
+    out = pool(torch.from_numpy(x), torch.from_numpy(mask), "last").numpy()
+    for b in range(x.shape[0]):
+        np.testing.assert_array_equal(out[b], x[b, np.flatnonzero(mask[b])[-1]])
+
+
+@given(states_and_any_mask(), st.floats(101, 1e6))
+def test_max_ignores_padding_holding_the_largest_values(sm, big):
+    x, mask = sm
+    x = np.where(mask[..., None], x, np.float32(big))  # padding larger than any valid value
+    out = pool(torch.from_numpy(x), torch.from_numpy(mask), "max").numpy()
+    for b in range(x.shape[0]):
+        np.testing.assert_array_equal(out[b], x[b][mask[b]].max(0))
+
+
+@given(states_and_any_mask())
+def test_mean_is_the_mean_of_valid_tokens_under_any_padding(sm):
+    x, mask = sm
+    out = pool(torch.from_numpy(x), torch.from_numpy(mask), "mean").numpy()
+    for b in range(x.shape[0]):
+        np.testing.assert_allclose(out[b], x[b][mask[b]].astype(np.float64).mean(0), rtol=1e-4, atol=1e-3)

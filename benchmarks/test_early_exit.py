@@ -1,0 +1,100 @@
+"""Question 4: early exit vs fixed-depth pruning, quality and measured time, per dataset.
+
+For each native RWKV model and each of MRPC validation, STS-B test and RTE validation
+(QQP validation when its data is there; the bundled STS-B sample without a data root):
+one `early_exit.exit_study` — the full pass, every fixed depth and every exit setting
+timed in interleaved rounds on the same sentences, so each speed-up is a ratio measured
+side by side in this run. The records go to extra_info["early_exit"]; the report draws
+quality vs mean blocks executed and vs measured time per pair, both curves on one plot.
+
+Smoke profile (2 CPU cores, offline): the tiny trained RWKV-6 (and the random-init smoke
+shape on one set), a seeded sample of SMOKE_PAIRS pairs per set, thresholds tuned on
+SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens, fixed depths
+SMOKE_DEPTHS, one timing round — all recorded.
+Any other profile (e.g. `--rwkv-profile paper --model RWKV/v6-Finch-1B6-HF --device cuda`)
+runs the full sets, tunes on the full train split and takes FULL_ROUNDS timing rounds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rwkv_eval.records import environment
+
+SMOKE_PAIRS = 24
+SMOKE_TUNE_PAIRS = 32
+SMOKE_MAX_LENGTH = 128
+SMOKE_RULES = (("saturation", 1.0, 1), ("saturation", 0.995, 1), ("saturation", 0.95, 1), ("pair", 0.01, 1))
+SMOKE_DEPTHS = (1, 3, 5, 7, 9, 11)  # the study's layers; every block outside the smoke profile
+FULL_RULES = tuple(("saturation", t, p) for t in (1.0, 0.999, 0.995, 0.99, 0.98, 0.95) for p in (1, 2)) + tuple(
+    ("pair", e, p) for e in (0.01, 0.003, 0.001) for p in (1, 2))
+FULL_ROUNDS = 3
+DATASETS = (("mrpc", "validation", "train"), ("stsb", "test", None), ("rte", "validation", "train"),
+            ("qqp", "validation", "train"))
+
+
+def _models(run) -> list[tuple[str, str, bool]]:
+    """(key, spec, smoke) of the native RWKV models this run studies."""
+    model = run.config.getoption("--model")
+    if model:
+        return [(model.rstrip("/").split("/")[-1].lower(), model, run.profile_name == "smoke")]
+    smoke = [(m.key, m.spec, True) for m in run.profile.models if m.spec.endswith("tiny-rwkv-6v0-1m.pth")]
+    return smoke + [("rwkv6-random-smoke", "random-rwkv6:smoke", True)]
+
+
+def _cases(run):
+    from rwkv_eval.datasets import load_pairs
+
+    out = []
+    for key, spec, smoke in _models(run):
+        for name, split, tune in DATASETS:
+            if spec.startswith("random-") and name != "stsb":
+                continue  # random-init: cost only, on one set
+            try:
+                load_pairs(name, split, run.profile.data_dir, allow_hub=False)
+            except FileNotFoundError:
+                continue
+            out.append(pytest.param(key, spec, smoke, name, split, tune, id=f"{key}/{name}-{split}"))
+        if not any(p.values[0] == key for p in out):
+            out.append(pytest.param(key, spec, smoke, "stsb-sample", "test", None, id=f"{key}/stsb-sample-test"))
+    return out
+
+
+def pytest_generate_tests(metafunc):
+    if "exit_case" in metafunc.fixturenames:
+        from conftest import get_run
+
+        metafunc.parametrize("exit_case", [p.values for p in _cases(get_run(metafunc.config))],
+                             ids=[p.id for p in _cases(get_run(metafunc.config))])
+
+
+def test_early_exit_vs_fixed_depth(exit_case, run, benchmark):
+    import torch
+
+    from rwkv_eval.datasets import load_pairs, load_sample, sample
+    from rwkv_eval.early_exit import ExitRule, exit_study
+    from rwkv_eval.models.load import load_encoder
+
+    key, spec, smoke, name, split, tune_split = exit_case
+    enc = load_encoder(spec, device=run.device, dtype=getattr(torch, run.dtype), seed=0,
+                       max_length=SMOKE_MAX_LENGTH if smoke else None)
+    pairs = load_sample() if name == "stsb-sample" else load_pairs(name, split, run.profile.data_dir)
+    tune = load_pairs(name, tune_split, run.profile.data_dir) if tune_split else None
+    rules = [ExitRule(c, t, p) for c, t, p in (SMOKE_RULES if smoke else FULL_RULES)]
+    if smoke:
+        pairs = sample(pairs, SMOKE_PAIRS)
+        tune = tune and sample(tune, SMOKE_TUNE_PAIRS)
+    rounds = 1 if smoke else FULL_ROUNDS
+    n_layer = max(la for la in enc.layers() if isinstance(la, int)) + 1
+    depths = sorted({d for d in SMOKE_DEPTHS if d < n_layer} | {n_layer - 1}) if smoke else None
+    records = benchmark.pedantic(lambda: exit_study(enc, pairs, rules, "mean", batch_size=32, tune=tune,
+                                                    depths=depths, rounds=rounds), rounds=1, iterations=1)
+    info = benchmark.extra_info
+    info.update(environment())
+    info.update({"analysis": "early_exit", "model_key": key, "trained": not spec.startswith("random-"),
+                 "exit_dataset": f"{name}-{split}", "smoke_sample": smoke, "device": run.device, "dtype": run.dtype,
+                 "early_exit": records})
+    full = next(r for r in records if r["criterion"] == "saturation" and r["tau"] == 1.0)
+    # tau = 1 never exits: the same vectors as the full pass (its time differs only by overhead)
+    assert full["mean_layers"] == full["n_layers"]
+    assert full["spearman"] == next(r for r in records if r["depth"] == full["n_layers"] - 1)["spearman"]

@@ -1,0 +1,111 @@
+"""Question 4 section: early exit vs fixed-depth pruning, per model and dataset.
+
+Reads extra_info["early_exit"] of benchmarks/test_early_exit.py (records of
+early_exit.exit_study) and writes a table and one figure per (model, dataset): quality
+against mean blocks executed and against measured time per pair, the fixed-depth curve
+and the early-exit settings on the same axes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import write_bytes_atomic
+from .aggregation import analysis_benchmarks
+from .fmt import fmt_num, fmt_seconds, md_table, safe_name
+from .run import RANDOM_INIT_MARK, Run, number
+
+
+def _setting(r: dict) -> str:
+    if r.get("criterion") == "fixed":
+        return f"fixed depth {r.get('depth')}"
+    if r.get("criterion") == "saturation":
+        return f"saturation τ={r.get('tau')} p={r.get('patience')}"
+    return f"pair ε={r.get('epsilon')} p={r.get('patience')}"
+
+
+def _title(e: dict) -> str:
+    return (f"{e.get('model_key', '?')} · {e.get('exit_dataset', '?')}"
+            + ("" if e.get("trained", True) else f" · {RANDOM_INIT_MARK}"))
+
+
+def early_exit_section(run: Run) -> list[str]:
+    benches = analysis_benchmarks(run, "early_exit", "early_exit")
+    if not benches:
+        return []
+    out = ["## Early exit vs fixed-depth pruning (question 4)", "",
+           "Fixed depth k runs blocks 0..k for every sentence; saturation exits a sentence once cos(v_k, v_k−1) ≥ τ "
+           "for p blocks; pair exits a pair once its cosine moved < ε for p blocks. Times are measured on the same "
+           "sentences in interleaved rounds; speed-up = full-pass time / method time (below 1 = overhead).", ""]
+    for e in benches:
+        recs = e["early_exit"]
+        r0 = recs[0]
+        binary = any("accuracy" in r for r in recs)
+        out += [f"### {_title(e)}", "",
+                f"{r0.get('n_pairs')} pairs{' (seeded sample)' if e.get('smoke_sample') else ''}, pooling "
+                f"{r0.get('pooling')}, {r0.get('n_layers')} blocks, full pass "
+                f"{fmt_seconds(number(r0.get('full_pass_seconds_per_pair')))} per pair, {e.get('device')} "
+                f"{e.get('dtype')}; {r0.get('exit_mode') if r0.get('criterion') != 'fixed' else ''}"
+                + (f" accuracy/F1 at a threshold tuned on {r0.get('tune_dataset')} {r0.get('tune_split')} "
+                   f"({r0.get('tune_n_pairs')} pairs)" if binary else ""), ""]
+        modes = sorted({r["exit_mode"] for r in recs if r.get("criterion") != "fixed"})
+        out += [f"Exit mode: {'; '.join(modes)}", ""] if modes else []
+        rows = []
+        for r in recs:
+            lo, hi = (r.get("spearman_ci95") or [None, None])[:2]
+            rho = fmt_num(number(r.get("spearman")), ".4f") + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+            row = [_setting(r), fmt_num(number(r.get("mean_layers")), ".2f"), rho,
+                   fmt_seconds(number(r.get("seconds_per_pair"))), fmt_num(number(r.get("speedup")), ".2f")]
+            if binary:
+                row += [fmt_num(number(r.get("accuracy")), ".3f"), fmt_num(number(r.get("f1")), ".3f")]
+            rows.append(row)
+        header = ["setting", "mean blocks", "Spearman [95% CI]", "s/pair", "speed-up"] + (
+            ["accuracy", "F1"] if binary else [])
+        out += md_table(header, rows)
+    return out
+
+
+def early_exit_plots(run: Run, out_dir: Path) -> list[str]:
+    benches = analysis_benchmarks(run, "early_exit", "early_exit")
+    if not benches:
+        return []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    files = []
+    for e in benches:
+        recs = [r for r in e["early_exit"] if number(r.get("spearman")) is not None]
+        if not recs:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+        for ax, xkey, xlabel in ((axes[0], "mean_layers", "mean blocks executed per sentence"),
+                                 (axes[1], "seconds_per_pair", "measured time per pair (s)")):
+            fixed = sorted((r for r in recs if r["criterion"] == "fixed"), key=lambda r: r["depth"])
+            if fixed:
+                ax.errorbar([r[xkey] for r in fixed], [r["spearman"] for r in fixed],
+                            yerr=[[r["spearman"] - (r["spearman_ci95"][0] or r["spearman"]) for r in fixed],
+                                  [(r["spearman_ci95"][1] or r["spearman"]) - r["spearman"] for r in fixed]],
+                            marker="o", ms=4, capsize=2, color="C0", label="fixed depth")
+            for crit, marker, color in (("saturation", "s", "C1"), ("pair", "^", "C2")):
+                sel = [r for r in recs if r["criterion"] == crit]
+                if not sel:
+                    continue
+                ax.plot([r[xkey] for r in sel], [r["spearman"] for r in sel], ls="none", marker=marker, color=color,
+                        ms=7, label=f"early exit: {crit}")
+                for r in sel:
+                    ax.annotate(_setting(r).split(" ", 1)[1], (r[xkey], r["spearman"]), fontsize=6,
+                                xytext=(3, 3), textcoords="offset points")
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("Spearman ρ")
+        axes[0].legend(fontsize=8, loc="best")
+        fig.suptitle(_title(e), fontsize=10)
+        name = f"early_exit__{safe_name(str(e.get('model_key')))}__{safe_name(str(e.get('exit_dataset')))}.png"
+        write_bytes_atomic(Path(out_dir) / name, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+        plt.close(fig)
+        files.append(name)
+    return files

@@ -1,0 +1,253 @@
+"""Early exit mechanics on small seeded RWKV-6/7 models, threshold tuning, the study records."""
+
+import numpy as np
+import pytest
+import torch
+
+from rwkv_eval.datasets import PairSet
+from rwkv_eval.early_exit import (
+    MODE_BATCHED,
+    MODE_SELECT,
+    ExitRule,
+    binary_scores,
+    encode_pairs_with_exit,
+    encode_with_exit,
+    exit_study,
+    tune_threshold,
+)
+from rwkv_eval.models.rwkv import RWKVEncoder
+from rwkv_eval.models.rwkv6 import RWKV6, RWKV6Config
+from rwkv_eval.models.rwkv7 import RWKV7, RWKV7Config
+from rwkv_eval.models.tokenizers import ByteTokenizer
+
+SENTENCES = ["a cat sat on the mat", "dogs bark", "the quick brown fox jumps over the lazy dog again",
+             "x", "", "rain", "an apple a day keeps the doctor away", "hello world, hello!"]
+LAST = 5
+
+
+def _encoder(arch: str) -> RWKVEncoder:
+    if arch == "rwkv6":
+        cfg = RWKV6Config(n_layer=LAST + 1, n_embd=32, n_head=4, head_size=8, dim_ffn=64, vocab_size=256,
+                          dim_mix=4, dim_decay=8)
+        model = RWKV6.random(cfg, seed=1)
+    else:
+        cfg = RWKV7Config(n_layer=LAST + 1, n_embd=32, n_head=4, head_size=8, dim_ffn=64, vocab_size=256,
+                          dim_decay=8, dim_a=8, dim_v=8, dim_gate=8)
+        model = RWKV7.random(cfg, seed=1)
+    return RWKVEncoder(model, ByteTokenizer(), name=f"test-{arch}", revision="seed=1")
+
+
+@pytest.fixture(scope="module", params=["rwkv6", "rwkv7"])
+def enc(request):
+    return _encoder(request.param)
+
+
+@pytest.fixture(scope="module")
+def tok(enc):
+    return enc.tokenize(SENTENCES)
+
+
+class NoHook:
+    """The same encoder seen without a block-by-block hook (like a transformers encoder)."""
+
+    model = None
+
+    def __init__(self, enc):
+        self._enc = enc
+
+    def __getattr__(self, name):
+        return getattr(self._enc, name)
+
+
+def all_layers(enc, tok, pooling="mean"):
+    return enc.encode_tokens(tok, ["emb", *range(LAST + 1)], [pooling], batch_size=3)
+
+
+def test_tau_one_is_the_full_pass_exactly(enc, tok):
+    out = encode_with_exit(enc, tok, "mean", ExitRule("saturation", 1.0), batch_size=3)
+    full = enc.encode_tokens(tok, [LAST], ["mean"], batch_size=3)[(LAST, "mean")]
+    assert out.mode == MODE_BATCHED
+    assert (out.exit_layer == LAST).all()
+    np.testing.assert_array_equal(out.vectors, full)
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_tau_minus_one_exits_at_the_first_eligible_block_and_equals_fixed_depth(enc, tok, patience):
+    out = encode_with_exit(enc, tok, "last", ExitRule("saturation", -1.0, patience), batch_size=3)
+    fixed = enc.encode_tokens(tok, [patience - 1], ["last"], batch_size=3)[(patience - 1, "last")]
+    assert (out.exit_layer == patience - 1).all()
+    np.testing.assert_array_equal(out.vectors, fixed)
+
+
+def _consecutive_cosines(enc, tok, pooling="mean"):
+    """(N, LAST+1): cos(v_k, v_{k-1}) per sentence and block, v_{-1} = the embedding (numpy, float64)."""
+    emb = all_layers(enc, tok, pooling)
+    names = ["emb", *range(LAST + 1)]
+    out = []
+    for prev, cur in zip(names, names[1:]):
+        a, b = emb[(cur, pooling)].astype(np.float64), emb[(prev, pooling)].astype(np.float64)
+        out.append(np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300))
+    return np.stack(out, 1)
+
+
+def _mixed_tau(enc, tok, pooling="mean"):
+    """A tau at which some sentences exit early and some run to the end, half-way between two
+    observed cosines (so float32 vs float64 rounding cannot flip a decision)."""
+    c = np.unique(_consecutive_cosines(enc, tok, pooling))
+    i = len(c) // 2
+    return float((c[i] + c[i + 1]) / 2)
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_exit_layer_is_the_first_block_saturated_for_patience_blocks(enc, tok, patience):
+    """Independent: the exit block from numpy cosines of a full pass."""
+    cos = _consecutive_cosines(enc, tok)
+    tau = _mixed_tau(enc, tok)
+    out = encode_with_exit(enc, tok, "mean", ExitRule("saturation", tau, patience), batch_size=3)
+    for i in range(len(tok)):
+        held = cos[i] >= tau
+        want = next((k for k in range(patience - 1, LAST) if held[k - patience + 1: k + 1].all()), LAST)
+        assert out.exit_layer[i] == want, (i, cos[i], tau)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "weighted_mean"])
+def test_vector_after_exit_equals_fixed_depth_vector_at_its_exit_layer(enc, tok, pooling):
+    tau = _mixed_tau(enc, tok, pooling)
+    out = encode_with_exit(enc, tok, pooling, ExitRule("saturation", tau), batch_size=4)
+    assert len(set(out.exit_layer.tolist())) > 1, "the test needs sentences exiting at different blocks"
+    emb = all_layers(enc, tok, pooling)
+    for i, k in enumerate(out.exit_layer):
+        np.testing.assert_allclose(out.vectors[i], emb[(int(k), pooling)][i], rtol=1e-5, atol=1e-6)
+    # the full-pass-then-select path takes the same decisions from the same vectors
+    sel = encode_with_exit(NoHook(enc), tok, pooling, ExitRule("saturation", tau), batch_size=4)
+    assert sel.mode == MODE_SELECT
+    np.testing.assert_array_equal(sel.exit_layer, out.exit_layer)
+    np.testing.assert_allclose(sel.vectors, out.vectors, rtol=1e-5, atol=1e-6)
+
+
+def test_shrinking_the_batch_does_not_change_remaining_rows(enc, tok):
+    """Drop rows (and the padding they alone needed) between blocks, as early exit does."""
+    ids, mask = next(iter(enc.batches(tok, len(tok))))[1:]
+    ref = {k: x for k, x in enc.model.states(ids)}
+    x, carry = enc.model.embed(ids), None
+    rows = torch.arange(len(ids))
+    for i in range(LAST + 1):
+        x, carry = enc.model.block(i, x, carry)
+        np.testing.assert_allclose(x.numpy(), ref[i][rows, : x.shape[1]].numpy(), rtol=1e-5, atol=1e-5)
+        if i in (1, 3):  # drop the longest remaining row and every other one
+            keep = torch.ones(len(rows), dtype=torch.bool)
+            keep[0::2] = False
+            rows = rows[keep]
+            T = max(1, int(mask[rows].sum(1).max()))
+            x = x[keep, :T]
+            carry = None if carry is None else carry[keep, :T]
+
+
+def test_exited_rows_leave_the_batch(enc, tok, monkeypatch):
+    calls = []
+    block = enc.model.block
+
+    def counting(i, x, carry=None):
+        calls.append((i, x.shape[0]))
+        return block(i, x, carry)
+
+    monkeypatch.setattr(enc.model, "block", counting)
+    encode_with_exit(enc, tok, "mean", ExitRule("saturation", -1.0, 2), batch_size=len(tok))
+    assert calls == [(0, len(tok)), (1, len(tok))]  # blocks 2.. never run
+    calls.clear()
+    out = encode_with_exit(enc, tok, "mean", ExitRule("saturation", _mixed_tau(enc, tok)), batch_size=len(tok))
+    sizes = [b for _, b in calls]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0]
+    assert sum(sizes) == int((out.exit_layer + 1).sum())  # one block call per row per block executed
+
+
+def test_pair_rule_rows_leave_together_and_epsilon_zero_is_the_full_pass(enc, tok):
+    pairs = [(tok[0], tok[1]), (tok[2], tok[3]), (tok[4], tok[5]), (tok[6], tok[7]), (tok[1], tok[2])]
+    full = enc.encode_tokens(tok, [LAST], ["mean"], batch_size=4)[(LAST, "mean")]
+    order = [i for p in ((0, 1), (2, 3), (4, 5), (6, 7), (1, 2)) for i in p]
+    out = encode_pairs_with_exit(enc, pairs, "mean", ExitRule("pair", 0.0), batch_size=4)
+    assert (out.exit_layer == LAST).all()
+    np.testing.assert_allclose(out.vectors, full[order], rtol=1e-5, atol=1e-6)
+    out = encode_pairs_with_exit(enc, pairs, "mean", ExitRule("pair", 0.05, 1), batch_size=4)
+    np.testing.assert_array_equal(out.exit_layer[0::2], out.exit_layer[1::2])
+    emb = all_layers(enc, tok)
+    for row, k in enumerate(out.exit_layer):
+        np.testing.assert_allclose(out.vectors[row], emb[(int(k), "mean")][order[row]], rtol=1e-5, atol=1e-6)
+    sel = encode_pairs_with_exit(NoHook(enc), pairs, "mean", ExitRule("pair", 0.05, 1), batch_size=4)
+    np.testing.assert_array_equal(sel.exit_layer, out.exit_layer)
+
+
+def test_tune_threshold_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(1, 40))
+        sims = np.round(rng.uniform(-1, 1, n), 1)  # ties on purpose
+        labels = rng.integers(0, 2, n).astype(float)
+        t = tune_threshold(sims, labels)
+        candidates = np.concatenate([[sims.min() - 1], sims, [sims.max() + 1]])
+        best = max(np.mean((sims > c) == (labels == 1)) for c in candidates)
+        assert binary_scores(sims, labels, t)["accuracy"] == pytest.approx(best)
+
+
+def test_binary_scores_by_hand():
+    s = binary_scores(np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 0, 1, 0]), 0.5)
+    assert s == {"accuracy": 0.5, "f1": pytest.approx(0.5)}  # tp 1, fp 1, fn 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(criterion="sat", threshold=0.9), "unknown early-exit criterion"),
+    (dict(criterion="saturation", threshold=1.5), r"\[-1, 1\]"),
+    (dict(criterion="pair", threshold=-0.1), ">= 0"),
+    (dict(criterion="saturation", threshold=0.9, patience=0), "patience"),
+    (dict(criterion="saturation", threshold=float("nan")), "finite"),
+])
+def test_bad_rules_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ExitRule(**kwargs)
+
+
+def test_study_records_fixed_depth_and_rules():
+    enc = _encoder("rwkv6")
+    rng = np.random.default_rng(0)
+    n = 12
+    idx = rng.integers(0, len(SENTENCES), size=(n, 2))
+    pairs = PairSet("toy", "validation", tuple(SENTENCES[i] for i in idx[:, 0]), tuple(SENTENCES[j] for j in idx[:, 1]),
+                    rng.integers(0, 2, n).astype(float), "binary", (0.0, 1.0), "test", "rev")
+    rules = [ExitRule("saturation", 1.0), ExitRule("saturation", -1.0, 2), ExitRule("pair", 0.05)]
+    recs = exit_study(enc, pairs, rules, "mean", batch_size=4, tune=pairs, depths=[0, 1, LAST])
+    fixed = [r for r in recs if r["criterion"] == "fixed"]
+    assert [r["depth"] for r in fixed] == [0, 1, LAST]
+    by_rule = {(r["criterion"], r["tau"], r["epsilon"], r["patience"]): r for r in recs}
+    never, first = by_rule[("saturation", 1.0, None, 1)], by_rule[("saturation", -1.0, None, 2)]
+    assert never["mean_layers"] == LAST + 1 and first["mean_layers"] == 2
+    assert never["spearman"] == fixed[-1]["spearman"] and first["spearman"] == fixed[1]["spearman"]
+    for r in recs:
+        assert r["speedup"] == pytest.approx(r["full_pass_seconds_per_pair"] / r["seconds_per_pair"])
+        assert {"accuracy", "f1", "threshold", "spearman_ci95", "model", "dataset_revision"} <= set(r)
+    with pytest.raises(ValueError, match="out of range"):
+        exit_study(enc, pairs, rules, depths=[LAST + 1])
+
+
+def test_report_section_and_curves(tmp_path):
+    from rwkv_eval.report import build_report
+
+    def rec(criterion, rho, layers, spp, **kw):
+        return {"criterion": criterion, "tau": None, "epsilon": None, "patience": None, "depth": None,
+                "mean_layers": layers, "spearman": rho, "spearman_ci95": [rho - 0.1, rho + 0.1], "n_pairs": 24,
+                "seconds_per_pair": spp, "speedup": 0.06 / spp, "full_pass_seconds_per_pair": 0.06, "n_layers": 12,
+                "pooling": "mean", "exit_mode": "fixed depth: blocks 0..depth", "accuracy": 0.6, "f1": 0.7,
+                "tune_dataset": "mrpc", "tune_split": "train", "tune_n_pairs": 32} | kw
+
+    recs = [rec("fixed", 0.2, k + 1, 0.005 * (k + 1), depth=k) for k in range(12)]
+    recs += [rec("saturation", 0.25, 5.5, 0.03, tau=0.99, patience=1, exit_mode=MODE_BATCHED)]
+    run = {"benchmarks": [{"name": "test_early_exit_vs_fixed_depth[m/mrpc-validation]", "stats": {"mean": 1.0},
+                           "extra_info": {"analysis": "early_exit", "model_key": "m", "trained": False,
+                                          "exit_dataset": "mrpc-validation", "early_exit": recs}}],
+           "datetime": "2026-11-28T08:00:00", "commit_info": {"id": "abc1234"}, "machine_info": {}}
+    folder = build_report(run, [], tmp_path, "r")
+    text = (folder / "summary.md").read_text()
+    assert "## Early exit vs fixed-depth pruning (question 4)" in text and "random-init" in text
+    row = next(line for line in text.splitlines() if "saturation τ=0.99 p=1" in line)
+    assert "| 5.50 |" in row and "| 2.00 |" in row and "| 0.600 | 0.700 |" in row
+    pytest.importorskip("matplotlib")
+    assert (folder / "early_exit__m__mrpc-validation.png").stat().st_size > 1000
