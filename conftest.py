@@ -224,7 +224,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
         items[:] = [item for item in items if "case" in getattr(item, "fixturenames", ())]
 
 
-def pytest_benchmark_update_json(config, benchmarks, output_json):
+def add_shard_header(config, output_json) -> None:
     """Mark the JSON with its profile and shard, so shards merge into one run (rwkv_eval.shards)."""
     run = getattr(config, "_rwkv_run", None)
     if run is not None:
@@ -378,6 +378,7 @@ def gate_summary(tr, ctx: RunContext) -> None:
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Record how the accuracy gates were set up: which references, whether new cases were accepted."""
+    add_shard_header(config, output_json)
     ctx = getattr(config, "_rwkv_run", None)
     if ctx is not None:
         from rwkv_eval.gates import tolerance_for

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .records import write_json_atomic
+from .gates import FAIL, MISSING
 from .shards import gate_counts, merge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def gather(results: Sequence[dict], output: Path) -> int:
     counts = gate_counts(merged)
     print(f"{output}: {len(merged['benchmarks'])} cases from {len(results)} shards; gates: "
           + ", ".join(f"{n} {g}" for g, n in sorted(counts.items())))
-    return max(status, 1 if counts.get("FAIL") else 0)
+    return max(status, 1 if counts.get(FAIL) or counts.get(MISSING) else 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

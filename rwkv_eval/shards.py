@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .gates import FAIL, MISSING
 from .profiles import ModelCase, Profile
 from .records import write_json_atomic
 
@@ -128,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.output}: {len(merged['benchmarks'])} cases from {len(runs)} shards; gates: "
           + ", ".join(f"{n} {g}" for g, n in sorted(counts.items())))
     for b in merged["benchmarks"]:
-        if b.get("extra_info", {}).get("gate") == "FAIL":
-            print(f"  FAIL {b['extra_info'].get('gate_key', b['name'])}")
-    return 1 if counts.get("FAIL") else 0
+        if b.get("extra_info", {}).get("gate") in (FAIL, MISSING):
+            print(f"  {b['extra_info']['gate']} {b['extra_info'].get('gate_key', b['name'])}")
+    return 1 if counts.get(FAIL) or counts.get(MISSING) else 0
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def local_ray():
 def test_two_shards_run_in_separate_workers_and_merge(local_ray, tmp_path, capsys):
     profile = tmp_path / "raytest.toml"
     profile.write_text(PROFILE)
-    results = run_sweep(2, ["--rwkv-profile", str(profile), "-k", "test_similarity"], num_gpus=0)
+    results = run_sweep(2, ["--rwkv-profile", str(profile), "-k", "test_similarity", "--accept-new-cases"], num_gpus=0)
     assert [r["index"] for r in results] == [1, 2]
     assert all(r["returncode"] == 0 for r in results), [r["output_tail"] for r in results]
     pids = {r["pid"] for r in results}
@@ -59,7 +59,7 @@ def test_two_shards_run_in_separate_workers_and_merge(local_ray, tmp_path, capsy
     merged = json.loads(out.read_text())
     assert [b["name"] for b in merged["benchmarks"]] == [
         "test_similarity[random6-a/L00/mean/stsb-sample-test]", "test_similarity[random6-b/L00/last/stsb-sample-test]"]
-    assert "2 cases from 2 shards; gates: 2 no floor" in capsys.readouterr().out
+    assert "2 cases from 2 shards; gates: 2 new (accepted)" in capsys.readouterr().out
 
 
 def test_usage_errors(capsys):
