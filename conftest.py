@@ -24,19 +24,35 @@ BASELINE_MODEL, BASELINE_SETTING = "glove-6b-50d", (0, "mean")  # the "vs GloVe-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
-    g.addoption("--rwkv-profile", default="smoke", help="smoke (default) | paper | sts | ood")
+    g.addoption("--rwkv-profile", default="smoke",
+                help="smoke (default) | paper | sts | ood | sweep | path/to/profile.toml")
     g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU; on CUDA "
                                               "bfloat16 where native (sm_80+), else float16)")
-    g.addoption("--model", default=None, help="RWKV model (path or hub id) replacing the profile's default")
+    g.addoption("--model", action="append", default=None,
+                help="model (path or hub id) replacing the profile's subject model; repeat for several")
     g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
     g.addoption("--thresholds", default=str(DEFAULT_THRESHOLDS),
-                help="committed accuracy references file (default benchmarks/thresholds.json)")
+                help="committed accuracy references file (default benchmarks/thresholds.json, or the "
+                     "profile's [reference] thresholds)")
     g.addoption("--accuracy-baseline", default=None, metavar="RUN.json",
                 help="pytest-benchmark JSON of a run whose Spearmans are the references (before history and file)")
     g.addoption("--accept-new-cases", action="store_true",
                 help="cases without a reference pass and are recorded as new (seeds a history); default: they fail")
     g.addoption("--length-shapes", default="small", help="small | real: model shapes of benchmarks/test_length_scaling.py")
+    add_grid_options(g)
+
+
+def add_grid_options(g) -> None:
+    """Quick overrides of the profile's grid, and the shard of it this run takes."""
+    g.addoption("--layers", default=None,
+                help="layers of the subject models: 1,3,5 | 0-23 | all | emb | final | 50%% (relative depth)")
+    g.addoption("--pooling", default=None, help="poolings of the subject models: mean,max,... | all")
+    g.addoption("--dataset", action="append", default=None,
+                help="NAME[:SPLIT] replacing the profile's datasets; repeat for several (e.g. stsb:test)")
+    g.addoption("--rwkv-shard", default=None,
+                help="i/N: run the i-th of N disjoint slices of the grid (whole models); merge the JSONs "
+                     "with python -m rwkv_eval.shards merge")
 
 
 class RunContext:
@@ -45,6 +61,7 @@ class RunContext:
     def __init__(self, config: pytest.Config):
         from rwkv_eval.measure import default_dtype, resolve_device
         from rwkv_eval.profiles import AssetMissing, build_profile
+        from rwkv_eval.shards import parse_shard
 
         self.config = config
         try:
@@ -59,10 +76,14 @@ class RunContext:
         self.profile_name = config.getoption("--rwkv-profile")
         try:
             self.profile = build_profile(self.profile_name, model=config.getoption("--model"),
-                                         data_dir=config.getoption("--data-dir"))
+                                         data_dir=config.getoption("--data-dir"), layers=config.getoption("--layers"),
+                                         poolings=config.getoption("--pooling"),
+                                         datasets=config.getoption("--dataset") or ())
+            self.shard = parse_shard(config.getoption("--rwkv-shard"))
         except (AssetMissing, ValueError) as e:
             raise pytest.UsageError(str(e)) from e
-        self.references, self.reference_sources = load_references(config)
+        self.profile_name = self.profile.name  # a .toml profile is named by its file (gate keys start with it)
+        self.references, self.reference_sources = load_references(config, self.profile.thresholds)
         self.accept_new_cases: bool = config.getoption("--accept-new-cases")
         self.gates: list = []  # rwkv_eval.gates.Verdict per gated number, in run order
         self._evaluations: dict = {}
@@ -83,7 +104,7 @@ class RunContext:
             self._encoders.clear()
             release(self.device)
             self._encoders[case.key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
-                                                    seed=0)
+                                                    seed=0, revision=case.revision)
         return self._encoders[case.key]
 
     def pairs(self, case):
@@ -152,7 +173,7 @@ def get_run(config: pytest.Config) -> RunContext:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize `case` over the profile's model x dataset x layer x pooling matrix,
+    """Parametrize `case` over this shard's model x dataset x layer x pooling matrix,
     with readable ids: rwkv6-finch-1b6/L05/mean/mrpc-validation."""
     if "case" not in metafunc.fixturenames:
         return
@@ -160,13 +181,57 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     run = get_run(metafunc.config)
     cases, ids = [], []
-    for m in run.profile.models:
+    for m in shard_models(run):
         for d in run.profile.datasets:
             for layer in m.layers:
                 for pooling in m.poolings:
                     cases.append((m, d, layer, pooling))
                     ids.append(f"{m.key}/{layer_id(layer)}/{pooling}/{d.key}")
     metafunc.parametrize("case", cases, ids=ids)
+
+
+def shard_models(run: RunContext) -> tuple:
+    """This shard's models (whole models, so each shard loads a model once) with their
+    layer lists resolved: "all", relative depths and negative indices ask the model."""
+    if getattr(run, "_shard_models", None) is None:
+        from dataclasses import replace
+
+        from rwkv_eval.encoder import parse_layers
+        from rwkv_eval.shards import select_models
+
+        models = []
+        # last to first: the model left resident (run.encoder keeps one) is the first the run needs
+        for m in reversed(select_models(run.profile.models, run.shard)):
+            layers = m.static_layers()
+            if layers is None:
+                try:
+                    layers = parse_layers(m.layers, run.encoder(m).layers())
+                except ValueError as e:
+                    raise pytest.UsageError(f"model {m.key} ({m.spec}): {e}") from None
+            models.append(replace(m, layers=layers))
+        run._shard_models = tuple(reversed(models))
+    return run._shard_models
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Tests outside the grid (throughput, machine limits) run in shard 1 only, so the
+    merged shards hold each of them once."""
+    run = getattr(config, "_rwkv_run", None)
+    if run is None or run.shard is None or run.shard[0] == 1:
+        return
+    other = [item for item in items if "case" not in getattr(item, "fixturenames", ())]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if "case" in getattr(item, "fixturenames", ())]
+
+
+def add_shard_header(config, output_json) -> None:
+    """Mark the JSON with its profile and shard, so shards merge into one run (rwkv_eval.shards)."""
+    run = getattr(config, "_rwkv_run", None)
+    if run is not None:
+        from rwkv_eval.shards import shard_header
+
+        output_json["rwkv_shard"] = shard_header(run.profile, run.shard, [m.key for m in shard_models(run)])
 
 
 @pytest.fixture
@@ -222,10 +287,39 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["dtype"] = config.getoption("--dtype") or default_dtype(device)
 
 
+def spearman_matrix_summary(tr, ctx: RunContext) -> None:
+    """Per model x dataset, Spearman by layer (rows) x pooling (columns), best marked:
+    the answer a user runs the suite for, where they look (CIs are in the JSON)."""
+    from rwkv_eval.profiles import layer_id
+
+    models = {m.key: m for m in shard_models(ctx)}
+    tables = [(models[mk], dk, acc) for (mk, dk), acc in getattr(ctx, "_accuracy", {}).items() if mk in models]
+    if not tables:
+        return
+    tr.section(f"rwkv-eval Spearman, layer x pooling (profile {ctx.profile_name}; * = best, 95% CIs in the JSON)")
+    for m, dk, acc in tables:
+        main = [r for r in acc.values() if "/" not in r["dataset"] or r["dataset"].endswith("/all")]
+        cell = {(r["layer"], r["pooling"]): r["spearman"] for r in main}
+        n_pairs = max((r["n_pairs"] for r in main), default=0)
+        defined = [v for v in cell.values() if v is not None]
+        best = max(defined) if defined else None
+        width = max(9, *(len(p) + 1 for p in m.poolings))
+        tr.line(f"{m.key} on {dk} ({n_pairs} pairs){'' if m.trained else '  [random init: meaningless]'}")
+        tr.line("  layer " + "".join(p.rjust(width) for p in m.poolings))
+        for layer in m.layers:
+            row = []
+            for p in m.poolings:
+                v = cell.get((layer, p))
+                text = "-" if (layer, p) not in cell else "undefined" if v is None else f"{v:.4f}"
+                row.append((text + ("*" if v is not None and v == best else " ")).rjust(width))
+            tr.line(f"  {layer_id(layer):5s} " + "".join(row))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     ctx = getattr(config, "_rwkv_run", None)
     if ctx is None:
         return
+    spearman_matrix_summary(terminalreporter, ctx)
     if ctx.gates:
         gate_summary(terminalreporter, ctx)
     for note in ctx.profile.notes:
@@ -235,7 +329,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 # ---------------------------------------------------------------- accuracy gates (rwkv_eval.gates)
 
 
-def load_references(config: pytest.Config) -> tuple[dict, list[str]]:
+def load_references(config: pytest.Config, profile_file: str | None = None) -> tuple[dict, list[str]]:
     """The references of this run: --accuracy-baseline, then the --benchmark-storage history
     (when the storage is given on the command line), then the --thresholds file. A missing or
     malformed file is a usage error: a gate that silently turned off would pass everything."""
@@ -251,6 +345,8 @@ def load_references(config: pytest.Config) -> tuple[dict, list[str]]:
             layers.append(history_references(storage))
             sources.append(f"history {storage} ({len(layers[-1])} references)")
         path = config.getoption("--thresholds")
+        if profile_file and path == str(DEFAULT_THRESHOLDS):
+            path = profile_file  # the profile's [reference] file, unless --thresholds is given
         layers.append(load_references_file(path))
         sources.append(f"references file {path}")
     except ValueError as e:
@@ -283,6 +379,7 @@ def gate_summary(tr, ctx: RunContext) -> None:
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Record how the accuracy gates were set up: which references, whether new cases were accepted."""
+    add_shard_header(config, output_json)
     ctx = getattr(config, "_rwkv_run", None)
     if ctx is not None:
         from rwkv_eval.gates import tolerance_for

@@ -17,7 +17,6 @@ RWKV/v6-Finch-1B6-HF --device cuda`): the full STS-B test and MRPC validation.
 
 from __future__ import annotations
 
-import pytest
 
 from rwkv_eval.records import environment
 
@@ -30,10 +29,10 @@ ROUNDS = 3  # interleaved timing rounds (1 in the smoke profile)
 def _cases(run):
     from rwkv_eval.datasets import load_pairs
 
-    model = run.config.getoption("--model")
+    given = run.config.getoption("--model") or []  # repeatable option: a list
     smoke = run.profile_name == "smoke"
-    if model:
-        models = [(model.rstrip("/").split("/")[-1].lower(), model)]
+    if given:
+        models = [(m.rstrip("/").split("/")[-1].lower(), m) for m in given]
     else:
         models = [(m.key, m.spec) for m in run.profile.models if m.spec.endswith("tiny-rwkv-6v0-1m.pth")]
         models.append(("rwkv6-random-smoke", "random-rwkv6:smoke"))

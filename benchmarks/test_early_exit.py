@@ -35,9 +35,9 @@ DATASETS = (("mrpc", "validation", "train"), ("stsb", "test", None), ("rte", "va
 
 def _models(run) -> list[tuple[str, str, bool]]:
     """(key, spec, smoke) of the native RWKV models this run studies."""
-    model = run.config.getoption("--model")
-    if model:
-        return [(model.rstrip("/").split("/")[-1].lower(), model, run.profile_name == "smoke")]
+    given = run.config.getoption("--model") or []  # repeatable option: a list
+    if given:
+        return [(m.rstrip("/").split("/")[-1].lower(), m, run.profile_name == "smoke") for m in given]
     smoke = [(m.key, m.spec, True) for m in run.profile.models if m.spec.endswith("tiny-rwkv-6v0-1m.pth")]
     return smoke + [("rwkv6-random-smoke", "random-rwkv6:smoke", True)]
 

@@ -19,6 +19,7 @@ embedding (after ln0 for RWKV). A model with one layer (GloVe) calls it 0.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol, Sequence, Union, runtime_checkable
@@ -75,23 +76,79 @@ class Encoder(Protocol):
         ...
 
 
-def parse_layers(spec: str | Sequence[Layer] | None, available: Sequence[Layer]) -> tuple[Layer, ...]:
-    """'1,3,5' / [1, 3] / 'emb,0' / 'all' / None (= all) -> validated layer names."""
-    if spec is None or spec == "all":
-        return tuple(available)
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[Layer] = []
-    for item in items:
-        if isinstance(item, str):
-            item = item.strip()
-            layer: Layer = int(item) if item.lstrip("-").isdigit() else item
+_RANGE = re.compile(r"^(\d+)-(\d+)$")
+_RELATIVE = re.compile(r"^(?:(\d+(?:\.\d*)?)%|(\d*\.\d+))$")  # 50% | 0.5 (a dot marks a fraction of depth)
+NAMED_LAYERS = ("all", EMBEDDING, "final")
+
+
+def layer_items(spec: str | Sequence[Layer]) -> list[Layer | tuple[str, float | int, int]]:
+    """Split a layer spec into items without an encoder, so a profile is checked on load.
+
+    Items: an int (negative counts from the deepest block), a name ("all", "emb",
+    "final"), ("range", a, b) for "a-b" inclusive, ("relative", f, 0) for "50%" / "0.5"
+    (f in [0, 1]: 0 = first block, 1 = deepest block)."""
+    raw = spec.split(",") if isinstance(spec, str) else list(spec)
+    if not raw:
+        raise ValueError("empty layer list; expected e.g. '1,3,5', '0-23', 'all', 'emb', 'final' or '50%'")
+    out: list = []
+    for item in raw:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ValueError(f"layer {item!r} is a {type(item).__name__}; expected an int or a string like '0-23', "
+                             "'all', 'emb', 'final', '50%'")
+        if isinstance(item, int):
+            out.append(item)
+            continue
+        item = item.strip()
+        if item.lstrip("-").isdigit():
+            out.append(int(item))
+        elif m := _RANGE.match(item):
+            a, b = int(m[1]), int(m[2])
+            if a > b:
+                raise ValueError(f"layer range {item!r} runs backwards; write it low-high, e.g. '{b}-{a}'")
+            out.append(("range", a, b))
+        elif m := _RELATIVE.match(item):
+            f = float(m[1]) / 100 if m[1] is not None else float(m[2])
+            if not 0.0 <= f <= 1.0:
+                raise ValueError(f"relative depth {item!r} is outside 0%..100% (0.0..1.0)")
+            out.append(("relative", f, 0))
+        elif item:
+            out.append(item)
         else:
-            layer = item
+            raise ValueError(f"empty item in layer list {spec!r}")
+    return out
+
+
+def parse_layers(spec: str | Sequence[Layer] | None, available: Sequence[Layer]) -> tuple[Layer, ...]:
+    """'1,3,5' / [1, 3] / 'emb,0' / 'all' / '0-23' / '50%' / '0.5' / None (= all) -> validated layer names.
+
+    A relative depth picks the block nearest to that fraction of the blocks (0.5 of 24
+    blocks -> block 12, halves rounded up), so one spec means the same depth in models
+    of different sizes."""
+    if spec is None:
+        return tuple(available)
+    ints = [a for a in available if isinstance(a, int)]
+    out: list[Layer] = []
+    for item in layer_items(spec):
+        if item == "all":
+            out.extend(available)
+            continue
+        if isinstance(item, tuple):
+            kind, a, b = item
+            if kind == "range":
+                missing = [k for k in range(a, b + 1) if k not in ints]
+                if missing:
+                    have = f"layers {min(ints)}..{max(ints)}" if ints else "no numbered blocks"
+                    raise ValueError(f"layer range {a}-{b} not available; this encoder has {have}")
+                out.extend(range(a, b + 1))
+                continue
+            if not ints:
+                raise ValueError(f"relative depth {a:g} needs numbered blocks; this encoder has only {list(available)}")
+            out.append(ints[int(a * (len(ints) - 1) + 0.5)])
+            continue
+        layer = item
         if isinstance(layer, int) and layer < 0:
-            ints = [a for a in available if isinstance(a, int)]
             layer = ints[layer] if -len(ints) <= layer else layer
         if layer not in available:
-            ints = [a for a in available if isinstance(a, int)]
             rng = f"{min(ints)}..{max(ints)}" if ints else "none"
             names = ", ".join(repr(a) for a in available if not isinstance(a, int))
             raise ValueError(

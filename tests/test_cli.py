@@ -101,10 +101,10 @@ def test_python_dash_m_is_the_same_command():
     assert json.loads(res.stdout)[0]["dataset"] == "stsb-sample"
 
 
-def test_embed_with_a_blinkdl_checkpoint_matches_the_encoder(shared_data, tmp_path, capsys):
+def test_embed_with_a_blinkdl_checkpoint_matches_the_encoder(tiny_assets, tmp_path, capsys):
     from rwkv_eval.models.rwkv import load_rwkv
 
-    pth = shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+    pth = tiny_assets / "tiny-rwkv-6v0-1m.pth"
     src = tmp_path / "s.txt"
     sentences = ["The cat sat on the mat.", "", "Ünïcödé ✓ 中文", "A much longer sentence " * 5]
     src.write_text("\n".join(sentences) + "\n", encoding="utf-8")
@@ -122,8 +122,8 @@ def test_embed_with_a_blinkdl_checkpoint_matches_the_encoder(shared_data, tmp_pa
     assert meta["arch"] == "rwkv6" and len(meta["sha256"]) == 64 and meta["tokenizer"].startswith("byte")
 
 
-def test_evaluate_rwkv_layers_and_poolings_from_one_command(shared_data, capsys):
-    pth = shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+def test_evaluate_rwkv_layers_and_poolings_from_one_command(tiny_assets, capsys):
+    pth = tiny_assets / "tiny-rwkv-6v0-1m.pth"
     assert main(["evaluate", "--model", str(pth), "--dataset", "stsb-sample", "--layers", "1,3,5",
                  "--pooling", "mean,last", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
@@ -131,8 +131,8 @@ def test_evaluate_rwkv_layers_and_poolings_from_one_command(shared_data, capsys)
     assert all(r["spearman"] is not None and r["n_pairs"] == 300 for r in records)
 
 
-def test_out_of_range_layer_for_rwkv_names_the_range(shared_data, capsys):
-    pth = shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+def test_out_of_range_layer_for_rwkv_names_the_range(tiny_assets, capsys):
+    pth = tiny_assets / "tiny-rwkv-6v0-1m.pth"
     assert main(["evaluate", "--model", str(pth), "--dataset", "stsb-sample", "--layers", "30"]) == 2
     assert "layer 30 not available" in capsys.readouterr().err
 

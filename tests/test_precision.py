@@ -4,7 +4,7 @@ The native RWKV models run their matmuls in the requested dtype and everything e
 (residual stream, WKV state, decays, bonus, norms) in float32 (models/precision.py).
 Half precision runs on CPU, so these tests exercise the code path a GPU runs.
 
-Models: the tiny trained RWKV-6 and RWKV-7 (../shared/data/rwkv-tiny) and the
+Models: the tiny trained RWKV-6 and RWKV-7 (vendored in tests/assets) and the
 `growth` random models, whose FFNs push two channels of the residual up by ~15-30k per
 block, past float16's 65504 after a few blocks (the "massive activations" of trained
 LLMs). An all-half model (`model.half()`, the code before mixed precision) turns those
@@ -61,7 +61,7 @@ def sentences() -> list[str]:
 def encoder(model: str, dtype: torch.dtype, data: Path | None):
     if model.startswith("growth"):
         return random_rwkv_encoder("growth", arch=model.split("-")[1], dtype=dtype, max_length=MAX_TOKENS)
-    return load_rwkv(data / "rwkv-tiny" / TINY[model], dtype=dtype, max_length=MAX_TOKENS)
+    return load_rwkv(data / TINY[model], dtype=dtype, max_length=MAX_TOKENS)
 
 
 @lru_cache(maxsize=None)
@@ -91,7 +91,7 @@ def test_growth_models_pass_the_float16_range():
 @pytest.mark.parametrize("model, dtype", [(m, d) for m in MODELS for d in (torch.float16, torch.bfloat16)]
                          + [("growth-rwkv6", torch.float32)], ids=lambda x: str(x).removeprefix("torch."))
 def test_half_precision_matches_float64_per_layer(model, dtype, request):
-    data = request.getfixturevalue("shared_data") if model.startswith("tiny") else None
+    data = request.getfixturevalue("tiny_assets") if model.startswith("tiny") else None
     ref, got = vectors(model, torch.float64, data), vectors(model, dtype, data)
     drop = MASSIVE_CHANNELS if model.startswith("growth") else ()
     cos_limit, pair_limit = LIMITS[dtype]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rwkv_eval.report import BIGGER_FILE, RANDOM_INIT_MARK, SMALLER_FILE, build_report, layer_label, load_run, main
+from rwkv_eval.report import BIGGER_FILE, RANDOM_INIT_MARK, SMALLER_FILE, build_report, layer_label, load_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATASETS = (("stsb-sample", "test", 300), ("mrpc", "validation", 408))

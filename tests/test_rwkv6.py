@@ -1,6 +1,6 @@
 """Native RWKV-6: oracle logits, checkpoint formats and errors, layer numbering, padding.
 
-The oracle is the tiny trained checkpoint of ../shared/data/rwkv-tiny (RWKV/rwkv.cpp test
+The oracle is the tiny trained checkpoint vendored in tests/assets (RWKV/rwkv.cpp test
 suite, commit edea0c2): tokens 34, 105, 110 from an empty state give
 expected-logits-6v0-1m.bin. Other tests use seeded random-init models built here.
 """
@@ -22,8 +22,8 @@ SENTENCES = ["A man is playing a guitar.", "", "x", "Two dogs run through a snow
 
 
 @pytest.fixture(scope="module")
-def tiny(shared_data):
-    return shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"
+def tiny(tiny_assets):
+    return tiny_assets / "tiny-rwkv-6v0-1m.pth"
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,8 @@ def random_encoder():
 
 
 @pytest.mark.parametrize("backend", ["chunked", "naive"])
-def test_tiny_checkpoint_reproduces_expected_logits(tiny, shared_data, backend):
-    expected = np.fromfile(shared_data / "rwkv-tiny" / "expected-logits-6v0-1m.bin", dtype="<f4")
+def test_tiny_checkpoint_reproduces_expected_logits(tiny, tiny_assets, backend):
+    expected = np.fromfile(tiny_assets / "expected-logits-6v0-1m.bin", dtype="<f4")
     enc = load_rwkv(tiny, wkv_backend=backend)
     with torch.no_grad():
         _, logits = enc.model(torch.tensor([TOKENS]), return_logits=True)
@@ -188,12 +188,13 @@ def test_pickle_with_non_tensor_objects_is_refused(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("name,arch", [("tiny-rwkv-7v0-834K.pth", "rwkv7"), ("tiny-rwkv-4v0-660K.pth", "rwkv4")])
-def test_other_architectures_are_detected_and_refused(shared_data, tmp_path, name, arch):
+def test_other_architectures_are_detected_and_refused(tiny_assets, request, name, arch):
     if arch == "rwkv7":  # RWKV-7 now loads natively (models/rwkv7.py, tests/test_rwkv7.py)
-        assert load_rwkv(shared_data / "rwkv-tiny" / name).arch == "rwkv7"
+        assert load_rwkv(tiny_assets / name).arch == "rwkv7"
         return
+    path = request.getfixturevalue("shared_data") / "rwkv-tiny" / name  # RWKV-4 is not vendored
     with pytest.raises(ValueError, match=f"{name}: {arch} checkpoint; the native encoder supports rwkv6"):
-        load_rwkv(shared_data / "rwkv-tiny" / name)
+        load_rwkv(path)
 
 
 def test_directory_with_one_pth(tiny, tmp_path):

@@ -1,6 +1,6 @@
 """Native RWKV-7 (Goose): oracle logits, WKV-7 chunked vs naive, layer numbering, padding.
 
-The oracle is the tiny trained checkpoint of ../shared/data/rwkv-tiny (RWKV/rwkv.cpp test
+The oracle is the tiny trained checkpoint vendored in tests/assets (RWKV/rwkv.cpp test
 suite, commit 4358e70): tokens 34, 105, 110 from an empty state give
 expected-logits-7v0-834K.bin. Its r_k is (1, 64): one head of size 64, so the multi-head
 paths are covered by the seeded random models and the kernel grid below.
@@ -23,8 +23,8 @@ SENTENCES = ["A man is playing a guitar.", "", "x", "Two dogs run through a snow
 
 
 @pytest.fixture(scope="module")
-def tiny(shared_data):
-    return shared_data / "rwkv-tiny" / "tiny-rwkv-7v0-834K.pth"
+def tiny(tiny_assets):
+    return tiny_assets / "tiny-rwkv-7v0-834K.pth"
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def random_encoder():
 
 
 @pytest.mark.parametrize("backend", ["chunked", "naive"])
-def test_tiny_checkpoint_reproduces_expected_logits(tiny, shared_data, backend):
-    expected = np.fromfile(shared_data / "rwkv-tiny" / "expected-logits-7v0-834K.bin", dtype="<f4")
+def test_tiny_checkpoint_reproduces_expected_logits(tiny, tiny_assets, backend):
+    expected = np.fromfile(tiny_assets / "expected-logits-7v0-834K.bin", dtype="<f4")
     enc = load_rwkv(tiny, wkv_backend=backend)
     with torch.no_grad():
         _, logits = enc.model(torch.tensor([TOKENS]), return_logits=True)

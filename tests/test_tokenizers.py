@@ -60,8 +60,8 @@ def test_byte_tokenizer():
     assert tok.encode_batch(["a", ""]) == [[97], []]
 
 
-def test_truncation_is_counted_by_the_encoder(shared_data):
-    enc = load_rwkv(shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth", max_length=8)
+def test_truncation_is_counted_by_the_encoder(tiny_assets):
+    enc = load_rwkv(tiny_assets / "tiny-rwkv-6v0-1m.pth", max_length=8)
     e = enc.encode(["short", "exactly8", "nine byte", "a much longer sentence", ""], layers=[0], poolings=["mean"])
     assert e.n_truncated == 2 and e.n_empty == 1 and e.n_tokens == 5 + 8 + 8 + 8 + 0
     assert enc.provenance()["max_length"] == 8

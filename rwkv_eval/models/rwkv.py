@@ -26,7 +26,7 @@ from typing import Iterator
 
 import torch
 
-from ..encoder import EMBEDDING, Layer, TokenEncoder
+from ..encoder import Layer, TokenEncoder
 from .checkpoint import check_state_dict, load_checkpoint
 from .precision import MATMUL_DTYPES, to_precision
 from .rwkv6 import RWKV6, RWKV6Config

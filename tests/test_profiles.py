@@ -1,0 +1,221 @@
+"""Profiles as TOML data: the built-ins, a user's file, one-line errors naming file and
+key, the command-line overrides, and the layer grammar (ranges, all, relative depths)."""
+
+import pytest
+
+from rwkv_eval.encoder import parse_layers
+from rwkv_eval.pooling import POOLINGS
+from rwkv_eval.profiles import (PAPER_LAYERS, PAPER_MODEL, PROFILES, AssetMissing, ProfileError, build_profile,
+                                load_profile)
+
+RWKV_12 = ("emb", *range(12))
+RWKV_24 = ("emb", *range(24))
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.delenv("RWKV_EVAL_DATA", raising=False)
+
+
+def write(tmp_path, text, name="mine.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+MINE = """
+name = "mine"
+layers = "emb,0-2"
+poolings = "all"
+
+[[models]]
+spec = "{assets}/tiny-rwkv-6v0-1m.pth"
+subject = true
+
+[[models]]
+key = "glove"
+spec = "glove-6b-50d"
+layers = [0]
+poolings = ["mean"]
+
+[[datasets]]
+name = "stsb-sample"
+split = "test"
+"""
+
+
+# ---------------------------------------------------------------- layer grammar
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("all", RWKV_12), (None, RWKV_12), ("0-3", (0, 1, 2, 3)), ("emb,0-1,11", ("emb", 0, 1, 11)),
+    ("50%", (6,)), ("0.5", (6,)), ("0%", (0,)), ("100%", (11,)), ("1.0", (11,)), ("-1", (11,)),
+    (["emb", "9-11"], ("emb", 9, 10, 11)), ("1,1,0-1", (1, 0)),
+])
+def test_parse_layers_grammar(spec, expected):
+    assert parse_layers(spec, RWKV_12) == expected
+
+
+def test_relative_depth_means_the_same_depth_in_a_deeper_model():
+    assert parse_layers("50%,25%", RWKV_24) == (12, 6)  # 0.5 * 23 = 11.5 -> 12 (halves up), 0.25 * 23 = 5.75 -> 6
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("3-1", "runs backwards"), ("150%", "outside 0%..100%"), ("1.5", "outside 0%..100%"),
+    ("0-12", "layer range 0-12 not available; this encoder has layers 0..11"),
+    ("final", "layer 'final' not available"), ("1,,2", "empty item"),
+])
+def test_parse_layers_errors_say_what_and_the_range(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_layers(spec, RWKV_12)
+
+
+# ---------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_builtin_profiles_load(name):
+    spec = load_profile(name)
+    assert spec.name == name and spec.models and spec.datasets
+
+
+def test_paper_profile_is_the_studys_exact_grid():
+    spec = load_profile("paper")
+    rwkv, glove = (e.case for e in spec.models)
+    assert (rwkv.spec, rwkv.static_layers(), rwkv.poolings, rwkv.subject) == (
+        PAPER_MODEL, PAPER_LAYERS, ("mean",), True)
+    assert (glove.key, glove.static_layers(), glove.poolings) == ("glove-6b-50d", (0,), ("mean",))
+    assert [(e.case.name, e.case.split, e.optional) for e in spec.datasets] == [
+        ("mrpc", "train-1000", False), ("mrpc", "validation", False)]
+
+
+def test_smoke_keys_stay_those_of_the_floors_file():
+    p = build_profile("smoke")
+    assert [m.key for m in p.models][:2] == ["glove-6b-50d", "rwkv6-random-smoke"]
+    assert p.models[1].poolings == POOLINGS and p.models[1].static_layers() == (1, 3, 5, 7, 9, 11)
+    assert not p.models[1].trained
+    assert [d.key for d in p.datasets] == ["stsb-sample-test"]
+    assert any("rwkv6-tiny-1m" in n and "skipped" in n for n in p.notes)
+
+
+def test_smoke_takes_the_tiny_models_and_data_from_a_data_root(shared_data):
+    p = build_profile("smoke", data_dir=str(shared_data))
+    keys = [m.key for m in p.models]
+    assert "rwkv6-tiny-1m" in keys and "rwkv7-tiny-834k" in keys
+    assert [d.key for d in p.datasets] == ["stsb-sample-test", "mrpc-validation", "stsb-test"]
+
+
+def test_sweep_with_a_model_covers_every_layer_and_pooling(tiny_assets):
+    p = build_profile("sweep", model=str(tiny_assets / "tiny-rwkv-6v0-1m.pth"), layers="all")
+    tiny = p.models[-1]
+    assert tiny.key == "tiny-rwkv-6v0-1m" and tiny.poolings == POOLINGS
+    assert tiny.static_layers() is None  # resolved against the model at collection
+    assert parse_layers(tiny.layers, RWKV_12) == RWKV_12
+    assert [d.key for d in p.datasets] == ["stsb-sample-test"]  # the only dataset present without a data root
+    assert sum("not found under the data root" in n for n in p.notes) == 8
+
+
+def test_user_profile_and_overrides(tmp_path, tiny_assets):
+    path = write(tmp_path, MINE.replace("{assets}", str(tiny_assets)))
+    p = build_profile(str(path))
+    assert p.name == "mine" and p.source == str(path)
+    tiny, glove = p.models
+    assert tiny.static_layers() == ("emb", 0, 1, 2) and tiny.poolings == POOLINGS and tiny.subject
+    assert glove.poolings == ("mean",)
+    # --layers / --pooling change the subject only; --model replaces it; --dataset replaces the data
+    q = build_profile(str(path), model=["random-rwkv6:tiny", "random-rwkv7:tiny"], layers="0-1", poolings="mean,last",
+                      datasets=["stsb-sample"])
+    assert [m.key for m in q.models] == ["glove", "random-rwkv6:tiny", "random-rwkv7:tiny"]
+    assert all(m.static_layers() == (0, 1) and m.poolings == ("mean", "last") for m in q.models[1:])
+    assert q.models[0].static_layers() == (0,) and q.models[0].poolings == ("mean",)
+
+
+def test_a_model_added_to_a_profile_without_subject_takes_the_profile_defaults():
+    p = build_profile("smoke", model="random-rwkv6:tiny")
+    added = p.models[-1]
+    assert added.spec == "random-rwkv6:tiny" and added.static_layers() == (1, 3, 5, 7, 9, 11)
+    assert added.poolings == ("mean",)
+
+
+def test_required_missing_model_stops_with_instructions(tmp_path):
+    path = write(tmp_path, MINE.replace("{assets}", str(tmp_path / "nowhere")))
+    with pytest.raises(AssetMissing, match=r"profile 'mine' cannot run here \(.*mine.toml\):\n  - model .*nowhere"):
+        build_profile(str(path))
+
+
+def test_reference_thresholds_are_relative_to_the_file(tmp_path, tiny_assets):
+    path = write(tmp_path, MINE.replace("{assets}", str(tiny_assets)) + '\n[reference]\nthresholds = "floors.json"\n')
+    assert build_profile(str(path)).thresholds == str(tmp_path / "floors.json")
+
+
+BAD = [
+    ('colour = "red"', "mine.toml: colour: unknown key"),
+    ('[[models]]\nspec = "glove"\nlayer = [0]', r"mine.toml: models\[2\].layer: unknown key; allowed: key, layers"),
+    ('[[models]]\nkey = "x"', r"mine.toml: models\[2\].spec: missing"),
+    ('[[models]]\nspec = "glove"\nkey = "g"\nlayers = "1-x"', r"models\[2\].layers: '1-x' is not a layer"),
+    ('[[models]]\nspec = "glove"\nkey = "g"\nlayers = "5-1"', r"models\[2\].layers: layer range '5-1' runs backwards"),
+    ('[[models]]\nspec = "glove"\nkey = "g"\npoolings = ["avg"]', r"models\[2\].poolings: unknown pooling 'avg'"),
+    ('[[models]]\nspec = "glove"\nkey = "g"\ntrained = "yes"', r"models\[2\].trained: expected true or false"),
+    ('[[models]]\nspec = "glove"', r"models.key: glove used twice"),
+    ('[[datasets]]\nname = "imdb"\nsplit = "test"', r"datasets\[1\].name: unknown dataset 'imdb'"),
+    ('[[datasets]]\nname = "stsb"\nsplit = "dev"', r"datasets\[1\].split: unknown split 'dev'"),
+    ('[reference]\nfloors = "x.json"', r"reference.floors: unknown key"),
+    ('layers = 3.5', r"mine.toml: layers: expected a string"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD, ids=range(len(BAD)))
+def test_bad_profile_is_a_one_line_error_naming_file_and_key(tmp_path, extra, message):
+    base = MINE.replace("{assets}", str(tmp_path))
+    if extra.startswith("layers"):
+        text = base.replace('layers = "emb,0-2"', extra)
+    elif extra.startswith("colour"):  # top-level keys go before the first table
+        text = extra + "\n" + base
+    else:
+        text = base + "\n" + extra + "\n"
+    path = write(tmp_path, text.replace('key = "glove"\nspec = "glove-6b-50d"', 'key = "glove"\nspec = "glove"'))
+    with pytest.raises(ProfileError, match=message) as e:
+        load_profile(str(path))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_not_toml_and_missing_file_and_unknown_name(tmp_path):
+    with pytest.raises(ProfileError, match="mine.toml: not valid TOML"):
+        load_profile(str(write(tmp_path, "layers = [")))
+    with pytest.raises(ValueError, match="profile file .*absent.toml does not exist"):
+        load_profile(str(tmp_path / "absent.toml"))
+    with pytest.raises(ValueError, match="unknown profile 'nightly'; choose from smoke, paper, sts, ood, sweep"):
+        load_profile("nightly")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"layers": "1-"}, "--layers: '1-' is not a layer"),
+    ({"poolings": "avg"}, "--pooling: unknown pooling 'avg'"),
+    ({"datasets": ["imdb"]}, "--dataset imdb: unknown dataset 'imdb'"),
+    ({"datasets": ["stsb:dev"]}, "--dataset stsb:dev: unknown split 'dev'"),
+])
+def test_bad_command_line_overrides(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_profile("smoke", **kwargs)
+
+
+def test_sweep_run_collects_emb_and_12_layers_by_5_poolings_per_dataset(tiny_assets):
+    """The issue's acceptance grid, collected by the real suite (no data root: the sample only)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_embeddings.py", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "--rwkv-profile", "sweep", "--model",
+                          str(tiny_assets / "tiny-rwkv-6v0-1m.pth"), "--layers", "all"],
+                         cwd=root, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    ids = [line.split("[", 1)[1].rstrip("]") for line in res.stdout.splitlines() if "test_similarity[" in line]
+    tiny = {tuple(i.split("/")[1:3]) for i in ids if i.startswith("tiny-rwkv-6v0-1m/")}
+    assert tiny == {(f"L{l:02d}" if l != "emb" else "Lemb", p) for l in ("emb", *range(12)) for p in POOLINGS}
+    assert len(ids) == 65 + 5 and all(i.endswith("/stsb-sample-test") for i in ids)  # + GloVe x 5 poolings
