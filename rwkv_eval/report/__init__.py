@@ -101,8 +101,8 @@ def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None 
     if ood:
         extra.append(lambda plt, out: ood_report.make_plots(plt, ood, out))
         questions += ood_report.ood_section(ood)
+    extra += [lambda plt, out: aggregation_plots(plt, new, out), lambda plt, out: early_exit_plots(plt, new, out)]
     plots, note = make_plots(new, olds, folder, extra)
-    plots = [*plots, *aggregation_plots(new, folder), *early_exit_plots(new, folder)]
     bigger, smaller = action_benchmark(new)
     write_json_atomic(folder / BIGGER_FILE, bigger)
     write_json_atomic(folder / SMALLER_FILE, smaller)

@@ -80,16 +80,9 @@ def aggregation_section(run: Run) -> list[str]:
     return out
 
 
-def aggregation_plots(run: Run, out_dir: Path) -> list[str]:
+def aggregation_plots(plt, run: Run, out_dir: Path) -> list[str]:
     benches = analysis_benchmarks(run, "aggregation", "aggregation")
     if not benches:
-        return []
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
         return []
     files = []
     for e in benches:

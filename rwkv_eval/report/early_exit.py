@@ -65,16 +65,9 @@ def early_exit_section(run: Run) -> list[str]:
     return out
 
 
-def early_exit_plots(run: Run, out_dir: Path) -> list[str]:
+def early_exit_plots(plt, run: Run, out_dir: Path) -> list[str]:
     benches = analysis_benchmarks(run, "early_exit", "early_exit")
     if not benches:
-        return []
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
         return []
     files = []
     for e in benches:
