@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
-import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -552,14 +550,13 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command; returns the exit status: 0, 2 on any error, 130 on Ctrl-C, 143 on SIGTERM."""
-    from .records import Terminated, raise_terminated
+    from .records import Terminated, terminate_raises
 
     args = parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None  # cleanup, then one line
     try:
-        return args.func(args)
+        with terminate_raises():  # SIGTERM: cleanup, then one line
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (Ctrl-C); no partial output left behind", file=sys.stderr)
         return 130
@@ -574,9 +571,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if known else f" (rerun with --debug or {DEBUG_ENV}=1 for the traceback)"
         print(f"{PROG}: error: {what}{hint}", file=sys.stderr)
         return 2
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
