@@ -3,13 +3,12 @@ and cost vs sentence length (from benchmarks/test_length_scaling.py in the run),
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..records import write_bytes_atomic
 from .fmt import fmt_num, fmt_rho, fmt_seconds, md_table
-from .run import Run, number
+from .run import Run, number, read_json
 
 DEPTH_PLOT = "linear_vs_softmax__rho_vs_depth.png"
 LENGTH_PLOT = "linear_vs_softmax__cost_vs_length.png"
@@ -17,13 +16,7 @@ LENGTH_PLOT = "linear_vs_softmax__cost_vs_length.png"
 
 def load_compare(path: str | Path) -> dict:
     """The JSON `rwkv-eval compare --output FILE` writes; ValueError if it is something else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass the file written by `rwkv-eval compare ... --output FILE`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not JSON ({e}); expected `rwkv-eval compare --output` JSON") from e
+    data = read_json(path, "the file written by `rwkv-eval compare ... --output FILE`")
     if not isinstance(data, dict) or data.get("kind") != "compare" or not isinstance(data.get("records"), list):
         raise ValueError(f"{path}: not the output of `rwkv-eval compare --output` (needs kind=compare and records)")
     return data

@@ -3,26 +3,19 @@ degradation per model, the linear-vs-softmax verdicts, and a degradation plot.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..records import write_bytes_atomic
 from .fmt import fmt_num, fmt_rho, md_table
-from .run import number
+from .run import number, read_json
 
 DEGRADATION_PLOT = "ood__degradation_per_domain.png"
 
 
 def load_ood(path: str | Path) -> dict:
     """The JSON `rwkv-eval ood --output FILE` writes; ValueError if it is something else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass the file written by `rwkv-eval ood ... --output FILE`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not JSON ({e}); expected `rwkv-eval ood --output` JSON") from e
+    data = read_json(path, "the file written by `rwkv-eval ood ... --output FILE`")
     if not isinstance(data, dict) or data.get("analysis") != "ood" or not isinstance(data.get("models"), list):
         raise ValueError(f"{path}: not the output of `rwkv-eval ood --output` (needs analysis=ood and models)")
     return data

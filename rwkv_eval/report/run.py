@@ -94,20 +94,22 @@ def load_run(path: str | Path) -> dict:
         FileNotFoundError: no such file.
         ValueError: the file is not JSON, or not the JSON `pytest --benchmark-json` writes.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; pass the file written by `pytest benchmarks "
-                                "--benchmark-json PATH`")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass the file written by `pytest benchmarks "
-                                "--benchmark-json PATH`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not JSON ({e}); expected the file written by `pytest benchmarks "
-                         "--benchmark-json PATH`") from e
+    data = read_json(path, "the file written by `pytest benchmarks --benchmark-json PATH`")
     check_run(data, str(path))
     return data
+
+
+def read_json(path: str | Path, expected: str) -> Any:
+    """The JSON in `path`, or an error naming the file and `expected` (what to pass instead)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; pass {expected}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; pass {expected}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not JSON ({e}); expected {expected}") from e
 
 
 # Fields a report reads, and the JSON types they may have (None: null or absent). Anything
