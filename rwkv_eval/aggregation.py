@@ -14,6 +14,9 @@ stops after the deepest layer it needs (`depth`): an aggregation of layers 0..5 
                           BERT-flow (Li et al. 2020) and SimCSE (Gao et al. 2021). Not the
                           `first_last` TOKEN pooling, which averages the first and last token
                           of one layer; here the layers are averaged after token pooling.
+                          "First" is block 0 or the embedding ("emb"): the literature uses
+                          both under one name, and their published figures differ
+                          (compare.REFERENCES), so both are settings (`STUDY_AGGREGATIONS`).
     weighted_sum          fixed weights (given, or by default proportional to k + 1, so deeper
                           layers weigh more), normalised to sum 1
 
@@ -34,7 +37,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .datasets import PairSet
-from .encoder import Encoder, Layer
+from .encoder import EMBEDDING, Encoder, Layer
 from .evaluation import score, unique_sentences
 from .pooling import check_poolings
 from .similarity import cosine, zero_vector_pairs
@@ -43,18 +46,24 @@ from .timing import interleaved_best
 KINDS = ("single", "layer_mean", "concat", "first_last_layer_avg", "weighted_sum")
 
 
+def _is_block(layer) -> bool:
+    return isinstance(layer, int) and not isinstance(layer, bool)
+
+
 @dataclass(frozen=True)
 class Aggregation:
     kind: str
-    layers: tuple[int, ...]
+    layers: tuple[Layer, ...]  # block indices >= 0; first_last_layer_avg may start at "emb"
     weights: tuple[float, ...] | None = None  # weighted_sum only, normalised to sum 1
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown aggregation {self.kind!r}; choose from {', '.join(KINDS)}")
-        if not self.layers or not all(isinstance(la, int) and not isinstance(la, bool) and la >= 0
-                                      for la in self.layers):
-            raise ValueError(f"{self.kind} needs block indices >= 0; got layers {self.layers!r}")
+        emb_ok = self.kind == "first_last_layer_avg" and self.layers[:1] == (EMBEDDING,)
+        if not self.layers or not all((_is_block(la) and la >= 0) or (emb_ok and i == 0)
+                                      for i, la in enumerate(self.layers)):
+            raise ValueError(f"{self.kind} needs block indices >= 0 (first_last_layer_avg may start at "
+                             f"{EMBEDDING!r}); got layers {self.layers!r}")
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"{self.kind}: layer listed twice in {self.layers}")
         want = {"single": 1, "first_last_layer_avg": 2}.get(self.kind)
@@ -85,7 +94,7 @@ class Aggregation:
     @property
     def depth(self) -> int:
         """Blocks the forward pass runs: up to the deepest layer used."""
-        return max(self.layers) + 1
+        return max((la for la in self.layers if _is_block(la)), default=-1) + 1
 
     def combine(self, vectors: Mapping[tuple[Layer, str], np.ndarray], pooling: str) -> np.ndarray:
         """(N, D') float32 sentence vectors from the pooled per-layer vectors of one pass."""
@@ -113,7 +122,7 @@ def concat(*layers: int) -> Aggregation:
     return Aggregation("concat", tuple(layers))
 
 
-def first_last_layer_avg(first: int, last: int) -> Aggregation:
+def first_last_layer_avg(first: Layer, last: int) -> Aggregation:
     return Aggregation("first_last_layer_avg", (first, last))
 
 
@@ -139,8 +148,33 @@ def default_aggregations(n_layer: int) -> list[Aggregation]:
     return list(dict.fromkeys(aggs))
 
 
-def _layers_needed(aggregations: Sequence[Aggregation]) -> list[int]:
-    return sorted({la for a in aggregations for la in a.layers})
+# The aggregations the comparison commands offer by name (`--aggregate`), for a model of L
+# blocks: the two "first-last avg" of the literature and the mean of every block.
+STUDY_AGGREGATIONS = {
+    "first_last": lambda n_layer: first_last_layer_avg(0, n_layer - 1),
+    "emb_last": lambda n_layer: first_last_layer_avg(EMBEDDING, n_layer - 1),
+    "all_mean": lambda n_layer: layer_mean(0, n_layer - 1),
+}
+
+
+def study_aggregation(name: str, encoder: Encoder) -> Aggregation:
+    """A named aggregation (STUDY_AGGREGATIONS) resolved for this encoder's depth."""
+    if name not in STUDY_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {name!r}; choose from {', '.join(STUDY_AGGREGATIONS)}")
+    layers = encoder.layers()
+    n_layer = sum(1 for la in layers if _is_block(la))
+    if n_layer < 2:
+        raise ValueError(f"aggregation {name} combines layers of a model with at least 2 blocks; {encoder.name} has "
+                         f"{n_layer}; leave it out of --aggregate for this model")
+    agg = STUDY_AGGREGATIONS[name](n_layer)
+    if EMBEDDING in agg.layers and EMBEDDING not in layers:
+        raise ValueError(f"aggregation {name} needs the embedding layer, which {encoder.name} does not expose")
+    return agg
+
+
+def layers_needed(aggregations: Sequence[Aggregation]) -> list[Layer]:
+    """Every layer the aggregations use, shallowest first (the embedding before block 0)."""
+    return sorted({la for a in aggregations for la in a.layers}, key=lambda la: la if _is_block(la) else -1)
 
 
 def evaluate_aggregations(encoder: Encoder, pairs: PairSet, aggregations: Sequence[Aggregation],
@@ -155,12 +189,12 @@ def evaluate_aggregations(encoder: Encoder, pairs: PairSet, aggregations: Sequen
     poolings = check_poolings(tuple(poolings))
     if not aggregations:
         raise ValueError("no aggregation given; see aggregation.default_aggregations")
-    available = [la for la in encoder.layers() if isinstance(la, int)]
-    missing = sorted({la for a in aggregations for la in a.layers} - set(available))
+    available = [la for la in encoder.layers() if _is_block(la)]
+    missing = [la for la in layers_needed(aggregations) if la not in encoder.layers()]
     if missing:
         raise ValueError(f"layers {missing} not in {encoder.name} (blocks {min(available)}..{max(available)})")
     sentences, [(i1, i2)] = unique_sentences([pairs])
-    emb = encoder.encode(sentences, _layers_needed(aggregations), poolings, batch_size=batch_size)
+    emb = encoder.encode(sentences, layers_needed(aggregations), poolings, batch_size=batch_size)
     common = encoder.provenance() | pairs.provenance() | {"batch_size": batch_size, "n_sentences": emb.n_sentences}
     records = []
     for a in aggregations:
@@ -178,7 +212,7 @@ def aggregation_seconds(encoder, token_ids: list[list[int]], aggregations: Seque
                         batch_size: int = 32, rounds: int = 2) -> dict[str, float]:
     """Measured seconds per method on the same sentences and batch, interleaved with the
     final layer alone ("final" in the result); each method runs only to its depth."""
-    last = max(la for la in encoder.layers() if isinstance(la, int))
+    last = max(la for la in encoder.layers() if _is_block(la))
 
     def method(a: Aggregation):
         return lambda: a.combine(encoder.encode_tokens(token_ids, list(a.layers), [pooling], batch_size).vectors,

@@ -374,7 +374,7 @@ def compare_table(records: list[dict]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
-    from .compare import compare_at_matched_depth, compare_selected, score_sets, subsample
+    from .compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets, subsample
     from .datasets import load_pairs, load_sample
     from .records import environment, to_json, write_json_atomic
 
@@ -393,12 +393,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m, "layers": la})))
             for m, la in zip(args.model, (args.layers, args.layers_b))]
     models = [load_model(cfg) for cfg in cfgs]  # both loaded (and their layers checked) before any encoding
-    a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size)
+    a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size, aggregations=args.aggregate)
             for (enc, layers), cfg in zip(models, cfgs))
     kw = {"n_resamples": args.resamples, "seed": cfgs[0].seed}
     records = []
     for i in range(len(tests)):
         records += compare_at_matched_depth(a, b, cfgs[0].poolings, i, **kw)
+        records += compare_aggregations(a, b, cfgs[0].poolings, i, **kw)
     selection = None
     if args.select_on:
         sel_a, sel_b, extra = compare_selected(a, b, validation=len(sets) - 1, test=0, **kw)
@@ -421,7 +422,8 @@ def ood_table(result: dict) -> str:
                      f"in-domain {result['in_domain']} rho {_fmt(m['in_domain']['spearman'])}; "
                      f"spread std {_fmt(m['spread']['std'])}")
         for r in m["domains"] + m["aggregates"]:
-            lines.append(f"  {r['domain']:32s} rho {_fmt(r['spearman'])}  degradation {_fmt(r['degradation'])}")
+            pub = f"  published {_fmt(r['published']['spearman'])}" if "published" in r else ""
+            lines.append(f"  {r['domain']:32s} rho {_fmt(r['spearman'])}  degradation {_fmt(r['degradation'])}{pub}")
     for p in result["pairs"]:
         lines.append(f"{p['linear']} vs {p['softmax']}: is the linear model's degradation smaller?")
         for r in p["overall"]:
@@ -442,7 +444,8 @@ def cmd_ood(args: argparse.Namespace) -> int:
     sets = load_ood_sets(args.data_dir, args.subset, args.seed)
     cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m}))) for m in args.model]
     models = [load_model(cfg) for cfg in cfgs]
-    scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model)
+    scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model,
+                         aggregations=args.aggregate)
               for (enc, layers), cfg in zip(models, cfgs)]
     result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed)
     result |= {"config": [asdict(c) for c in cfgs], "environment": environment()}
@@ -469,6 +472,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default=None,
                    help="wrap each sentence before encoding: promptEOL (use with --pooling last) or a string with "
                         "one {sentence}; recorded")
+
+
+def _aggregate_option(p: argparse.ArgumentParser) -> None:
+    from .aggregation import STUDY_AGGREGATIONS
+
+    p.add_argument("--aggregate", action="append", default=[], choices=sorted(STUDY_AGGREGATIONS),
+                   help="also score a layer aggregation as a setting of every model (repeatable): first_last = "
+                        "blocks 0 and L-1 averaged, emb_last = embedding and block L-1 (the two 'first-last avg.' of "
+                        "the BERT literature), all_mean = every block")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -505,6 +517,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--layers-b", default=None, help="candidate layers of model B (default: all)")
     cp.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     cp.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"))
+    _aggregate_option(cp)
     cp.add_argument("--select-on", default=None, choices=("validation",),
                     help="also compare each model at its (layer, pooling) chosen on this split, and the oracle")
     cp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
@@ -518,6 +531,7 @@ def parser() -> argparse.ArgumentParser:
     _model_options(od)
     od.add_argument("--model", action="append", required=True, help="one or more models")
     od.add_argument("--pair", action="append", default=None, help="LINEAR,SOFTMAX: two --model values to compare")
+    _aggregate_option(od)
     od.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (quick runs)")
     od.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
     od.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")

@@ -12,6 +12,11 @@ attention in zero-shot STS accuracy? Three things make the comparison fair:
 * **Selection without peeking**: each model's (layer, pooling) is chosen on a validation
   split and reported on test (`select_setting`); the best-on-test setting is shown beside
   it, labelled oracle, because it is optimistic.
+* **Layer aggregations as settings** (`--aggregate`): BERT's classic zero-shot setting is
+  not one layer but the first-last average (aggregation.py). Aggregations join the
+  candidate settings of the selection and are compared kind against kind
+  (`compare_aggregations`); where a reference model has a published figure for the
+  setting, the record carries it (`published`).
 
 The difference of two Spearmans on the same pairs is tested with the paired bootstrap of
 metrics.py: both models see the same resampled pairs, so the pair-level noise they share
@@ -23,11 +28,12 @@ One forward pass per model serves every set, layer and pooling (`score_sets`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
+from .aggregation import Aggregation, layers_needed, study_aggregation
 from .datasets import PairSet
 from .encoder import EMBEDDING, Encoder, Layer
 from .evaluation import unique_sentences
@@ -57,13 +63,25 @@ class ModelPair:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """A published Spearman (x100) of a reference model at one setting.
+
+    `setting` is a study aggregation name (aggregation.STUDY_AGGREGATIONS) or a block index.
+    """
+
+    setting: str | int
+    pooling: str
+    published: dict[str, float]  # dataset name (datasets.load_pairs, STS year) -> Spearman x100, test split
+    source: str
+
+
+@dataclass(frozen=True)
 class Reference:
     """A model that anchors the scale rather than being compared layer by layer."""
 
     key: str
     spec: str
-    setting: str
-    published: dict[str, float]  # dataset -> published Spearman x100 (with the setting above)
+    anchors: tuple[Anchor, ...]
     why: str
 
 
@@ -80,13 +98,33 @@ MODEL_PAIRS: tuple[ModelPair, ...] = (
               "state-space recurrence trained on the Pile with the GPT-NeoX tokenizer"),
 )
 
+# BERT's "first-last avg." has two published figures: the literature averages either block 0
+# or the embedding layer with the last block under the same name, so both are anchors.
 REFERENCES: tuple[Reference, ...] = (
-    Reference("bert-base-uncased", "bert-base-uncased", "first-last average: mean pooling of blocks 0 and 11, averaged",
-              {"stsb": 59.04, "sickr": 63.75},
-              "the classic zero-shot encoder anchor (published in SimCSE, Gao et al. 2021, Table B.1)"),
-    Reference("all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", "block 5, mean pooling", {},
-              "supervised on 1B sentence pairs: the upper reference, not zero-shot"),
+    Reference("bert-base-uncased", "bert-base-uncased", (
+        Anchor("first_last", "mean", {"stsb": 59.04, "sickr": 63.75},
+               "first-last avg. of Su et al. 2021 (BERT-whitening), as quoted in SimCSE (Gao et al. 2021) App. B"),
+        Anchor("emb_last", "mean", {"sts12": 39.70, "sts13": 59.38, "sts14": 49.67, "sts15": 66.03, "sts16": 66.19,
+                                    "stsb": 53.87, "sickr": 62.06},
+               "BERT-base (first-last avg.) of SimCSE (Gao et al. 2021) Table 5; reproduced by others only when the "
+               "embedding layer, not block 0, is averaged with the last block"),
+    ), "the classic zero-shot encoder anchor"),
+    Reference("all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", (
+        Anchor(5, "mean", {"stsb": 82.03}, "MTEB STSBenchmark test, cos_sim spearman"),
+    ), "supervised on 1B sentence pairs: the upper reference, not zero-shot"),
 )
+
+
+def published(model: str, setting: str | int, pooling: str, dataset: str) -> dict | None:
+    """The published figure for a reference model (by key, hub id or a path ending in it) at
+    a setting (study aggregation name or block) on a dataset's test split; None if there is none."""
+    name = model.rstrip("/")
+    for ref in REFERENCES:
+        if name in (ref.key, ref.spec) or name.endswith("/" + ref.spec.split("/")[-1]):
+            for a in ref.anchors:
+                if (a.setting, a.pooling) == (setting, pooling) and dataset in a.published:
+                    return {"spearman": a.published[dataset] / 100, "source": a.source}
+    return None
 
 
 # ---------------------------------------------------------------- subsets
@@ -162,6 +200,8 @@ class Scored:
     blocks: int
     sets: tuple[PairSet, ...]
     sims: dict[tuple[Layer, str], tuple[np.ndarray, ...]]
+    # study aggregation name -> the Aggregation scored; its settings are (aggregation.name, pooling)
+    aggregations: dict[str, Aggregation] = field(default_factory=dict)
 
     def index(self, name: str, split: str | None = None) -> int:
         for i, s in enumerate(self.sets):
@@ -174,21 +214,38 @@ class Scored:
     def settings(self) -> list[tuple[Layer, str]]:
         return list(self.sims)
 
+    def study_name(self, layer: Layer) -> str | int | Layer:
+        """The study aggregation name of an aggregated setting's layer key; a layer stays itself."""
+        return next((k for k, a in self.aggregations.items() if a.name == layer), layer)
+
 
 def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer], poolings: Sequence[str],
-               batch_size: int = 32, label: str | None = None) -> Scored:
-    """Encode the unique sentences of every set once; cosine of every pair per (layer, pooling).
+               batch_size: int = 32, label: str | None = None, aggregations: Sequence[str] = ()) -> Scored:
+    """Encode the unique sentences of every set once; cosine of every pair per (layer, pooling)
+    and per (aggregation, pooling).
 
     Args:
         label: the model's name in results (default: encoder.name).
+        aggregations: study aggregation names (aggregation.STUDY_AGGREGATIONS), resolved for
+            this model's depth; their layers come from the same pass, and only `layers` become
+            single-layer settings.
     """
     sets = tuple(sets)
     if not sets:
         raise ValueError("score_sets got no pair sets")
+    aggs = {name: study_aggregation(name, encoder) for name in dict.fromkeys(aggregations)}
+    needed = layers_needed(list(aggs.values()))
+    order = {la: i for i, la in enumerate(encoder.layers())}
+    encoded = sorted(set(layers) | set(needed), key=lambda la: order.get(la, len(order)))
     sentences, idx = unique_sentences(sets)
-    emb = encoder.encode(sentences, layers, poolings, batch_size=batch_size)
-    sims = {key: tuple(cosine(v[i1], v[i2]) for i1, i2 in idx) for key, v in emb.vectors.items()}
-    return Scored(label or encoder.name, encoder.provenance(), n_blocks(encoder.layers()), sets, sims)
+    emb = encoder.encode(sentences, encoded, poolings, batch_size=batch_size)
+    sims = {(la, p): tuple(cosine(v[i1], v[i2]) for i1, i2 in idx) for (la, p), v in emb.vectors.items()
+            if la in layers}
+    for agg in aggs.values():
+        for p in poolings:
+            v = agg.combine(emb.vectors, p)
+            sims[(agg.name, p)] = tuple(cosine(v[i1], v[i2]) for i1, i2 in idx)
+    return Scored(label or encoder.name, encoder.provenance(), n_blocks(encoder.layers()), sets, sims, aggs)
 
 
 def _ci(resampled: np.ndarray, confidence: float = 0.95) -> list[float]:
@@ -196,6 +253,10 @@ def _ci(resampled: np.ndarray, confidence: float = 0.95) -> list[float]:
 
 
 def _setting(scored: Scored, layer: Layer, pooling: str) -> dict:
+    agg = next((a for a in scored.aggregations.values() if a.name == layer), None)
+    if agg is not None:
+        return {"layer": layer, "pooling": pooling, "depth": None, "aggregation": scored.study_name(layer),
+                "layers": list(agg.layers)}
     return {"layer": layer, "pooling": pooling, "depth": relative_depth(layer, scored.blocks)}
 
 
@@ -285,6 +346,13 @@ def compare_settings(a: Scored, b: Scored, settings: Sequence[tuple[Layer, Layer
         except UndefinedCorrelation as e:
             rec |= {"spearman_a": None, "spearman_b": None, "delta_spearman": None, "delta_ci95": [None, None],
                     "p_value": None, "undefined_reason": str(e)}
+        for side, model, layer, pool in (("a", a, la, pool_a), ("b", b, lb, pool_b)):
+            if model.aggregations and layer in {g.name for g in model.aggregations.values()}:
+                rec[f"aggregation_{side}"] = model.study_name(layer)
+            anchor = published(model.model, model.study_name(layer), pool, pa_set.name) \
+                if pa_set.split == "test" else None
+            if anchor is not None:
+                rec[f"published_{side}"] = anchor
         records.append(rec | {"provenance_a": a.provenance, "provenance_b": b.provenance})
     return records
 
@@ -296,6 +364,15 @@ def compare_at_matched_depth(a: Scored, b: Scored, poolings: Sequence[str], set_
     lb = list(dict.fromkeys(k[0] for k in b.settings))
     settings = [(x, y, p) for x, y in match_relative_depth(la, a.blocks, lb, b.blocks) for p in poolings]
     return compare_settings(a, b, settings, set_a, set_b, kind="matched-depth", **kw)
+
+
+def compare_aggregations(a: Scored, b: Scored, poolings: Sequence[str], set_a: int = 0, set_b: int | None = None,
+                         **kw) -> list[dict]:
+    """Each study aggregation scored for both models (first_last of A vs first_last of B, each
+    at its own depth), per pooling."""
+    common = [name for name in a.aggregations if name in b.aggregations]
+    settings = [(a.aggregations[n].name, b.aggregations[n].name, p) for n in common for p in poolings]
+    return compare_settings(a, b, settings, set_a, set_b, kind="aggregate", **kw) if settings else []
 
 
 def compare_selected(a: Scored, b: Scored, validation: int, test: int, **kw) -> tuple[dict, dict, list[dict]]:

@@ -7,8 +7,10 @@ Question II of the follow-up study. Protocol, per model:
    domain (SentEval's per-domain test files) and SICK-R test;
 3. degradation(domain) = ρ(STS-B test) − ρ(domain), with a bootstrap interval;
 4. the cross-domain spread (std and range of ρ over the out-of-domain sets);
-5. STS12-16 aggregates: `concat` (Spearman of all STS domains' pairs pooled), `mean`
-   (mean of per-domain ρ, SentEval's "all") and `wmean` (mean weighted by pairs).
+5. STS aggregates, over all of STS12-16 (`sts12-16/...`) and per year (`sts12/...`):
+   `concat` (Spearman of the domains' pairs pooled: SentEval's "all", the setting SimCSE
+   reports), `mean` (mean of per-domain ρ) and `wmean` (mean weighted by pairs). A year's
+   aggregate is what papers print as "STS12"; the per-year rows make ours comparable.
 
 Then, for each (linear, softmax) model pair, the question itself: Δdegradation =
 degradation(linear) − degradation(softmax) per domain and overall, with a 95% interval
@@ -19,6 +21,10 @@ Resampling: every pair set i has one bootstrap index matrix (`bootstrap_indices`
 resamples combine independent draws of the two sets; the models see the same draws, so
 Δdegradation is paired on both sets (pair-level noise common to the two models cancels).
 Mean/wmean aggregate the per-domain resamples row by row.
+
+Layer aggregations (`aggregations`, e.g. BERT's first-last average) are candidate
+settings of the selection like single layers. Where a reference model has a published
+figure for the selected setting (compare.published), the row carries it.
 
 One forward pass per model serves every set, layer and pooling (compare.score_sets).
 """
@@ -31,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .compare import Scored, select_setting, subsample
+from .compare import Scored, published, select_setting, subsample
 from .datasets import STS_DOMAINS, PairSet, load_pairs
 from .metrics import (
     BOOTSTRAP_RESAMPLES,
@@ -47,7 +53,7 @@ SELECT_ON = ("stsb", "validation")
 IN_DOMAIN = ("stsb", "test")
 OUT_OF_DOMAIN = (*STS_DOMAINS, "sickr")  # sts12 ... sts16 (every domain), then SICK-R test
 AGGREGATES = ("concat", "mean", "wmean")
-AGGREGATE_PREFIX = "sts12-16"
+AGGREGATE_PREFIX = "sts12-16"  # the group of every STS12-16 domain; each year is a group too
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,22 @@ def _difference(d: float | None, r: np.ndarray | None, name: str) -> dict:
     return {name: d, f"{name}_ci95": s["ci95"], f"{name}_p_value": s["p_value"]}
 
 
+def sts_groups(sets: Sequence[PairSet]) -> dict[str, list[int]]:
+    """Aggregate group -> indices of its STS domains in `sets` (after the two STS-B sets):
+    all of STS12-16 first, then each year present."""
+    sts = [i for i, p in enumerate(sets) if i > 1 and _is_sts(p.name)]
+    groups = {AGGREGATE_PREFIX: sts} if sts else {}
+    for year in STS_DOMAINS:
+        members = [i for i in sts if sets[i].name.split("/")[0] == year]
+        if members:
+            groups[year] = members
+    return groups
+
+
 class _Model:
     """One model at its selected setting: ρ and resampled ρ per set and aggregate."""
 
-    def __init__(self, scored: Scored, idx: list[np.ndarray | None], concat_idx: np.ndarray):
+    def __init__(self, scored: Scored, idx: list[np.ndarray | None], concat_idx: dict[str, np.ndarray | None]):
         self.scored = scored
         self.selection = select_setting(scored, 0, 1)
         key = (self.selection["selected"]["layer"], self.selection["selected"]["pooling"])
@@ -110,24 +128,35 @@ class _Model:
                 self.res[name] = spearman_resampled(sims[i], pairs.gold, idx[i])
             except UndefinedCorrelation:
                 self.rho[name], self.res[name] = None, None
-        sts = [i for i, p in enumerate(scored.sets) if i > 1 and _is_sts(p.name)]
-        names = [scored.sets[i].name for i in sts]
-        if sts and all(self.rho[n] is not None for n in names):
-            x = np.concatenate([sims[i] for i in sts])
-            g = np.concatenate([scored.sets[i].gold for i in sts])
-            w = np.array([len(scored.sets[i]) for i in sts], dtype=np.float64)
-            self.rho[f"{AGGREGATE_PREFIX}/concat"] = spearman(x, g)
-            self.res[f"{AGGREGATE_PREFIX}/concat"] = spearman_resampled(x, g, concat_idx)
-            self.rho[f"{AGGREGATE_PREFIX}/mean"] = float(np.mean([self.rho[n] for n in names]))
-            self.res[f"{AGGREGATE_PREFIX}/mean"] = np.mean([self.res[n] for n in names], axis=0)
-            self.rho[f"{AGGREGATE_PREFIX}/wmean"] = float(np.average([self.rho[n] for n in names], weights=w))
-            self.res[f"{AGGREGATE_PREFIX}/wmean"] = np.average([self.res[n] for n in names], axis=0, weights=w)
+        for group, members in sts_groups(scored.sets).items():
+            names = [scored.sets[i].name for i in members]
+            if any(self.rho[n] is None for n in names) or concat_idx.get(group) is None:
+                continue
+            x = np.concatenate([sims[i] for i in members])
+            g = np.concatenate([scored.sets[i].gold for i in members])
+            w = np.array([len(scored.sets[i]) for i in members], dtype=np.float64)
+            self.rho[f"{group}/concat"] = spearman(x, g)
+            self.res[f"{group}/concat"] = spearman_resampled(x, g, concat_idx[group])
+            self.rho[f"{group}/mean"] = float(np.mean([self.rho[n] for n in names]))
+            self.res[f"{group}/mean"] = np.mean([self.res[n] for n in names], axis=0)
+            self.rho[f"{group}/wmean"] = float(np.average([self.rho[n] for n in names], weights=w))
+            self.res[f"{group}/wmean"] = np.average([self.res[n] for n in names], axis=0, weights=w)
 
     def degradation(self, name: str) -> tuple[float | None, np.ndarray | None]:
         in_name = self.scored.sets[1].name
         if self.rho.get(name) is None or self.rho[in_name] is None:
             return None, None
         return self.rho[in_name] - self.rho[name], self.res[in_name] - self.res[name]
+
+    def published(self, name: str, full: bool) -> dict:
+        """{"published": ...} for a row whose figure a paper printed at the selected setting:
+        STS-B / SICK-R test, and a year's concat ("all"); only on full sets."""
+        sel = self.selection["selected"]
+        dataset = name.removesuffix("/concat") if name.split("/")[0] in STS_DOMAINS else name
+        if not full or "/" in dataset:
+            return {}
+        anchor = published(self.scored.model, sel.get("aggregation", sel["layer"]), sel["pooling"], dataset)
+        return {"published": anchor} if anchor else {}
 
 
 def ood_analysis(scored: Sequence[Scored], pairs: Sequence[tuple[str, str]] = (),
@@ -153,11 +182,14 @@ def ood_analysis(scored: Sequence[Scored], pairs: Sequence[tuple[str, str]] = ()
     if len(sets) < 3 or (sets[0].name, sets[0].split.split("-")[0]) != SELECT_ON:
         raise ValueError("the sets must be OODSets.all: STS-B validation, STS-B test, then the out-of-domain sets")
     idx = [None] + [bootstrap_indices(len(p), n_resamples, seed + i) for i, p in enumerate(sets) if i > 0]
-    n_sts = sum(len(p) for p in sets[2:] if _is_sts(p.name))
-    concat_idx = bootstrap_indices(n_sts, n_resamples, seed + len(sets)) if n_sts >= 3 else None
+    groups = sts_groups(sets)
+    group_pairs = {g: sum(len(sets[i]) for i in members) for g, members in groups.items()}
+    concat_idx = {g: bootstrap_indices(n, n_resamples, seed + len(sets) + k) if n >= 3 else None
+                  for k, (g, n) in enumerate(group_pairs.items())}
     models = {s.model: _Model(s, idx, concat_idx) for s in scored}
     domain_names = [p.name for p in sets[2:]]
-    aggregate_names = [f"{AGGREGATE_PREFIX}/{a}" for a in AGGREGATES]
+    aggregate_names = [f"{g}/{a}" for g in groups for a in AGGREGATES]
+    full = all(p.split in ("validation", "test") for p in sets)  # no subset: published figures apply
     out_models = []
     for name, m in models.items():
         in_name = sets[1].name
@@ -165,13 +197,14 @@ def ood_analysis(scored: Sequence[Scored], pairs: Sequence[tuple[str, str]] = ()
         for d in domain_names + aggregate_names:
             if d not in m.rho:
                 continue
-            n = next((len(p) for p in sets if p.name == d), n_sts if d.endswith("/concat") else None)
+            n = next((len(p) for p in sets if p.name == d), group_pairs.get(d.split("/")[0]))
             rows.append({"domain": d, "n_pairs": n, **_stat(m.rho[d], m.res[d]),
-                         **_difference(*m.degradation(d), "degradation")})
+                         **_difference(*m.degradation(d), "degradation"), **m.published(d, full)})
         defined = [m.rho[d] for d in domain_names if m.rho[d] is not None]
         out_models.append({
             "model": name, "provenance": m.scored.provenance, "selection": m.selection,
-            "in_domain": {"domain": in_name, "n_pairs": len(sets[1]), **_stat(m.rho[in_name], m.res[in_name])},
+            "in_domain": {"domain": in_name, "n_pairs": len(sets[1]), **_stat(m.rho[in_name], m.res[in_name]),
+                          **m.published(in_name, full)},
             "domains": [r for r in rows if r["domain"] in domain_names],
             "aggregates": [r for r in rows if r["domain"] in aggregate_names],
             "spread": {"std": float(np.std(defined)) if defined else None,

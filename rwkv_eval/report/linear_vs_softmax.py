@@ -39,20 +39,27 @@ def _depth(d: Any) -> str:
     return "" if number(d) is None else f" ({d:.2f})"
 
 
+def _published(record: dict, side: str) -> str:
+    p = record.get(f"published_{side}")
+    return f" (published {fmt_rho(number(p.get('spearman')))})" if isinstance(p, dict) else ""
+
+
 def accuracy_lines(compare: dict) -> list[str]:
     recs = compare["records"]
     if not recs:
         return ["No compare records.", ""]
     out = [f"A = `{recs[0]['model_a']}`, B = `{recs[0]['model_b']}`. Δρ = ρ(A) − ρ(B) on the same pairs; "
            "paired: both models on the same bootstrap resamples; unpaired: independent resamples (what "
-           "comparing two separate CIs amounts to). Layer (relative depth = (k+1)/L).", ""]
+           "comparing two separate CIs amounts to). Layer (relative depth = (k+1)/L); an aggregation of "
+           "layers (`--aggregate`) has no depth.", ""]
     rows = []
     for r in recs:
         kind = r.get("kind", "?")
         rows.append((kind if kind != "oracle" else "**oracle** (chosen on test)", f"{r['dataset']}/{r['split']}",
                      f"{r['layer_a']}{_depth(r.get('depth_a'))}", f"{r['layer_b']}{_depth(r.get('depth_b'))}",
-                     r.get("pooling", "?"), fmt_rho(number(r.get("spearman_a"))) + _ci(r.get("spearman_ci95_a")),
-                     fmt_rho(number(r.get("spearman_b"))) + _ci(r.get("spearman_ci95_b")),
+                     r.get("pooling", "?"),
+                     fmt_rho(number(r.get("spearman_a"))) + _ci(r.get("spearman_ci95_a")) + _published(r, "a"),
+                     fmt_rho(number(r.get("spearman_b"))) + _ci(r.get("spearman_ci95_b")) + _published(r, "b"),
                      fmt_rho(number(r.get("delta_spearman"))) + _ci(r.get("delta_ci95")),
                      _ci(r.get("delta_ci95_unpaired")).strip() or "—", fmt_num(number(r.get("p_value")), ".3g"),
                      str(r.get("n_pairs", "?"))))

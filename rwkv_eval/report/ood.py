@@ -55,10 +55,12 @@ def ood_section(ood: dict) -> list[str]:
         cells.append(str(first.get("n_pairs", "—")))
         for m in models:
             r = next((r for r in m["domains"] + m["aggregates"] if r["domain"] == d), None)
-            cells.append("—" if r is None else f"{fmt_rho(number(r['spearman']))} / "
+            cells.append("—" if r is None else f"{fmt_rho(number(r['spearman']))}{_published(r)} / "
                                                f"{fmt_rho(number(r.get('degradation')))}{_ci(r.get('degradation_ci95'))}")
         table.append(cells)
-    out += ["Per domain (aggregates of STS12-16 last: concat = pooled pairs, mean, wmean = weighted by pairs):", ""]
+    out += ["Per domain, then the aggregates over all of STS12-16 and per year (concat = pooled pairs, SentEval's "
+            "\"all\"; mean; wmean = weighted by pairs). \"pub.\": the published figure of a reference model at the "
+            "selected setting (full sets only).", ""]
     out += md_table(header, table)
     for p in ood.get("pairs", []):
         out += [f"**{p['linear']}** (linear) vs **{p['softmax']}** (softmax): Δ = degradation(linear) − "
@@ -69,6 +71,11 @@ def ood_section(ood: dict) -> list[str]:
                 for r in p["domains"] + p["overall"]]
         out += md_table(("domain", "degradation linear", "degradation softmax", "Δ [95% CI]", "p", "verdict"), prow)
     return out
+
+
+def _published(row: dict) -> str:
+    p = row.get("published")
+    return f" (pub. {fmt_rho(number(p.get('spearman')))})" if isinstance(p, dict) else ""
 
 
 def make_plots(plt, ood: dict, out_dir: Path) -> list[str]:
