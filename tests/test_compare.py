@@ -276,6 +276,13 @@ def test_published_figures_follow_the_setting_and_the_full_test_split():
         assert ("published_b" in rec) == has and rec["aggregation_b"] == "first_last"
 
 
+def test_cli_aggregate_names_are_the_study_aggregations():
+    from rwkv_eval.aggregation import STUDY_AGGREGATIONS
+    from rwkv_eval.cli import AGGREGATE_NAMES
+
+    assert AGGREGATE_NAMES == tuple(STUDY_AGGREGATIONS)
+
+
 def test_glove_has_no_layers_to_aggregate(capsys):
     assert main(["compare", "--model", "glove-6b-50d", "--model", "glove-6b-50d", "--dataset", "stsb-sample",
                  "--aggregate", "first_last"]) == 2
