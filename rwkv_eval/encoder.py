@@ -204,6 +204,17 @@ class TokenEncoder:
                 mask[row, : len(t)] = True
             yield idx, ids.to(self.device), mask.to(self.device)
 
+    def _check_finite_states(self, h: torch.Tensor, mask: torch.Tensor, idx: np.ndarray, layer: Layer) -> None:
+        """A NaN/inf at a real token poisons every later token of a recurrent model even when the
+        pooled vector hides it (last-token pooling of a state that saturated): stop, naming the sentence."""
+        bad = (mask & ~torch.isfinite(h).all(dim=-1)).any(dim=-1).cpu().numpy()
+        if bad.any():
+            first = int(np.sort(idx[bad])[0])
+            raise NonFiniteEmbedding(
+                f"{self.name}: non-finite hidden state at layer {layer!r} in {self.dtype} matmuls (a block's output "
+                f"passed the dtype's range); use --dtype bfloat16 or float32. {int(bad.sum())} sentence(s) of a "
+                f"batch, the first being sentence index {first} (0-based, input order); nothing was written")
+
     def _check_finite(self, v: np.ndarray, idx: np.ndarray, layer: Layer, pooling: str) -> None:
         """A NaN/inf vector would turn into a NaN cosine (or a silent 0 after ranking): stop, naming it."""
         bad = ~np.isfinite(v).all(axis=1)
@@ -250,6 +261,7 @@ class TokenEncoder:
         with torch.inference_mode():
             for idx, ids, mask in self.batches(token_ids, batch_size):
                 for layer, h in self.states(ids, mask, layers):
+                    self._check_finite_states(h, mask, idx, layer)
                     for p in poolings:
                         v = pool(h, mask, p).cpu().numpy()
                         self._check_finite(v, idx, layer, p)

@@ -238,9 +238,9 @@ def test_non_finite_embeddings_are_an_error_and_never_written(tmp_path, sentence
     before = files_in(tmp_path)
     res = run(["embed", "--model", "overflow.pth", "--layers", "emb,0", "--input", "s.txt", "--output", "e.npz"],
               tmp_path)
-    # the RWKV encoder checks its hidden states itself (models/rwkv.py); other encoders are checked
-    # on the pooled vectors (encoder.py, below)
+    # hidden states are checked at real tokens before pooling (encoder.py), naming the sentence
     assert_one_line_error(res, "non-finite hidden state at layer 0")
+    assert "sentence index 0 (0-based, input order)" in res.stderr
     assert "overflow.pth" in res.stderr
     assert files_in(tmp_path) == before
 

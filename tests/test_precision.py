@@ -122,7 +122,8 @@ def test_branch_output_past_the_dtype_range_is_a_clear_error():
     model = to_precision(add_massive_activations(RWKV6.random(GROWTH_SHAPES["rwkv6"]), push=2e5), torch.float16)
     enc = RWKVEncoder(model, ByteTokenizer(), name="growth-2e5", revision="test")
     with pytest.raises(ValueError, match=r"growth-2e5: non-finite hidden state at layer 0 in torch.float16 matmuls "
-                                         r"\(a block's output passed the dtype's range\); use --dtype bfloat16"):
+                                         r"\(a block's output passed the dtype's range\); use --dtype bfloat16.*"
+                                         r"the first being sentence index 0 "):
         enc.encode(["a sentence"], [0, 4], ["mean"])
 
 
