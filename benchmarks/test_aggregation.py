@@ -102,7 +102,7 @@ def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benc
                                            else m["peak_memory_delta_mb"] - base_mem),
                   "memory_kind": m["memory_kind"], "is_final_layer": r["aggregation"] == final.name})
     info = benchmark.extra_info
-    info.update(environment())
+    info.update(environment(enc.device))
     info.update({"analysis": "aggregation", "model_key": key, "trained": not spec.startswith("random-"),
                  "aggregation_dataset": f"{name}-{split}", "smoke_sample": smoke, "device": run.device,
                  "dtype": run.dtype, "timed_sentences": len(sentences), "timing_rounds": rounds,

@@ -90,7 +90,7 @@ def test_early_exit_vs_fixed_depth(exit_case, run, benchmark):
     records = benchmark.pedantic(lambda: exit_study(enc, pairs, rules, "mean", batch_size=32, tune=tune,
                                                     depths=depths, rounds=rounds), rounds=1, iterations=1)
     info = benchmark.extra_info
-    info.update(environment())
+    info.update(environment(enc.device))
     info.update({"analysis": "early_exit", "model_key": key, "trained": not spec.startswith("random-"),
                  "exit_dataset": f"{name}-{split}", "smoke_sample": smoke, "device": run.device, "dtype": run.dtype,
                  "early_exit": records})

@@ -41,7 +41,7 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
 
     main = records[0] if len(records) == 1 else next(r for r in records if r["dataset"].endswith("/concat"))
     info = benchmark.extra_info
-    info.update(environment())
+    info.update(environment(encoder.device))
     info.update({
         "profile": run.profile_name, "model_key": model_case.key, "trained": model_case.trained,
         "layer": layer, "layer_convention": LAYER_CONVENTION, "pooling": pooling,

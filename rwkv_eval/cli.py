@@ -239,7 +239,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         records = evaluate(enc, pairs, layers, cfg.poolings, batch_size=cfg.batch_size, aggregate=aggregate)
     first = records[0]
     common = run_warnings(enc, cfg, first.get("n_sentences", 0), first.get("n_truncated", 0))
-    env = environment() | {"seed": cfg.seed}
+    env = environment(enc.device) | {"seed": cfg.seed}
     records = [r | env | {"warnings": common + data_warnings(r)} for r in records]
     text = to_json(records) if args.json else table(records)
     if args.output:
@@ -299,7 +299,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         emb = enc.encode(sentences, layers, cfg.poolings, batch_size=cfg.batch_size)
     arrays = {f"L{layer}_{pooling}": v.astype(np.float32) for (layer, pooling), v in emb.vectors.items()}
     warnings = run_warnings(enc, cfg, emb.n_sentences, emb.n_truncated)
-    meta = enc.provenance() | environment() | {
+    meta = enc.provenance() | environment(enc.device) | {
         "input": str(Path(args.input).resolve()), "n_sentences": emb.n_sentences, "n_tokens": emb.n_tokens,
         "n_truncated": emb.n_truncated, "n_empty": emb.n_empty, "arrays": sorted(arrays), "config": asdict(cfg),
         "warnings": warnings}
@@ -350,7 +350,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
     depths = None if args.depths is None else [int(d) for d in _floats(args.depths, "--depths")]
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
                          rounds=args.rounds)
-    env = environment() | {"seed": cfg.seed}
+    env = environment(enc.device) | {"seed": cfg.seed}
     records = [r | env for r in records]
     if args.output:
         write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
@@ -406,7 +406,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sel_a, sel_b, extra = compare_selected(a, b, validation=len(sets) - 1, test=0, **kw)
         records += extra
         selection = {"a": sel_a, "b": sel_b}
-    env = environment()
+    env = environment(models[0][0].device)
     records = [r | env for r in records]
     if args.output:
         write_json_atomic(args.output, {"kind": "compare", "config": [asdict(c) for c in cfgs],
@@ -449,7 +449,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
                          aggregations=args.aggregate)
               for (enc, layers), cfg in zip(models, cfgs)]
     result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed)
-    result |= {"config": [asdict(c) for c in cfgs], "environment": environment()}
+    result |= {"config": [asdict(c) for c in cfgs], "environment": environment(models[0][0].device)}
     if args.output:
         write_json_atomic(args.output, result)
     print(to_json(result) if args.json else ood_table(result))

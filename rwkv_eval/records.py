@@ -42,7 +42,10 @@ def git_commit() -> dict[str, Any]:
     return {"git_commit": commit.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
 
 
-def environment() -> dict[str, Any]:
+def environment(device: Any = None) -> dict[str, Any]:
+    """Versions, machine, time and commit. `cuda_device` names the GPU the run used (`device`,
+    e.g. "cuda:1"), not whichever is current: a run on cuda:1 of a mixed machine must say so.
+    With no device given it names the current CUDA device, if any."""
     import numpy
     import scipy
     import torch
@@ -60,11 +63,20 @@ def environment() -> dict[str, Any]:
         "python_version": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cuda_device": _cuda_device_name(device),
         "cuda_version": torch.version.cuda,
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return env | git_commit()
+
+
+def _cuda_device_name(device: Any) -> str | None:
+    import torch
+
+    if device is None:
+        return torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
 
 class Terminated(BaseException):

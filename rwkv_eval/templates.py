@@ -82,6 +82,10 @@ class TemplatedEncoder:
     def max_length(self) -> int:
         return self.inner.max_length
 
+    @property
+    def device(self):
+        return self.inner.device
+
     def layers(self) -> tuple[Layer, ...]:
         return self.inner.layers()
 

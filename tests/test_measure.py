@@ -308,3 +308,24 @@ def test_suite_records_the_device_and_dtype_that_computed_each_case(tmp_path):
     assert e["memory_kind"].startswith("cpu: model weights + VmHWM rise")
     assert e["timed_rounds"] >= 3 and e["timing"] == "median of wall-clock times on cpu"
     assert bench["stats"]["rounds"] == e["timed_rounds"]
+
+
+def test_environment_names_the_gpu_of_the_run_not_the_current_one(monkeypatch):
+    """On a mixed machine a run on cuda:1 must record cuda:1's name; a CPU run records none."""
+    import torch
+
+    from rwkv_eval.records import environment
+
+    names = {0: "NVIDIA T4", 1: "NVIDIA H200"}
+    asked = []
+
+    def name(device=None):
+        asked.append(device)
+        return names[0 if device is None else torch.device(device).index or 0]
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", name)
+    assert environment("cuda:1")["cuda_device"] == "NVIDIA H200"
+    assert environment(torch.device("cuda:0"))["cuda_device"] == "NVIDIA T4"
+    assert environment("cpu")["cuda_device"] is None
+    assert environment()["cuda_device"] == "NVIDIA T4"  # no device given: the current one
