@@ -106,8 +106,8 @@ REFERENCES: tuple[Reference, ...] = (
                "first-last avg. of Su et al. 2021 (BERT-whitening), as quoted in SimCSE (Gao et al. 2021) App. B"),
         Anchor("emb_last", "mean", {"sts12": 39.70, "sts13": 59.38, "sts14": 49.67, "sts15": 66.03, "sts16": 66.19,
                                     "stsb": 53.87, "sickr": 62.06},
-               "BERT-base (first-last avg.) of SimCSE (Gao et al. 2021) Table 5; reproduced by others only when the "
-               "embedding layer, not block 0, is averaged with the last block"),
+               "BERT-base (first-last avg.) of SimCSE (Gao et al. 2021) Table 5; a third-party reproduction matches "
+               "it only when the embedding layer, not block 0, is averaged with the last block"),
     ), "the classic zero-shot encoder anchor"),
     Reference("all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", (
         Anchor(5, "mean", {"stsb": 82.03}, "MTEB STSBenchmark test, cos_sim spearman"),
