@@ -25,7 +25,7 @@ BASELINE_MODEL, BASELINE_SETTING = "glove-6b-50d", (0, "mean")  # the "vs GloVe-
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
     g.addoption("--rwkv-profile", default="smoke",
-                help="smoke (default) | paper | sts | ood | sweep | path/to/profile.toml")
+                help="smoke (default) | paper | sts | ood | pairs | sweep | path/to/profile.toml")
     g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU; on CUDA "
                                               "bfloat16 where native (sm_80+), else float16)")

