@@ -164,7 +164,7 @@ BAD = [
     ('[reference]\nfloors = "x.json"', r"reference.floors: unknown key"),
     ('layers = 3.5', r"mine.toml: layers: expected a string"),
     ('template = "promptEOl"', r"mine.toml: template: template 'promptEOl' is neither a known template \(promptEOL\)"),
-    ('template = 1', r"mine.toml: template: expected a non-empty string, got 1"),
+    ('template = 1', r"mine.toml: template: expected a template name \(promptEOL\), .* or 'none', got 1"),
     ('[[models]]\nspec = "glove"\nkey = "g"\ntemplate = "{sentence} or {sentence}"',
      r"models\[2\].template: .* exactly one {sentence} placeholder \(found 2\)"),
     ('[[models]]\nspec = "glove"\nkey = "g"\ntemplate = "means in one word"',
@@ -282,6 +282,8 @@ def test_template_option_prompts_the_subjects_and_renames_them(tmp_path):
     assert build_profile("smoke", template="promptEOL").models == build_profile("smoke").models  # no subject
     with pytest.raises(ValueError, match=r"^--template: template 'eol' is neither a known template"):
         build_profile(path, template="eol")
+    with pytest.raises(ValueError, match=r"^--template: expected a template name"):
+        build_profile(path, template="")
 
 
 # ---------------------------------------------------------------- pairs: question I

@@ -357,12 +357,15 @@ def _poolings(value, where: str, key: str) -> tuple[str, ...]:
 
 def _template(value, where: str, key: str) -> str | None:
     """A template as written (name or custom text), None for none; checked like --template."""
-    from ..templates import resolve_template
+    from ..templates import PLACEHOLDER, TEMPLATES, resolve_template
 
     if value is None:
         return None
+    if not isinstance(value, str) or not value.strip():
+        raise ProfileError(f"{_at(where, key)}: expected a template name ({', '.join(TEMPLATES)}), a string with "
+                           f"one {PLACEHOLDER} or 'none', got {value!r}")
     try:
-        name, text = resolve_template(_string(value, where, key))
+        name, text = resolve_template(value)
     except ValueError as e:
         raise ProfileError(f"{_at(where, key)}: {e}") from None
     return None if name is None else name if name != "custom" else text
