@@ -25,7 +25,7 @@ BASELINE_MODEL, BASELINE_SETTING = "glove-6b-50d", (0, "mean")  # the "vs GloVe-
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
     g.addoption("--rwkv-profile", default="smoke",
-                help="smoke (default) | paper | sts | ood | sweep | path/to/profile.toml")
+                help="smoke (default) | paper | sts | ood | pairs | sweep | path/to/profile.toml")
     g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU; on CUDA "
                                               "bfloat16 where native (sm_80+), else float16)")
@@ -48,6 +48,9 @@ def add_grid_options(g) -> None:
     g.addoption("--layers", default=None,
                 help="layers of the subject models: 1,3,5 | 0-23 | all | emb | final | 50%% (relative depth)")
     g.addoption("--pooling", default=None, help="poolings of the subject models: mean,max,... | all")
+    g.addoption("--template", default=None,
+                help="prompt template of the subject models: promptEOL (with --pooling last) | a string with "
+                     "one {sentence} | none; their keys get +promptEOL / +custom")
     g.addoption("--dataset", action="append", default=None,
                 help="NAME[:SPLIT] replacing the profile's datasets; repeat for several (e.g. stsb:test)")
     g.addoption("--rwkv-shard", default=None,
@@ -78,6 +81,7 @@ class RunContext:
             self.profile = build_profile(self.profile_name, model=config.getoption("--model"),
                                          data_dir=config.getoption("--data-dir"), layers=config.getoption("--layers"),
                                          poolings=config.getoption("--pooling"),
+                                         template=config.getoption("--template"),
                                          datasets=config.getoption("--dataset") or ())
             self.shard = parse_shard(config.getoption("--rwkv-shard"))
         except (AssetMissing, ValueError) as e:
@@ -93,9 +97,11 @@ class RunContext:
         self._pairs: dict = {}
         self._accuracy: dict = {}
 
-    def encoder(self, case):
-        """The case's encoder; loading one releases the previous (one model resident at a time)."""
-        if case.key not in self._encoders:
+    def model(self, case):
+        """The case's loaded model, shared by its plain and prompted keys; loading one releases
+        the previous (one model resident at a time)."""
+        key = (case.spec, case.revision)
+        if key not in self._encoders:
             import torch
 
             from rwkv_eval.measure import release
@@ -103,9 +109,16 @@ class RunContext:
 
             self._encoders.clear()
             release(self.device)
-            self._encoders[case.key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
-                                                    seed=0, revision=case.revision)
-        return self._encoders[case.key]
+            self._encoders[key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
+                                               seed=0, revision=case.revision)
+        return self._encoders[key]
+
+    def encoder(self, case):
+        """What the case is scored with: its model, wrapped in its template when it has one."""
+        from rwkv_eval.templates import with_template
+
+        model = self.model(case)
+        return model if case.template is None else with_template(model, case.template)
 
     def pairs(self, case):
         if case.key not in self._pairs:

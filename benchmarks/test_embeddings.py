@@ -8,6 +8,10 @@ extra_info, device and dtype taken from the encoder that computed them (GloVe: c
 float32 in every profile); (5) gate the Spearman two-sided against its reference
 (rwkv_eval.gates) and record the paired comparisons to the model's best setting and to
 GloVe-50d (rwkv_eval.paired).
+
+A prompted model (profile `template`, `--template`) is its own key beside the plain one
+and shares its loaded weights; its timed batch is the prompted text, so tokens and time
+include the prompt, as they would in use.
 """
 
 from __future__ import annotations
@@ -22,22 +26,23 @@ TIMED_SENTENCES = 32
 
 def test_similarity(case, run, timed, peak_memory, benchmark):
     model_case, data_case, layer, pooling = case
-    encoder = run.encoder(model_case)
+    model = run.model(model_case)  # device, dtype and weights
+    encoder = run.encoder(model_case)  # the model behind the case's template, if any
     accuracy = run.accuracy(model_case, data_case)
     records = [r for (_, l, p), r in accuracy.items() if l == layer and p == pooling]
 
-    # a fixed batch: the first unique sentences of the set, tokenized outside the timer
+    # a fixed batch: the first unique sentences of the set, prompted and tokenized outside the timer
     pairs = run.pairs(data_case)
     first = pairs[0] if isinstance(pairs, list) else pairs
     sentences = list(dict.fromkeys(first.sentence1[:TIMED_SENTENCES] + first.sentence2[:TIMED_SENTENCES]))[:TIMED_SENTENCES]
     token_ids = encoder.tokenize(sentences)
-    n_tokens = sum(min(len(t), encoder.max_length) for t in token_ids)
+    n_tokens = sum(min(len(t), model.max_length) for t in token_ids)
 
     def work():
         return encoder.encode_tokens(token_ids, [layer], [pooling], batch_size=TIMED_SENTENCES)
 
-    memory = peak_memory(work, encoder)  # untimed, so it is also the warm-up round
-    seconds = timed(work, device=str(encoder.device))
+    memory = peak_memory(work, model)  # untimed, so it is also the warm-up round
+    seconds = timed(work, device=str(model.device))
 
     main = records[0] if len(records) == 1 else next(r for r in records if r["dataset"].endswith("/concat"))
     info = benchmark.extra_info
@@ -51,13 +56,15 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
         "sentences_per_second": len(sentences) / seconds,
         "pairs_per_second": len(sentences) / seconds / 2,
         "tokens_per_second": n_tokens / seconds,
-        "device": str(encoder.device), "dtype": str(encoder.dtype).removeprefix("torch."),
+        "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
         "run_device": run.device, "run_dtype": run.dtype, "run_dtype_source": run.dtype_source,
     } | memory)
     for key in ("model", "revision", "arch", "dataset", "split", "n_pairs", "dataset_source", "dataset_revision",
                 "sha256", "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend"):
         if key in main:
             info[key] = main[key]
+    # None when unprompted, so every record says whether it was; part of the gate key when set
+    info["template"], info["template_text"] = main.get("template"), main.get("template_text")
     lo, hi = main["spearman_ci95"]
     info["spearman_ci95_low"], info["spearman_ci95_high"] = lo, hi
     info["accuracy_encode_pairs_per_second"] = main.get("pairs_per_second")

@@ -9,8 +9,8 @@ changed, a layer read one block off). References come from, in this order:
 3. the committed references file (`--thresholds`, default benchmarks/thresholds.json).
 
 The reference key holds everything that changes the number — profile, model id and
-weights hash, dataset, split and file hash, layer, pooling, device type and dtype — so a
-different model or device never meets a stale reference: it has none, and a case
+weights hash, dataset, split and file hash, layer, pooling and prompt template, device
+type and dtype — so a different model, prompt or device never meets a stale reference: it has none, and a case
 without a reference fails unless the run accepts new cases (`--accept-new-cases`, which
 is how the first nightly run seeds the history).
 
@@ -74,17 +74,29 @@ def _short(x: Any) -> str:
 def reference_key(info: dict, metric: str = "spearman") -> str:
     """The key of one gated number of a case, from its extra_info:
     `{profile}/{model_key}@{weights}/{dataset}-{split}@{data}/{layer}/{pooling}/{device}-{dtype}`,
-    plus `/{metric}` for an STS aggregate other than the case's own Spearman."""
+    plus `/{metric}` for an STS aggregate other than the case's own Spearman. A prompted
+    case's pooling reads `last+promptEOL` (`last+custom@{hash of the text}`); unprompted
+    keys are as they were before templates existed, so committed references stay valid."""
     weights = info.get("sha256") or info.get("revision")
     dataset = info["dataset"].split("/")[0]
     key = (f"{info['profile']}/{info['model_key']}@{_short(weights)}/{dataset}-{info['split']}@"
-           f"{_short(info.get('dataset_revision'))}/{layer_id(info['layer'])}/{info['pooling']}/"
+           f"{_short(info.get('dataset_revision'))}/{layer_id(info['layer'])}/{_pooling_id(info)}/"
            f"{str(info['device']).split(':')[0]}-{info['dtype']}")
     return key if metric == "spearman" else f"{key}/{metric}"
 
 
+def _pooling_id(info: dict) -> str:
+    """The pooling with the prompt that shaped the pooled states: the key can move a model key
+    (a profile names models as it likes), never the fact that the text was prompted."""
+    name = info.get("template")
+    if name is None:
+        return info["pooling"]
+    return f"{info['pooling']}+{name if name != 'custom' else 'custom@' + _short(info.get('template_text'))}"
+
+
 def anchor_key(info: dict) -> str:
-    return f"{info['model_key']}/{info['dataset'].split('/')[0]}-{info['split']}/{layer_id(info['layer'])}/{info['pooling']}"
+    """Published numbers are for unprompted text: a prompted case never matches one."""
+    return f"{info['model_key']}/{info['dataset'].split('/')[0]}-{info['split']}/{layer_id(info['layer'])}/{_pooling_id(info)}"
 
 
 @dataclass(frozen=True)

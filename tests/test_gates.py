@@ -84,6 +84,29 @@ def test_published_anchor_is_checked_whatever_the_reference():
     assert [v.status for v in judge_case(info | {"spearman": 0.8205}, {reference_key(info): Reference(0.8205, None, "f")})] == [PASS, PASS]
 
 
+PROMPT_EOL = {"template": "promptEOL", "template_text": 'This sentence : "{sentence}" means in one word:"'}
+
+
+def test_a_prompted_case_never_meets_the_plain_cases_reference():
+    plain = INFO | {"template": None, "template_text": None}  # what the suite records when unprompted
+    assert reference_key(plain) == reference_key(INFO)  # keys of the committed references file stay valid
+    prompted = INFO | PROMPT_EOL
+    assert reference_key(prompted) == (
+        "smoke/rwkv6-tiny-1m@83c304fc424b/stsb-sample-test@a3e5d3e1cb9d/L05/weighted_mean+promptEOL/cpu-float32")
+    a, b = (INFO | {"template": "custom", "template_text": t} for t in ("Q: {sentence}", "Q:{sentence}"))
+    assert len({reference_key(x) for x in (plain, prompted, a, b)}) == 4
+    assert "/weighted_mean+custom@" in reference_key(a)
+    (v,) = judge_case(prompted, {reference_key(plain): Reference(0.5, None, "f")})
+    assert v.status == MISSING
+
+
+def test_a_published_anchor_is_for_unprompted_text_only():
+    info = INFO | {"model_key": "all-minilm-l6-v2", "dataset": "stsb", "layer": 5, "pooling": "mean",
+                   "spearman": 0.70}
+    refs = {reference_key(info | PROMPT_EOL): Reference(0.70, None, "f")}
+    assert [v.status for v in judge_case(info | PROMPT_EOL, refs)] == [PASS]
+
+
 def test_unknown_device_dtype_has_no_silent_tolerance():
     with pytest.raises(ValueError, match="no accuracy tolerance for device 'mps' dtype 'float32'"):
         gates.tolerance_for("mps", "float32")

