@@ -125,11 +125,13 @@ class HFEncoder(TokenEncoder):
         tokenizer: a `transformers` tokenizer, or a callable str -> list[int].
         name, revision: what records show (hub id or path; commit hash or weights sha256).
         max_length: token limit after clamping to the model's positions.
+        sha256: of the weights when `revision` does not pin them (random init: models/random_hf.py).
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, *, name: str, revision: str, device: torch.device,
-                 dtype: torch.dtype, max_length: int, tokenizer_name: str, remote_code: bool = False):
-        self.model, self.tokenizer = model, tokenizer
+                 dtype: torch.dtype, max_length: int, tokenizer_name: str, remote_code: bool = False,
+                 sha256: str | None = None):
+        self.model, self.tokenizer, self.sha256 = model, tokenizer, sha256
         self.name, self.revision, self.device, self.dtype = name, revision, device, dtype
         self.tokenizer_name, self.remote_code = tokenizer_name, remote_code
         config = model.config
@@ -283,7 +285,7 @@ class HFEncoder(TokenEncoder):
         return {**super().provenance(), "backend": "hf-remote-code" if self.remote_code else "hf",
                 "model_class": type(self.model).__name__, "transformers": transformers.__version__,
                 "tokenizer": self.tokenizer_name, "n_layers": self.n_layers, "hidden_states_layout": self.layout,
-                "last_block_source": last}
+                "last_block_source": last, "sha256": self.sha256}
 
 
 def _load_tokenizer(tokenizer: TokenizerSpec, spec: str, revision: str | None, trust_remote_code: bool):
