@@ -292,6 +292,9 @@ ARCHS = {
                "layers", "embeddings", BLOCK_FIRST),
     "falcon_mamba": (lambda: FalconMambaConfig(**SSM, time_step_rank=4, eos_token_id=2), "layers", "embeddings",
                      BLOCK_FIRST),
+    # random weights, unlike the tiny trained RWKV-4 above, whose blocks 1-3 barely move the stream
+    "rwkv4": (lambda: RwkvConfig(**SMALL, attention_hidden_size=32, intermediate_size=64, context_length=40,
+                                 eos_token_id=2), "blocks", "blocks.0.pre_ln", BLOCK_FIRST),
 }
 POST_LN = {"bert"}  # no final norm: the last block's output is last_hidden_state
 
