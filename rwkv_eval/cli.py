@@ -458,7 +458,8 @@ def cmd_ood(args: argparse.Namespace) -> int:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="glove-6b-50d",
-                   help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | BlinkDL .pth | HF dir | hub id")
+                   help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | random-hf:NAME | BlinkDL .pth "
+                        "| HF dir | hub id")
     p.add_argument("--layers", default=None, help="comma-separated layers, 'emb' for the embedding; default: all")
     p.add_argument("--pooling", default="mean", help="comma-separated: mean,max,last,first_last,weighted_mean")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")

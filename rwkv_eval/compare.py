@@ -7,6 +7,8 @@ attention in zero-shot STS accuracy? Three things make the comparison fair:
   data with the same tokenizer; Finch-1B6 is set against softmax decoders of its size;
   Mamba is the state-space point. BERT first-last average (the classic zero-shot
   anchor) and all-MiniLM-L6-v2 (supervised, the upper reference) are `REFERENCES`.
+  Offline, `random-hf:NAME` (models/random_hf.py) builds each of them at its published
+  shape with seeded random weights: their cost without a download, not their accuracy.
 * **Relative depth**: block k of an L-block model sits at depth (k+1)/L, so a 12-block
   and a 24-block model line up (`relative_depth`, `match_relative_depth`).
 * **Selection without peeking**: each model's (layer, pooling) is chosen on a validation

@@ -288,3 +288,23 @@ def test_glove_has_no_layers_to_aggregate(capsys):
                  "--aggregate", "first_last"]) == 2
     err = capsys.readouterr().err
     assert "at least 2 blocks" in err and "--aggregate" in err and "Traceback" not in err
+
+
+def test_length_table_has_a_column_pair_per_family_and_times_against_rwkv():
+    """benchmarks/test_length_scaling.py runs four families; each gets its own columns, and every
+    other family's time is divided by RWKV's at the same T ("—" where either is missing)."""
+    from rwkv_eval.report.linear_vs_softmax import cost_lines, length_rows
+    from rwkv_eval.report.run import Run
+
+    seconds = {"rwkv6": (0.1, 0.2), "mamba": (0.3, None), "gptneox": (0.05, 0.8), "llama": (0.1, 1.0)}
+    bench = [{"extra_info": {"analysis": "length-scaling", "family": f, "attention": att, "shape": "small",
+                             "seq_len": t, "n_sentences": 2, "seconds_per_pair": sec, "peak_memory_mb": 10.0,
+                             "device": "cpu", "dtype": "float32"}}
+             for f, att in (("gptneox", "softmax"), ("mamba", "linear"), ("rwkv6", "linear"), ("llama", "softmax"))
+             for t, sec in zip((16, 512), seconds[f]) if sec is not None]
+    text = "\n".join(cost_lines(length_rows(Run("run.json", {"benchmarks": bench}, (), ()))))
+    assert ("| T tokens | mamba (linear) s/pair | mamba peak MB | rwkv6 (linear) s/pair | rwkv6 peak MB | "
+            "gptneox (softmax) s/pair | gptneox peak MB | llama (softmax) s/pair | llama peak MB | "
+            "mamba / rwkv6 time | gptneox / rwkv6 time | llama / rwkv6 time |") in text
+    assert "| 16 | 300 ms | 10 | 100 ms | 10 | 50 ms | 10 | 100 ms | 10 | 3.00 | 0.50 | 1.00 |" in text
+    assert "| 512 | — | — | 200 ms | 10 | 800 ms | 10 | 1 s | 10 | — | 4.00 | 5.00 |" in text

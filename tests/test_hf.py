@@ -1,6 +1,8 @@
 """transformers encoders (models/hf.py), offline: the real all-MiniLM-L6-v2 from its wheel, the
 tiny trained RWKV-4 from ../shared/data converted to transformers' RwkvForCausalLM, and
-seeded random GPT-2 / Llama models for the pre-LN last-block rule.
+seeded random GPT-2, GPT-NeoX, Llama, Qwen2, BERT, Mamba, Mamba2 and FalconMamba models,
+whose layers are checked against hooks on their own blocks: the two hidden_states layouts
+(embedding first; block 0 first, as in Mamba) and the pre-LN last-block rule.
 
 Layer convention under test: "emb" = embedding, k = residual stream after block k
 (0-based), "final" = last_hidden_state (after the final norm, if any).
@@ -12,9 +14,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel, RwkvConfig, RwkvForCausalLM
+from transformers import (
+    AutoModel,
+    BertConfig,
+    FalconMambaConfig,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    Mamba2Config,
+    MambaConfig,
+    Qwen2Config,
+    RwkvConfig,
+    RwkvForCausalLM,
+)
 
-from rwkv_eval.models.hf import FINAL, load_hf, sha256_weights
+from rwkv_eval.models.hf import (
+    BLOCK_FIRST,
+    EMBEDDING_FIRST,
+    FINAL,
+    HFEncoder,
+    load_hf,
+    sha256_weights,
+)
 
 SENTENCES = [
     "A man is playing a guitar.",
@@ -249,50 +270,82 @@ def test_rwkv4_right_padding_leaves_valid_positions_unchanged(rwkv4_dir):
             assert np.abs(v[0] - batch[key][i]).max() < 1e-5, (s, key)
 
 
-# ---------------------------------------------------------------- pre-LN decoders (seeded random)
+# ---------------------------------------------------------------- layer numbering on seeded random models
 
-def _tiny_decoder(kind: str):
+SMALL = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3}
+ATTENTION = dict(**SMALL, intermediate_size=64, num_attention_heads=2, max_position_embeddings=40)
+SSM = dict(**SMALL, state_size=4, expand=2, conv_kernel=4)
+# kind: (config, blocks, the module whose output is "emb", layout). The paths are written out
+# here, not found the way the encoder finds them, so that the test checks the encoder.
+ARCHS = {
+    "gpt2": (lambda: GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=64, n_positions=40, bos_token_id=63,
+                                eos_token_id=63), "h", "drop", EMBEDDING_FIRST),  # drop(wte + wpe)
+    "gptneox": (lambda: GPTNeoXConfig(**ATTENTION, eos_token_id=2), "layers", "emb_dropout", EMBEDDING_FIRST),
+    "llama": (lambda: LlamaConfig(**ATTENTION, num_key_value_heads=2, pad_token_id=None, bos_token_id=1,
+                                  eos_token_id=2), "layers", "embed_tokens", EMBEDDING_FIRST),
+    "qwen2": (lambda: Qwen2Config(**ATTENTION, num_key_value_heads=1, eos_token_id=2), "layers", "embed_tokens",
+              EMBEDDING_FIRST),
+    "bert": (lambda: BertConfig(**ATTENTION, pad_token_id=0), "encoder.layer", "embeddings",  # after LayerNorm
+             EMBEDDING_FIRST),
+    "mamba": (lambda: MambaConfig(**SSM, time_step_rank=4, eos_token_id=2), "layers", "embeddings", BLOCK_FIRST),
+    "mamba2": (lambda: Mamba2Config(**SSM, num_heads=4, head_dim=16, n_groups=1, chunk_size=8, eos_token_id=2),
+               "layers", "embeddings", BLOCK_FIRST),
+    "falcon_mamba": (lambda: FalconMambaConfig(**SSM, time_step_rank=4, eos_token_id=2), "layers", "embeddings",
+                     BLOCK_FIRST),
+    # random weights, unlike the tiny trained RWKV-4 above, whose blocks 1-3 barely move the stream
+    "rwkv4": (lambda: RwkvConfig(**SMALL, attention_hidden_size=32, intermediate_size=64, context_length=40,
+                                 eos_token_id=2), "blocks", "blocks.0.pre_ln", BLOCK_FIRST),
+}
+POST_LN = {"bert"}  # no final norm: the last block's output is last_hidden_state
+
+
+def random_model(kind: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    if kind == "gpt2":
-        cfg = GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=64, n_positions=40, bos_token_id=63,
-                         eos_token_id=63)
-        return GPT2Model(cfg), "ln_f"
-    cfg = LlamaConfig(num_hidden_layers=3, hidden_size=32, intermediate_size=64, num_attention_heads=2,
-                      num_key_value_heads=2, vocab_size=64, max_position_embeddings=40, pad_token_id=None,
-                      bos_token_id=1, eos_token_id=2)
-    return LlamaModel(cfg), "norm"
+    config = ARCHS[kind][0]()
+    return AutoModel.from_config(config).eval()
 
 
 def char_tokens(s: str) -> list[int]:
     return [3 + ord(c) % 60 for c in s]
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_pre_ln_decoder_last_block_is_before_the_final_norm(tmp_path, kind):
-    model, norm = _tiny_decoder(kind)
+def run_with_hooks(model: torch.nn.Module, kind: str, ids: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """Each block's output and the embedding module's output, from hooks on modules named in ARCHS."""
+    _, blocks, emb, _ = ARCHS[kind]
+    seen = {}
+
+    def keep(key):
+        return lambda module, args, out: seen.__setitem__(key, out[0] if isinstance(out, tuple) else out)
+
+    hooks = [model.get_submodule(emb).register_forward_hook(keep("emb"))]
+    hooks += [block.register_forward_hook(keep(k)) for k, block in enumerate(model.get_submodule(blocks))]
+    try:
+        with torch.no_grad():
+            last = model(ids).last_hidden_state
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen, last
+
+
+@pytest.mark.parametrize("kind", list(ARCHS))
+def test_layer_k_is_the_output_of_block_k(tmp_path, kind):
+    model = random_model(kind)
     model.save_pretrained(tmp_path)
     enc = load_hf(str(tmp_path), tokenizer=char_tokens, max_length=1000)
-    assert enc.max_length == 40 and enc.layers() == ("emb", 0, 1, 2, FINAL)
-    assert enc.pad_id == (63 if kind == "gpt2" else 2)  # no pad token: eos
+    assert enc.layers() == ("emb", 0, 1, 2, FINAL)
+    assert enc.provenance()["hidden_states_layout"] == ARCHS[kind][3]
     text = "padding on the right"
     got = enc.encode([text], layers="all", poolings=["mean"], keep_states=True).states
-    model.eval()
-    ids = torch.tensor([char_tokens(text)])
-    with torch.no_grad():
-        out = model(ids, output_hidden_states=True)
-        blocks = model.h if kind == "gpt2" else model.layers
-        last = {}
-        hook = blocks[-1].register_forward_hook(
-            lambda m, a, o: last.setdefault("x", o[0] if isinstance(o, tuple) else o))
-        model(ids)
-        hook.remove()
-        assert rel_err(got["emb"][0], out.hidden_states[0][0].numpy()) < 1e-6
-        for k in range(2):
-            assert rel_err(got[k][0], out.hidden_states[k + 1][0].numpy()) < 1e-5, k
-        assert rel_err(got[2][0], last["x"][0].numpy()) < 1e-5
-        assert rel_err(got[FINAL][0], getattr(model, norm)(last["x"])[0].numpy()) < 1e-5
-        assert rel_err(got[FINAL][0], out.hidden_states[3][0].numpy()) < 1e-6
-    assert np.abs(got[2][0] - got[FINAL][0]).max() > 1e-2  # the final norm is not a no-op here
+    seen, last = run_with_hooks(model, kind, torch.tensor([char_tokens(text)]))
+    assert rel_err(got["emb"][0], seen["emb"][0].numpy()) < 1e-6, "emb"
+    for k in range(3):
+        assert rel_err(got[k][0], seen[k][0].numpy()) < 1e-5, k
+    assert rel_err(got[FINAL][0], last[0].numpy()) < 1e-6
+    if kind in POST_LN:
+        assert np.abs(got[2][0] - got[FINAL][0]).max() == 0
+    else:
+        assert np.abs(got[2][0] - got[FINAL][0]).max() > 1e-2  # the final norm is not a no-op here
     # right padding with the attention mask: a sentence alone == in a padded batch
     batch = enc.encode(SENTENCES, layers="all", poolings=["mean", "last"], batch_size=8)
     for i, s in enumerate(SENTENCES):
@@ -302,9 +355,38 @@ def test_pre_ln_decoder_last_block_is_before_the_final_norm(tmp_path, kind):
     assert np.isfinite(batch[(FINAL, "mean")]).all()
 
 
+@pytest.mark.parametrize("kind,max_length,pad_id", [
+    ("gpt2", 40, 63), ("llama", 40, 2),  # no pad token: eos
+    ("mamba", 1000, 0),  # no position table; MambaConfig's pad_token_id
+])
+def test_max_length_is_clamped_to_positions_and_pad_id_falls_back_to_eos(tmp_path, kind, max_length, pad_id):
+    random_model(kind).save_pretrained(tmp_path)
+    enc = load_hf(str(tmp_path), tokenizer=char_tokens, max_length=1000)
+    assert enc.max_length == max_length and enc.pad_id == pad_id
+
+
+def test_a_hidden_states_layout_of_neither_kind_is_a_clear_error():
+    model = random_model("llama")
+    forward = model.forward
+
+    def reversed_states(**kwargs):
+        out = forward(**kwargs)
+        out.hidden_states = out.hidden_states[::-1]
+        return out
+
+    model.forward = reversed_states
+    with pytest.raises(ValueError, match=r"block 0 \(LlamaDecoderLayer\) is neither hidden_states\[0\] nor \[1\]"):
+        HFEncoder(model, char_tokens, name="reversed", revision="seed=0", device=torch.device("cpu"),
+                  dtype=torch.float32, max_length=40, tokenizer_name="chars")
+    model = random_model("llama")
+    model.config.num_hidden_layers = 5
+    with pytest.raises(ValueError, match="no ModuleList of num_hidden_layers=5 blocks"):
+        HFEncoder(model, char_tokens, name="miscounted", revision="seed=0", device=torch.device("cpu"),
+                  dtype=torch.float32, max_length=40, tokenizer_name="chars")
+
+
 def test_token_ids_outside_the_vocabulary_are_a_clear_error(tmp_path):
-    model, _ = _tiny_decoder("gpt2")
-    model.save_pretrained(tmp_path)
+    random_model("gpt2").save_pretrained(tmp_path)
     enc = load_hf(str(tmp_path), tokenizer=byte_tokens)
     with pytest.raises(ValueError, match=r"outside the vocabulary .*\(0\.\.63\)"):
         enc.encode(["hello"], layers=[0], poolings=["mean"])

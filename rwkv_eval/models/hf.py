@@ -5,23 +5,33 @@ Reference code: huggingface/transformers src/transformers/models/rwkv/modeling_r
 (modeling_rwkv6.py, which copies RWKV-4's hidden-state loop).
 
 Layer names — every encoder of this suite numbers blocks from 0:
-    "emb"    the input embedding. Transformers: `hidden_states[0]` (for BERT the word +
-             position + type embeddings after their LayerNorm). RWKV: the embedding after
-             `blocks.0.pre_ln` (BlinkDL's ln0), as in the native RWKV encoders.
-    k        the residual stream after block k, 0 <= k < L:
-               transformers  `hidden_states[k + 1]`; for k = L-1 the output of the last
-                             block, read with a forward hook, because transformers
-                             replaces `hidden_states[L]` by the final-norm output in
-                             pre-LN models (GPT-2 ln_f, Llama/Qwen norm). In post-LN
-                             models (BERT, MiniLM) the two are the same tensor.
-               RWKV-4 / -6   `hidden_states[k]`: these models have no embedding entry.
-                             Their eval-mode halving of the residual every
-                             `rescale_every` blocks (RWKV-4 in every dtype, the RWKV-6
-                             remote code in fp16/bf16, every 6 blocks) is switched off in
-                             fp32 (`rescale_every=0`) and undone (x 2**((k+1)//R), exact
-                             powers of two) in half precision.
+    "emb"    the input embedding. Embedding-first models: `hidden_states[0]`, the input of
+             block 0 (for BERT the word + position + type embeddings after their
+             LayerNorm; for GPT-2 token + position embeddings). Block-first models: the
+             output of `get_input_embeddings()` (Mamba: block 0's input), and for RWKV the
+             embedding after `blocks.0.pre_ln` (BlinkDL's ln0), as in the native RWKV
+             encoders.
+    k        the residual stream after block k, 0 <= k < L. Where block k's output sits in
+             `hidden_states` differs between transformers models, so the encoder finds out
+             once, at construction, by running the model on two tokens with a forward hook
+             on block 0 and asking which entry is that hook's output (`_detect_layout`):
+               embedding-first  (emb, block 0, ..., block L-1): GPT-2, GPT-NeoX, Llama,
+                             Qwen2, BERT, ... Layer k = `hidden_states[k + 1]`; for k = L-1
+                             the output of the last block, read with a forward hook,
+                             because transformers replaces `hidden_states[L]` by the
+                             final-norm output in pre-LN models (GPT-2 ln_f, Llama/Qwen
+                             norm). In post-LN models (BERT, MiniLM) the two are the same.
+               block-first   (block 0, ..., block L-1, final norm): RWKV-4 / -6, Mamba,
+                             Mamba2, FalconMamba (transformers 5.24 modeling_mamba.py
+                             MambaModel.forward appends after each block and once more
+                             after norm_f). Layer k = `hidden_states[k]`.
+             Any other layout is an error: reading it as either would shift every layer.
+             RWKV's eval-mode halving of the residual every `rescale_every` blocks (RWKV-4
+             in every dtype, the RWKV-6 remote code in fp16/bf16, every 6 blocks) is
+             switched off in fp32 (`rescale_every=0`) and undone (x 2**((k+1)//R), exact
+             powers of two) in half precision.
     "final"  `hidden_states[L]` = `last_hidden_state`: after the final norm (ln_f, norm,
-             RWKV's ln_out) where the model has one, else the same as layer L-1.
+             norm_f, RWKV's ln_out) where the model has one, else the same as layer L-1.
 
 All hidden states come from one forward pass (AutoModel cannot stop after a given block);
 `states` then yields the requested ones, shallowest first.
@@ -40,8 +50,8 @@ none: it is causal, so padding on the right never reaches a valid position.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, Union
 
 import torch
 import transformers
@@ -52,11 +62,13 @@ from ..encoder import EMBEDDING, Layer, TokenEncoder
 from .checkpoint import sha256_files
 
 FINAL = "final"
+EMBEDDING_FIRST = "embedding-first"  # hidden_states = (emb, block 0, ..., block L-2, block L-1 or final norm)
+BLOCK_FIRST = "block-first"  # hidden_states = (block 0, ..., block L-1, final norm): RWKV, Mamba
 NATIVE_RWKV_TYPES = ("rwkv5", "rwkv6", "rwkv7", "rwkv-6", "rwkv-7")
 WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "*.pth", "*.pt")
 # transformers renamed from_pretrained's torch_dtype to dtype in 4.56
 DTYPE_KWARG = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
-TokenizerSpec = Union[str, PreTrainedTokenizerBase, Callable[[str], Sequence[int]], None]
+TokenizerSpec = str | PreTrainedTokenizerBase | Callable[[str], Sequence[int]] | None
 
 
 def sha256_weights(directory: Path) -> str:
@@ -100,7 +112,7 @@ def _hub_commit(spec: str, revision: str | None, config) -> str:
             from huggingface_hub import HfApi
 
             return HfApi().model_info(spec, revision=revision).sha
-        except Exception:  # noqa: BLE001 - the record then says the revision is unresolved
+        except Exception:  # noqa: BLE001, S110 - the record then says the revision is unresolved
             pass
     return f"unresolved:{revision or 'main'}"
 
@@ -113,19 +125,21 @@ class HFEncoder(TokenEncoder):
         tokenizer: a `transformers` tokenizer, or a callable str -> list[int].
         name, revision: what records show (hub id or path; commit hash or weights sha256).
         max_length: token limit after clamping to the model's positions.
+        sha256: of the weights when `revision` does not pin them (random init: models/random_hf.py).
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, *, name: str, revision: str, device: torch.device,
-                 dtype: torch.dtype, max_length: int, tokenizer_name: str, remote_code: bool = False):
-        self.model, self.tokenizer = model, tokenizer
+                 dtype: torch.dtype, max_length: int, tokenizer_name: str, remote_code: bool = False,
+                 sha256: str | None = None):
+        self.model, self.tokenizer, self.sha256 = model, tokenizer, sha256
         self.name, self.revision, self.device, self.dtype = name, revision, device, dtype
         self.tokenizer_name, self.remote_code = tokenizer_name, remote_code
         config = model.config
         self.vocab_size = int(config.vocab_size)
         # RWKV-4 (RwkvModel) and the RWKV-6 remote code share this layout.
         self.is_rwkv = all(hasattr(model, a) for a in ("embeddings", "blocks", "ln_out"))
-        self.blocks = self._find_blocks(model, int(config.num_hidden_layers))
         self.n_layers = int(config.num_hidden_layers)
+        self.blocks = self._find_blocks(model, self.n_layers)
         limits = [max_length]
         if isinstance(getattr(config, "max_position_embeddings", None), int):
             limits.append(config.max_position_embeddings)
@@ -140,14 +154,68 @@ class HFEncoder(TokenEncoder):
         eos = eos[0] if isinstance(eos, (list, tuple)) else eos
         self.pad_id = int(pad if pad is not None else eos if eos is not None else 0)
         self._takes_use_cache = "use_cache" in inspect.signature(model.forward).parameters
+        self.layout = self._detect_layout()
+        if self.is_rwkv:  # after ln0 (pre_ln), else the raw embedding
+            self._embedding_module = getattr(self.blocks[0], "pre_ln", model.embeddings)
+        elif self.layout == BLOCK_FIRST:
+            self._embedding_module = model.get_input_embeddings()
+        else:
+            self._embedding_module = None  # hidden_states[0]
 
     @staticmethod
-    def _find_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:
+    def _find_blocks(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList:
         """The ModuleList of the L blocks (model.blocks, .h, .layers, .encoder.layer, ...)."""
         for _, module in model.named_modules():
             if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
                 return module
-        return None
+        raise ValueError(f"{type(model).__name__} has no ModuleList of num_hidden_layers={n_layers} blocks; the "
+                         "layer numbering hooks block 0 and block L-1 to place them in hidden_states. Use a model "
+                         "whose blocks form one ModuleList (model.layers, .h, .blocks, .encoder.layer)")
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor):
+        kwargs = {"use_cache": False} if self._takes_use_cache else {}
+        if not self.is_rwkv:
+            kwargs["attention_mask"] = mask.long()
+        out = self.model(input_ids=ids, output_hidden_states=True, return_dict=True, **kwargs)
+        if len(out.hidden_states) != self.n_layers + 1:
+            raise ValueError(f"{type(self.model).__name__} returned {len(out.hidden_states)} hidden states; expected "
+                             f"{self.n_layers + 1} for {self.n_layers} layers")
+        return out
+
+    def _detect_layout(self) -> str:
+        """Where block 0's output sits in `hidden_states`, found by running the model once.
+
+        transformers has no single convention (GPT-NeoX and Llama start with the embedding,
+        RWKV and Mamba with block 0), and reading one layout as the other shifts every
+        layer by one without any error, so the forward itself decides, not a class list.
+        """
+        seen: dict[str, torch.Tensor] = {}
+
+        def keep(module, args, output):
+            seen["block0"] = output[0] if isinstance(output, tuple) else output
+
+        ids = torch.zeros((1, 2), dtype=torch.long, device=self.device)
+        hook = self.blocks[0].register_forward_hook(keep)
+        try:
+            with torch.no_grad():
+                hs = self._forward(ids, torch.ones_like(ids, dtype=torch.bool)).hidden_states
+        finally:
+            hook.remove()
+        block0 = seen["block0"]
+        # transformers stores the block's own output tensor; compare values only where it
+        # does not (RWKV with rescale_every=1 stores block 0's output halved), because
+        # near-identity blocks (untrained, zero-initialised) can give equal values
+        found = [i for i in (0, 1) if hs[i] is block0]
+        if not found:
+            scale = self._rwkv_scale(0)
+            found = [i for i in (0, 1) if hs[i].shape == block0.shape and torch.equal(hs[i] * scale, block0)]
+        if len(found) != 1:
+            where = "both hidden_states[0] and [1]" if found else "neither hidden_states[0] nor [1]"
+            raise ValueError(f"{type(self.model).__name__}: the output of block 0 ({type(self.blocks[0]).__name__}) "
+                             f"is {where}, so the layer numbering cannot tell whether hidden_states starts with the "
+                             "embedding or with block 0; this encoder supports only those two layouts "
+                             "(see rwkv_eval/models/hf.py)")
+        return EMBEDDING_FIRST if found[0] == 1 else BLOCK_FIRST
 
     def layers(self) -> tuple[Layer, ...]:
         return (EMBEDDING, *range(self.n_layers), FINAL)
@@ -176,6 +244,7 @@ class HFEncoder(TokenEncoder):
     def states(self, ids: torch.Tensor, mask: torch.Tensor, layers: tuple[Layer, ...]) -> Iterator[tuple[Layer, torch.Tensor]]:
         wanted = set(layers)
         L = self.n_layers
+        first = self.layout == EMBEDDING_FIRST  # else block-first: hidden_states[k] is block k
         captured: dict[str, torch.Tensor] = {}
 
         def keep(key):
@@ -184,22 +253,15 @@ class HFEncoder(TokenEncoder):
             return hook
 
         hooks = []
-        if self.is_rwkv and EMBEDDING in wanted:  # after ln0 (pre_ln), else the raw embedding
-            hooks.append(getattr(self.blocks[0], "pre_ln", self.model.embeddings).register_forward_hook(keep("emb")))
-        if not self.is_rwkv and (L - 1) in wanted and self.blocks is not None:
+        if EMBEDDING in wanted and self._embedding_module is not None:
+            hooks.append(self._embedding_module.register_forward_hook(keep("emb")))
+        if first and (L - 1) in wanted:  # hidden_states[L] may be the final norm's output
             hooks.append(self.blocks[L - 1].register_forward_hook(keep("last")))
-        kwargs = {"use_cache": False} if self._takes_use_cache else {}
-        if not self.is_rwkv:
-            kwargs["attention_mask"] = mask.long()
         try:
-            out = self.model(input_ids=ids, output_hidden_states=True, return_dict=True, **kwargs)
+            hs = self._forward(ids, mask).hidden_states
         finally:
             for h in hooks:
                 h.remove()
-        hs = out.hidden_states  # transformers: L+1 entries (emb, blocks); RWKV: L+1 (blocks, ln_out)
-        if len(hs) != L + 1:
-            raise ValueError(f"{type(self.model).__name__} returned {len(hs)} hidden states; expected {L + 1} "
-                             f"for {L} layers")
         if "last" in captured and captured["last"].shape != hs[L].shape:
             raise ValueError(f"the hook on {type(self.blocks[L - 1]).__name__} gave shape "
                              f"{tuple(captured['last'].shape)}, not the hidden states' {tuple(hs[L].shape)}")
@@ -207,23 +269,23 @@ class HFEncoder(TokenEncoder):
             if layer not in wanted:
                 continue
             if layer == EMBEDDING:
-                h = captured["emb"] if self.is_rwkv else hs[0]
+                h = captured["emb"] if self._embedding_module is not None else hs[0]
             elif layer == FINAL:
                 h = hs[L]
-            elif self.is_rwkv:
+            elif first:
+                h = captured["last"] if layer == L - 1 else hs[layer + 1]
+            else:
                 scale = self._rwkv_scale(layer)
                 h = hs[layer] if scale == 1.0 else hs[layer].float() * scale
-            else:
-                h = captured.get("last", hs[L]) if layer == L - 1 else hs[layer + 1]
             # padded positions may hold anything (NaN from fully masked rows): zero them
             yield layer, torch.where(mask[..., None], h, torch.zeros((), dtype=h.dtype, device=h.device))
 
     def provenance(self) -> dict:
-        last = ("hidden_states[L-1]" if self.is_rwkv else
-                "hook on the last block" if self.blocks is not None else "hidden_states[L] (may include a final norm)")
+        last = "hook on the last block" if self.layout == EMBEDDING_FIRST else "hidden_states[L-1]"
         return {**super().provenance(), "backend": "hf-remote-code" if self.remote_code else "hf",
                 "model_class": type(self.model).__name__, "transformers": transformers.__version__,
-                "tokenizer": self.tokenizer_name, "n_layers": self.n_layers, "last_block_source": last}
+                "tokenizer": self.tokenizer_name, "n_layers": self.n_layers, "hidden_states_layout": self.layout,
+                "last_block_source": last, "sha256": self.sha256}
 
 
 def _load_tokenizer(tokenizer: TokenizerSpec, spec: str, revision: str | None, trust_remote_code: bool):

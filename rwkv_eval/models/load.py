@@ -3,6 +3,8 @@
 Dispatch, in order:
     glove-6b-50d | glove | gensim:NAME | *.txt        GloVe baseline (models/glove.py)
     random-rwkv6:SHAPE | random-rwkv7:SHAPE            seeded random-init native RWKV-6 / RWKV-7
+    random-hf:NAME                                     seeded random-init transformers model at the shape
+                                                       of a comparison partner (models/random_hf.py)
     *.pth                                              BlinkDL checkpoint, native RWKV
     directory or hub id of an RWKV-6/7 model           native RWKV (models/rwkv.py)
     any other directory or hub id                      transformers AutoModel (models/hf.py)
@@ -21,7 +23,7 @@ import torch
 from ..encoder import Encoder
 
 GLOVE_NAMES = ("glove-6b-50d", "glove", "glove-50d")
-RANDOM_RE = re.compile(r"^random-(?P<arch>rwkv[67])(?::(?P<shape>[\w-]+))?$")
+RANDOM_RE = re.compile(r"^random-(?P<arch>rwkv[67]|hf)(?::(?P<shape>[\w.-]+))?$")
 
 
 def _is_native_rwkv_dir(path: Path) -> bool:
@@ -72,6 +74,12 @@ def load_encoder(
         from .glove import load_glove
 
         return load_glove(spec, **opts)
+    if m and m["arch"] == "hf":
+        from .random_hf import SHAPES, random_hf_encoder
+
+        if not m["shape"]:
+            raise ValueError(f"{spec} needs a shape: random-hf:NAME with NAME one of {', '.join(SHAPES)}")
+        return random_hf_encoder(m["shape"], seed=seed, device=device, dtype=dtype, **opts)
     if m:
         from .random_init import random_rwkv_encoder
 
@@ -96,7 +104,8 @@ def load_encoder(
         return load_rwkv(spec, device=device, dtype=dtype, tokenizer=tokenizer, revision=revision, **opts)
     if not path.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") != 1):
         raise FileNotFoundError(
-            f"model {spec!r} is neither a built-in name ({', '.join(GLOVE_NAMES)}, random-rwkv6:SHAPE), "
+            f"model {spec!r} is neither a built-in name ({', '.join(GLOVE_NAMES)}, random-rwkv6:SHAPE, "
+            "random-hf:NAME), "
             "an existing file or directory, nor a hub id of the form owner/name"
         )
     from .hf import load_hf

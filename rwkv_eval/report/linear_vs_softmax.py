@@ -90,6 +90,9 @@ def cost_lines(rows: list[dict]) -> list[str]:
            "independent of training).", ""]
     by = {(r["family"], r["seq_len"]): r for r in rows}
     families = list(dict.fromkeys(r["family"] for r in rows))
+    # time ratios against RWKV, the subject of question I (else the first family)
+    ref = next((f for f in families if f.startswith("rwkv")), families[0])
+    others = [f for f in families if f != ref]
     lengths = sorted({r["seq_len"] for r in rows})
     table = []
     for t in lengths:
@@ -98,16 +101,16 @@ def cost_lines(rows: list[dict]) -> list[str]:
             r = by.get((f, t))
             cells += [fmt_seconds(number(r.get("seconds_per_pair"))) if r else "—",
                       fmt_num(number(r.get("peak_memory_mb")) if r else None, ".0f")]
-        if len(families) == 2 and all((f, t) in by for f in families):
-            a, b = (number(by[(f, t)].get("seconds_per_pair")) for f in families)
+        a = number(by[(ref, t)].get("seconds_per_pair")) if (ref, t) in by else None
+        for f in others:
+            b = number(by[(f, t)].get("seconds_per_pair")) if (f, t) in by else None
             cells.append(fmt_num(b / a if a and b else None, ".2f"))
         table.append(cells)
     head = ["T tokens"]
     for f in families:
         att = next(r.get("attention") for r in rows if r["family"] == f)
         head += [f"{f} ({att}) s/pair", f"{f} peak MB"]
-    if len(families) == 2:
-        head.append(f"{families[1]} / {families[0]} time")
+    head += [f"{f} / {ref} time" for f in others]
     return out + md_table(head, table)
 
 
