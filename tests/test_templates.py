@@ -1,6 +1,6 @@
 """Prompted embeddings (templates.py): the text transform, its errors, and promptEOL on every
 causal model family the suite runs — native RWKV-6 and RWKV-7, and transformers decoders
-(RWKV-4 and a GPT-NeoX/Pythia-shaped model) — checked against the plain encoder fed the
+(RWKV-4, and seeded random GPT-NeoX/Pythia, Llama, Qwen2 and Mamba) — checked against the plain encoder fed the
 prompted text by hand, with the template recorded in every record."""
 
 import json
@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import GPTNeoXConfig, GPTNeoXModel
 
 from rwkv_eval.cli import main
 from rwkv_eval.compare import subsample
 from rwkv_eval.datasets import load_sample
 from rwkv_eval.evaluation import evaluate
-from rwkv_eval.models.hf import HFEncoder
+from rwkv_eval.models.random_hf import random_hf_encoder
 from rwkv_eval.models.random_init import random_rwkv_encoder
 from rwkv_eval.templates import TEMPLATES, TemplatedEncoder, apply_template, resolve_template, with_template
 
@@ -39,20 +38,13 @@ def test_a_template_without_exactly_one_placeholder_is_a_clear_error(spec, found
         resolve_template(spec)
 
 
-def byte_gptneox():
-    """A seeded random GPT-NeoX (Pythia architecture) with a byte vocabulary."""
-    torch.manual_seed(0)
-    cfg = GPTNeoXConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=256)
-    model = GPTNeoXModel(cfg).eval()
-    return HFEncoder(model, lambda s: list(s.encode("utf-8")), name="random-gptneox-bytes", revision="seed=0",
-                     device=torch.device("cpu"), dtype=torch.float32, max_length=256, tokenizer_name="bytes")
-
-
+# every causal architecture of the comparison (compare.MODEL_PAIRS): native RWKV-6/7 and, through
+# transformers, seeded random GPT-NeoX (Pythia), Llama, Qwen2 and Mamba of tiny shapes
 CAUSAL = {
     "rwkv6": lambda: random_rwkv_encoder("tiny", seed=0),
     "rwkv7": lambda: random_rwkv_encoder("tiny", seed=0, arch="rwkv7"),
-    "gptneox": byte_gptneox,
+    **{arch: (lambda arch=arch: random_hf_encoder(f"tiny-{arch}", seed=0))
+       for arch in ("gptneox", "llama", "qwen2", "mamba")},
 }
 
 
