@@ -308,3 +308,16 @@ def test_length_table_has_a_column_pair_per_family_and_times_against_rwkv():
             "mamba / rwkv6 time | gptneox / rwkv6 time | llama / rwkv6 time |") in text
     assert "| 16 | 300 ms | 10 | 100 ms | 10 | 50 ms | 10 | 100 ms | 10 | 3.00 | 0.50 | 1.00 |" in text
     assert "| 512 | — | — | 200 ms | 10 | 800 ms | 10 | 1 s | 10 | — | 4.00 | 5.00 |" in text
+
+
+def test_report_shows_aggregate_rows_and_published_figures():
+    from rwkv_eval.report.linear_vs_softmax import accuracy_lines
+
+    rec = {"kind": "aggregate", "model_a": "A", "model_b": "bert-base-uncased", "dataset": "stsb", "split": "test",
+           "layer_a": "first_last_layer_avg[0,11]", "layer_b": "first_last_layer_avg[0,11]", "depth_a": None,
+           "depth_b": None, "pooling": "mean", "spearman_a": 0.5, "spearman_b": 0.59, "delta_spearman": -0.09,
+           "delta_ci95": [-0.12, -0.06], "p_value": 0.001, "n_pairs": 1379,
+           "published_b": {"spearman": 0.5904, "source": "x"}}
+    text = "\n".join(accuracy_lines({"records": [rec]}))
+    assert "| aggregate | stsb/test | first_last_layer_avg[0,11] | first_last_layer_avg[0,11] |" in text
+    assert "(published 0.5904)" in text and "(published" not in text.split("| 0.5000")[1].split("|")[0]
