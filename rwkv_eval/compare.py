@@ -216,9 +216,14 @@ class Scored:
     def settings(self) -> list[tuple[Layer, str]]:
         return list(self.sims)
 
-    def study_name(self, layer: Layer) -> str | int | Layer:
-        """The study aggregation name of an aggregated setting's layer key; a layer stays itself."""
-        return next((k for k, a in self.aggregations.items() if a.name == layer), layer)
+    def aggregation_at(self, layer: Layer) -> str | None:
+        """The study aggregation name whose setting key is `layer` (e.g. "first_last_layer_avg[0,11]"
+        -> "first_last"); None for a single layer."""
+        return next((k for k, a in self.aggregations.items() if a.name == layer), None)
+
+    def study_name(self, layer: Layer) -> str | Layer:
+        """The setting as a published figure names it: the aggregation name, else the layer."""
+        return self.aggregation_at(layer) or layer
 
 
 def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer], poolings: Sequence[str],
@@ -255,10 +260,10 @@ def _ci(resampled: np.ndarray, confidence: float = 0.95) -> list[float]:
 
 
 def _setting(scored: Scored, layer: Layer, pooling: str) -> dict:
-    agg = next((a for a in scored.aggregations.values() if a.name == layer), None)
-    if agg is not None:
-        return {"layer": layer, "pooling": pooling, "depth": None, "aggregation": scored.study_name(layer),
-                "layers": list(agg.layers)}
+    name = scored.aggregation_at(layer)
+    if name is not None:
+        return {"layer": layer, "pooling": pooling, "depth": None, "aggregation": name,
+                "layers": list(scored.aggregations[name].layers)}
     return {"layer": layer, "pooling": pooling, "depth": relative_depth(layer, scored.blocks)}
 
 
@@ -349,8 +354,8 @@ def compare_settings(a: Scored, b: Scored, settings: Sequence[tuple[Layer, Layer
             rec |= {"spearman_a": None, "spearman_b": None, "delta_spearman": None, "delta_ci95": [None, None],
                     "p_value": None, "undefined_reason": str(e)}
         for side, model, layer, pool in (("a", a, la, pool_a), ("b", b, lb, pool_b)):
-            if model.aggregations and layer in {g.name for g in model.aggregations.values()}:
-                rec[f"aggregation_{side}"] = model.study_name(layer)
+            if model.aggregation_at(layer) is not None:
+                rec[f"aggregation_{side}"] = model.aggregation_at(layer)
             anchor = published(model.model, model.study_name(layer), pool, pa_set.name) \
                 if pa_set.split == "test" else None
             if anchor is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from .run import Case, Run
+from .run import Case, Run, number
 
 # pooling.POOLINGS' order (not imported: that module pulls in torch); unknown ones go last
 POOLING_ORDER = ("mean", "max", "last", "first_last", "weighted_mean")
@@ -25,10 +25,20 @@ def fmt_rho(x: float | None) -> str:
     return "undefined" if x is None else f"{x:.4f}"
 
 
-def fmt_ci(c: Case) -> str:
-    if c.ci_low is None or c.ci_high is None:
+def fmt_interval(ci: Any) -> str:
+    """" [lo, hi]" of a two-number list as records store CIs; "" when it is missing or undefined."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or number(ci[0]) is None or number(ci[1]) is None:
         return ""
-    return f" [{c.ci_low:.3f}, {c.ci_high:.3f}]"
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def fmt_ci(c: Case) -> str:
+    return fmt_interval((c.ci_low, c.ci_high))
+
+
+def fmt_published(published: Any, label: str = "published") -> str:
+    """" (published 0.5904)" for a record's published figure (compare.published), else ""."""
+    return f" ({label} {fmt_rho(number(published.get('spearman')))})" if isinstance(published, dict) else ""
 
 
 def fmt_num(x: float | None, spec: str = ".4g") -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import write_bytes_atomic
-from .fmt import fmt_num, fmt_rho, fmt_seconds, md_table
+from .fmt import fmt_interval, fmt_num, fmt_published, fmt_rho, fmt_seconds, md_table
 from .run import Run, number, read_json
 
 DEPTH_PLOT = "linear_vs_softmax__rho_vs_depth.png"
@@ -29,19 +29,8 @@ def length_rows(run: Run) -> list[dict]:
     return sorted(rows, key=lambda e: (str(e.get("attention")), str(e.get("family")), e["seq_len"]))
 
 
-def _ci(ci: Any) -> str:
-    if not isinstance(ci, list) or len(ci) != 2 or number(ci[0]) is None or number(ci[1]) is None:
-        return ""
-    return f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
 def _depth(d: Any) -> str:
     return "" if number(d) is None else f" ({d:.2f})"
-
-
-def _published(record: dict, side: str) -> str:
-    p = record.get(f"published_{side}")
-    return f" (published {fmt_rho(number(p.get('spearman')))})" if isinstance(p, dict) else ""
 
 
 def accuracy_lines(compare: dict) -> list[str]:
@@ -58,10 +47,11 @@ def accuracy_lines(compare: dict) -> list[str]:
         rows.append((kind if kind != "oracle" else "**oracle** (chosen on test)", f"{r['dataset']}/{r['split']}",
                      f"{r['layer_a']}{_depth(r.get('depth_a'))}", f"{r['layer_b']}{_depth(r.get('depth_b'))}",
                      r.get("pooling", "?"),
-                     fmt_rho(number(r.get("spearman_a"))) + _ci(r.get("spearman_ci95_a")) + _published(r, "a"),
-                     fmt_rho(number(r.get("spearman_b"))) + _ci(r.get("spearman_ci95_b")) + _published(r, "b"),
-                     fmt_rho(number(r.get("delta_spearman"))) + _ci(r.get("delta_ci95")),
-                     _ci(r.get("delta_ci95_unpaired")).strip() or "—", fmt_num(number(r.get("p_value")), ".3g"),
+                     *(fmt_rho(number(r.get(f"spearman_{s}"))) + fmt_interval(r.get(f"spearman_ci95_{s}"))
+                       + fmt_published(r.get(f"published_{s}")) for s in "ab"),
+                     fmt_rho(number(r.get("delta_spearman"))) + fmt_interval(r.get("delta_ci95")),
+                     fmt_interval(r.get("delta_ci95_unpaired")).strip() or "—",
+                     fmt_num(number(r.get("p_value")), ".3g"),
                      str(r.get("n_pairs", "?"))))
     out += md_table(("setting", "data", "layer A", "layer B", "pooling", "ρ A [95% CI]", "ρ B [95% CI]",
                      "Δρ [paired 95% CI]", "unpaired CI", "p", "pairs"), rows)

@@ -4,10 +4,9 @@ degradation per model, the linear-vs-softmax verdicts, and a degradation plot.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ..records import write_bytes_atomic
-from .fmt import fmt_num, fmt_rho, md_table
+from .fmt import fmt_interval, fmt_num, fmt_published, fmt_rho, md_table
 from .run import number, read_json
 
 DEGRADATION_PLOT = "ood__degradation_per_domain.png"
@@ -19,12 +18,6 @@ def load_ood(path: str | Path) -> dict:
     if not isinstance(data, dict) or data.get("analysis") != "ood" or not isinstance(data.get("models"), list):
         raise ValueError(f"{path}: not the output of `rwkv-eval ood --output` (needs analysis=ood and models)")
     return data
-
-
-def _ci(ci: Any) -> str:
-    if not isinstance(ci, list) or len(ci) != 2 or number(ci[0]) is None or number(ci[1]) is None:
-        return ""
-    return f" [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def ood_section(ood: dict) -> list[str]:
@@ -55,8 +48,9 @@ def ood_section(ood: dict) -> list[str]:
         cells.append(str(first.get("n_pairs", "—")))
         for m in models:
             r = next((r for r in m["domains"] + m["aggregates"] if r["domain"] == d), None)
-            cells.append("—" if r is None else f"{fmt_rho(number(r['spearman']))}{_published(r)} / "
-                                               f"{fmt_rho(number(r.get('degradation')))}{_ci(r.get('degradation_ci95'))}")
+            cells.append("—" if r is None else
+                         f"{fmt_rho(number(r['spearman']))}{fmt_published(r.get('published'), 'pub.')} / "
+                         f"{fmt_rho(number(r.get('degradation')))}{fmt_interval(r.get('degradation_ci95'))}")
         table.append(cells)
     out += ["Per domain, then the aggregates over all of STS12-16 and per year (concat = pooled pairs, SentEval's "
             "\"all\"; mean; wmean = weighted by pairs). \"pub.\": the published figure of a reference model at the "
@@ -66,16 +60,11 @@ def ood_section(ood: dict) -> list[str]:
         out += [f"**{p['linear']}** (linear) vs **{p['softmax']}** (softmax): Δ = degradation(linear) − "
                 "degradation(softmax); *smaller* when the whole CI is below 0.", ""]
         prow = [(r["domain"], fmt_rho(number(r.get("degradation_linear"))), fmt_rho(number(r.get("degradation_softmax"))),
-                 fmt_rho(number(r.get("delta_degradation"))) + _ci(r.get("delta_ci95")),
+                 fmt_rho(number(r.get("delta_degradation"))) + fmt_interval(r.get("delta_ci95")),
                  fmt_num(number(r.get("p_value")), ".3g"), r.get("verdict", "?"))
                 for r in p["domains"] + p["overall"]]
         out += md_table(("domain", "degradation linear", "degradation softmax", "Δ [95% CI]", "p", "verdict"), prow)
     return out
-
-
-def _published(row: dict) -> str:
-    p = row.get("published")
-    return f" (pub. {fmt_rho(number(p.get('spearman')))})" if isinstance(p, dict) else ""
 
 
 def make_plots(plt, ood: dict, out_dir: Path) -> list[str]:
