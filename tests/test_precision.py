@@ -125,6 +125,10 @@ def test_branch_output_past_the_dtype_range_is_a_clear_error():
                                          r"\(a block's output passed the dtype's range\); use --dtype bfloat16.*"
                                          r"the first being sentence index 0 "):
         enc.encode(["a sentence"], [0, 4], ["mean"])
+    # the index is the input position, not the row of the length-sorted batch: "" has no token
+    # to overflow, the sentence after it does and sorts first
+    with pytest.raises(ValueError, match=r"1 sentence\(s\) of a batch, the first being sentence index 1 "):
+        enc.encode(["", "a sentence"], [0], ["mean"])
 
 
 @pytest.mark.parametrize("method", POOLINGS)
