@@ -54,7 +54,7 @@ def _cases(run):
 
 def pytest_generate_tests(metafunc):
     if "agg_case" in metafunc.fixturenames:
-        from conftest import get_run
+        from rwkv_eval.suite.plugin import get_run
 
         cases = _cases(get_run(metafunc.config))
         metafunc.parametrize("agg_case", [c for c, _ in cases], ids=[i for _, i in cases])
@@ -63,7 +63,7 @@ def pytest_generate_tests(metafunc):
 def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benchmark):
     import torch
 
-    from rwkv_eval.aggregation import aggregation_seconds, default_aggregations, evaluate_aggregations, single
+    from rwkv_eval.analyses.aggregation import aggregation_seconds, default_aggregations, evaluate_aggregations, single
     from rwkv_eval.datasets import load_pairs, load_sample, sample
     from rwkv_eval.models.load import load_encoder
 

@@ -62,7 +62,7 @@ def _cases(run):
 
 def pytest_generate_tests(metafunc):
     if "exit_case" in metafunc.fixturenames:
-        from conftest import get_run
+        from rwkv_eval.suite.plugin import get_run
 
         metafunc.parametrize("exit_case", [p.values for p in _cases(get_run(metafunc.config))],
                              ids=[p.id for p in _cases(get_run(metafunc.config))])
@@ -72,7 +72,7 @@ def test_early_exit_vs_fixed_depth(exit_case, run, benchmark):
     import torch
 
     from rwkv_eval.datasets import load_pairs, load_sample, sample
-    from rwkv_eval.early_exit import ExitRule, exit_study
+    from rwkv_eval.analyses.early_exit import ExitRule, exit_study
     from rwkv_eval.models.load import load_encoder
 
     key, spec, smoke, name, split, tune_split = exit_case

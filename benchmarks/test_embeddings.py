@@ -6,8 +6,8 @@ pre-tokenized batch up to the case's layer with that pooling (untimed, also the
 warm-up); (3) time the same work on the encoder's device; (4) put everything in
 extra_info, device and dtype taken from the encoder that computed them (GloVe: cpu,
 float32 in every profile); (5) gate the Spearman two-sided against its reference
-(rwkv_eval.gates) and record the paired comparisons to the model's best setting and to
-GloVe-50d (rwkv_eval.paired).
+(rwkv_eval.suite.gates) and record the paired comparisons to the model's best setting and to
+GloVe-50d (rwkv_eval.analyses.paired).
 
 A prompted model (profile `template`, `--template`) is its own key beside the plain one
 and shares its loaded weights; its timed batch is the prompted text, so tokens and time
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from rwkv_eval.gates import FAIL, MISSING, judge_case
+from rwkv_eval.suite.gates import FAIL, MISSING, judge_case
 from rwkv_eval.records import LAYER_CONVENTION, environment
 
 TIMED_SENTENCES = 32
@@ -73,7 +73,7 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
     if not model_case.trained:
         info["note"] = "random-init weights: Spearman is meaningless; timing and memory are real"
 
-    # --- accuracy gate and paired significance (rwkv_eval.gates, rwkv_eval.paired)
+    # --- accuracy gate and paired significance (rwkv_eval.suite.gates, rwkv_eval.analyses.paired)
     for r in records:  # an STS year: gate the mean and size-weighted mean of the domains beside concat
         for agg in ("mean", "wmean"):
             if r["dataset"].endswith(f"/{agg}"):

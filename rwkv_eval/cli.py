@@ -325,7 +325,7 @@ def _floats(text: str, option: str) -> list[float]:
 def cmd_exit(args: argparse.Namespace) -> int:
     """Early exit vs fixed-depth pruning on one split: one record per setting and per depth."""
     from .datasets import BINARY, load_pairs, sample
-    from .early_exit import ExitRule, exit_study
+    from .analyses.early_exit import ExitRule, exit_study
     from .records import check_writable, environment, to_json, write_json_atomic
 
     cfg = build_config(args)
@@ -375,7 +375,7 @@ def compare_table(records: list[dict]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
-    from .compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets, subsample
+    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets, subsample
     from .datasets import load_pairs, load_sample
     from .records import environment, to_json, write_json_atomic
 
@@ -434,8 +434,8 @@ def ood_table(result: dict) -> str:
 
 def cmd_ood(args: argparse.Namespace) -> int:
     """Select on STS-B dev, score STS-B test, STS12-16 and SICK-R test; degradation per domain."""
-    from .compare import score_sets
-    from .ood import load_ood_sets, ood_analysis
+    from .analyses.compare import score_sets
+    from .analyses.ood import load_ood_sets, ood_analysis
     from .records import environment, to_json, write_json_atomic
 
     pairs = [tuple(x.strip() for x in p.split(",")) for p in args.pair or ()]

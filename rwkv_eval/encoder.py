@@ -34,6 +34,11 @@ Layer = Union[int, str]
 EMBEDDING = "emb"
 
 
+def layer_id(layer) -> str:
+    """L05 for block 5, Lemb for the embedding: ids that sort by depth."""
+    return f"L{layer:02d}" if isinstance(layer, int) and not isinstance(layer, bool) else f"L{layer}"
+
+
 class NonFiniteEmbedding(ValueError):
     """A pooled vector holds NaN or inf: overflow in half precision, or broken weights."""
 

@@ -4,7 +4,7 @@ Why a module and not fixture code: every CUDA call here must name the run's devi
 (`torch.cuda.synchronize()` with no argument waits for the *current* device, cuda:0, so
 a run on cuda:1 would stop its clock before its kernels finish and read ~0 memory), and
 that is only testable with a fake `torch.cuda` that records calls (tests/test_measure.py);
-the benchmark fixtures in conftest.py call these functions.
+the benchmark fixtures of the pytest plugin (suite/plugin.py) call these functions.
 
 * `DeviceTimer` times one call: synchronize(device) -> start -> work -> stop ->
   synchronize(device), with CUDA events on the device's current stream (GPU time) and
@@ -23,6 +23,9 @@ the benchmark fixtures in conftest.py call these functions.
   GPUs (T4, sm_75), float32 on CPU.
 * `device_peak_tflops`: the dense fp16/bf16 tensor-core peak of known GPUs (vendor
   data sheets), to state a measured rate as a fraction of what the chip can do.
+* `interleaved_best` times methods A, B, C against each other for a ratio: in interleaved
+  rounds (A, B, C, A, B, C, ...), each keeping its best, because on a shared host the
+  matmul rate drifts by 2x within seconds and only turns taken together see the same machine.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -181,7 +184,7 @@ def time_rounds(fn: Callable[[], Any], device: str, *, min_time: float = 0.5, mi
                 runner: Callable[[Callable[[], Any], int], None] | None = None) -> dict[str, Any]:
     """Warm up, size the rounds by time, time them; returns `DeviceTimer.summary` + the plan.
 
-    `runner(target, rounds)` runs the timed rounds (conftest passes pytest-benchmark's
+    `runner(target, rounds)` runs the timed rounds (the plugin passes pytest-benchmark's
     pedantic, so its statistics and --benchmark-compare see the same rounds); the default
     is a plain loop, which is also what runs under --benchmark-disable.
     """
@@ -319,3 +322,24 @@ def matmul_rate(device: str, dtype: torch.dtype, n: int, runner=None, min_time: 
     flops = 2 * n**3 * per_round / stats["seconds"]
     return stats | {"n": n, "matmuls_per_round": per_round, "flops": flops, "tflops": flops / 1e12,
                     "dtype": str(dtype).removeprefix("torch."), "device": device}
+
+
+# ---------------------------------------------------------------- A-vs-B wall time
+def wall_seconds(fn: Callable[[], Any], device: str = "cpu") -> tuple[float, Any]:
+    """(seconds, result) of one call of fn, CUDA-synchronised before and after."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return time.perf_counter() - t0, out
+
+
+def interleaved_best(fns: Mapping[str, Callable[[], Any]], rounds: int = 1, device: str = "cpu") -> dict[str, float]:
+    """Best-of-`rounds` seconds per named function, the functions taking turns every round."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1; got {rounds}")
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], wall_seconds(fn, device)[0])
+    return best

@@ -30,7 +30,7 @@ import numpy as np
 
 from .encoder import Encoder, Layer, parse_layers
 from .pooling import check_poolings
-from .profiles import layer_id
+from .encoder import layer_id
 from .records import write_json_atomic
 from .similarity import cosine
 from .templates import with_template

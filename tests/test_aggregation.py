@@ -4,7 +4,7 @@ that stops at the deepest layer needed, every pooling, records, errors."""
 import numpy as np
 import pytest
 
-from rwkv_eval.aggregation import (
+from rwkv_eval.analyses.aggregation import (
     Aggregation,
     aggregation_seconds,
     concat,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rwkv_eval.gates import reference_key
+from rwkv_eval.suite.gates import reference_key
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("spearman", "pearson", "spearman_ci95_low", "spearman_ci95_high", "n_pairs", "pairs_per_second",

@@ -13,9 +13,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rwkv_eval.aggregation import first_last_layer_avg
+from rwkv_eval.analyses.aggregation import first_last_layer_avg
 from rwkv_eval.cli import main
-from rwkv_eval.compare import (
+from rwkv_eval.analyses.compare import (
     MODEL_PAIRS,
     ORACLE_LABEL,
     Scored,
@@ -161,7 +161,7 @@ def test_report_question_one_section_with_depth_and_length_plots(tmp_path):
     s = pairset(gold)
     a = scored("rwkv", {(k, "mean"): [gold + (1 + k) * rng.normal(size=100)] for k in (0, 1)}, [s], blocks=2)
     b = scored("pythia", {(k, "mean"): [gold + 2 * rng.normal(size=100)] for k in range(4)}, [s], blocks=4)
-    from rwkv_eval.compare import compare_at_matched_depth
+    from rwkv_eval.analyses.compare import compare_at_matched_depth
 
     records = compare_at_matched_depth(a, b, ["mean"], n_resamples=200)
     assert [(r["layer_a"], r["layer_b"]) for r in records] == [(0, 1), (1, 3)]
@@ -238,7 +238,7 @@ def test_first_last_settings_are_simcse_avg_first_last_on_transformers_own_hidde
 
 
 def test_aggregations_are_candidates_of_the_selection_and_compared_kind_against_kind(minilm_scored):
-    from rwkv_eval.compare import compare_aggregations
+    from rwkv_eval.analyses.compare import compare_aggregations
 
     _, s = minilm_scored
     sel = select_setting(replace(s, sets=s.sets * 2, sims={k: v * 2 for k, v in s.sims.items()}), 0, 1)
@@ -255,7 +255,7 @@ def test_aggregations_are_candidates_of_the_selection_and_compared_kind_against_
 
 
 def test_published_figures_follow_the_setting_and_the_full_test_split():
-    from rwkv_eval.compare import published
+    from rwkv_eval.analyses.compare import published
 
     assert published("bert-base-uncased", "first_last", "mean", "stsb")["spearman"] == pytest.approx(0.5904)
     assert published("bert-base-uncased", "emb_last", "mean", "sickr")["spearman"] == pytest.approx(0.6206)
@@ -277,7 +277,7 @@ def test_published_figures_follow_the_setting_and_the_full_test_split():
 
 
 def test_cli_aggregate_names_are_the_study_aggregations():
-    from rwkv_eval.aggregation import STUDY_AGGREGATIONS
+    from rwkv_eval.analyses.aggregation import STUDY_AGGREGATIONS
     from rwkv_eval.cli import AGGREGATE_NAMES
 
     assert AGGREGATE_NAMES == tuple(STUDY_AGGREGATIONS)

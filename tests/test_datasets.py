@@ -18,7 +18,7 @@ from rwkv_eval import datasets as ds
 from rwkv_eval.datasets import (DATA_ENV, DATASETS, DatasetFormatError, DatasetNotFound, PairSet, load_pairs,
                                 load_sample, pooled)
 
-SAMPLE = Path(ds.__file__).parent / "data" / "stsb_sample.tsv"
+SAMPLE = Path(ds.__file__).parent.parent / "data" / "stsb_sample.tsv"
 
 STS_COUNTS = {
     "sts12": {"MSRpar": 750, "MSRvid": 750, "OnWN": 750, "SMTeuroparl": 459, "SMTnews": 399},

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rwkv_eval.datasets import PairSet
-from rwkv_eval.early_exit import (
+from rwkv_eval.analyses.early_exit import (
     MODE_BATCHED,
     MODE_SELECT,
     ExitRule,

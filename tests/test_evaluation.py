@@ -12,7 +12,7 @@ from rwkv_eval.datasets import PairSet
 from rwkv_eval.encoder import Embeddings
 from rwkv_eval.evaluation import evaluate, evaluate_pairs
 from rwkv_eval.metrics import paired_difference
-from rwkv_eval.paired import BETTER, SAME, WORSE, PairedSet, compare
+from rwkv_eval.analyses.paired import BETTER, SAME, WORSE, PairedSet, compare
 
 
 class TableEncoder:

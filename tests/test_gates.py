@@ -1,4 +1,4 @@
-"""rwkv_eval.gates and rwkv_eval.thresholds: keys, two-sided verdicts, reference sources and
+"""rwkv_eval.suite.gates and rwkv_eval.suite.thresholds: keys, two-sided verdicts, reference sources and
 their errors, on hand-written records (the suite end to end is tests/test_benchmark_suite.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from rwkv_eval import gates
-from rwkv_eval.gates import (
+from rwkv_eval.suite import gates
+from rwkv_eval.suite.gates import (
     FAIL,
     MISSING,
     NEW,
@@ -22,8 +22,8 @@ from rwkv_eval.gates import (
     load_references_file,
     reference_key,
 )
-from rwkv_eval.thresholds import main as thresholds_main
-from rwkv_eval.thresholds import refresh
+from rwkv_eval.suite.thresholds import main as thresholds_main
+from rwkv_eval.suite.thresholds import refresh
 
 INFO = {"profile": "smoke", "model_key": "rwkv6-tiny-1m", "sha256": "83c304fc424bbf477761d94c415707c2",
         "revision": "83c304fc424bbf477761d94c415707c2", "dataset": "stsb-sample", "split": "test",
@@ -173,6 +173,6 @@ def test_thresholds_command_bad_input_is_one_line_exit_2(tmp_path, capsys, conte
 
 
 def test_thresholds_command_missing_file_exits_2_without_traceback(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "rwkv_eval.thresholds", str(tmp_path / "nope.json")],
+    res = subprocess.run([sys.executable, "-m", "rwkv_eval.suite.thresholds", str(tmp_path / "nope.json")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1

@@ -146,7 +146,7 @@ def test_time_rounds_warms_up_then_times_the_planned_rounds():
     assert len(calls) == 2 + 4 and stats["timed_rounds"] == 4 and stats["warmup_rounds"] == 2
     seen = []
 
-    def runner(target, n):  # pytest-benchmark's pedantic in conftest
+    def runner(target, n):  # pytest-benchmark's pedantic in the plugin
         seen.append(n)
         for _ in range(n):
             target()
@@ -262,16 +262,17 @@ def nightly_time_gate() -> str:
 
 
 def test_time_gate_passes_an_unchanged_tree_twice_and_fails_a_2x_slowdown(tmp_path):
-    """The nightly's time gate on conftest's `timed` (rounds sized by time, median): two
+    """The nightly's time gate on the plugin's `timed` (rounds sized by time, median): two
     unchanged runs pass against the saved one, a 2x slower one fails, with one line per
-    failing case. The work is a sleep, so the host's load cannot make this test flap."""
+    failing case. The work is a sleep, so the host's load cannot make this test flap. It runs
+    outside the checkout (--rootdir tmp): the plugin comes from the package's entry point."""
     gate = nightly_time_gate()
     assert gate.startswith("median:"), f"the time gate should use the median (robust to outliers); got {gate}"
     (tmp_path / "test_gate_work.py").write_text(GATE_WORK)
     root = Path(__file__).resolve().parents[1]
 
     def bench(slowdown: str, *args: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "pytest", "-p", "conftest", str(tmp_path / "test_gate_work.py"), "-q",
+        cmd = [sys.executable, "-m", "pytest", str(tmp_path / "test_gate_work.py"), "-q",
                "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--benchmark-storage",
                f"file://{tmp_path}/.benchmarks", "--device", "cpu", *args]
         env = {**os.environ, "PYTHONPATH": str(root), "GATE_SLOWDOWN": slowdown}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from rwkv_eval.cli import main
-from rwkv_eval.compare import Scored
+from rwkv_eval.analyses.compare import Scored
 from rwkv_eval.datasets import STS_DOMAINS, PairSet
 from rwkv_eval.metrics import bootstrap_indices, spearman, spearman_resampled
-from rwkv_eval.ood import ood_analysis
+from rwkv_eval.analyses.ood import ood_analysis
 
 SUBSET = 5  # pairs per set: the tiny byte-level models encode ~5 sentences/s on a loaded 2-core host
 N_OOD = sum(len(d) for d in STS_DOMAINS.values()) + 1  # 24 STS domains + SICK-R
@@ -122,7 +122,7 @@ def test_a_model_that_holds_up_out_of_domain_degrades_less():
 def test_per_year_aggregates_and_aggregated_settings_from_synthetic_similarities():
     """Per-year concat/mean from the documented formulas; an aggregated setting that is best on
     validation is selected, and a reference's published figure rides on the full-set rows."""
-    from rwkv_eval.aggregation import first_last_layer_avg
+    from rwkv_eval.analyses.aggregation import first_last_layer_avg
 
     rng = np.random.default_rng(3)
     names = [("stsb", "validation"), ("stsb", "test"), ("sts12/A", "test"), ("sts12/B", "test"),

@@ -5,7 +5,7 @@ import pytest
 
 from rwkv_eval.encoder import parse_layers
 from rwkv_eval.pooling import POOLINGS
-from rwkv_eval.profiles import (PAPER_LAYERS, PAPER_MODEL, PROFILES, AssetMissing, ProfileError, build_profile,
+from rwkv_eval.suite.profiles import (PAPER_LAYERS, PAPER_MODEL, PROFILES, AssetMissing, ProfileError, build_profile,
                                 load_profile)
 
 RWKV_12 = ("emb", *range(12))
@@ -291,7 +291,7 @@ def test_template_option_prompts_the_subjects_and_renames_them(tmp_path):
 
 def test_pairs_profile_runs_every_model_of_compare_and_prompts_the_causal_ones():
     """pairs.toml repeats compare.MODEL_PAIRS and REFERENCES as data: editing one alone fails here."""
-    from rwkv_eval.compare import MODEL_PAIRS, REFERENCES
+    from rwkv_eval.analyses.compare import MODEL_PAIRS, REFERENCES
 
     causal = list(dict.fromkeys(h for p in MODEL_PAIRS for h in (p.linear, p.softmax)))
     spec = load_profile("pairs")
@@ -310,7 +310,7 @@ def test_pairs_profile_runs_every_model_of_compare_and_prompts_the_causal_ones()
 def test_pairs_profile_without_the_hub_models_stops_naming_each_once(tmp_path, monkeypatch, shared_data):
     import huggingface_hub.constants
 
-    from rwkv_eval.compare import MODEL_PAIRS, REFERENCES
+    from rwkv_eval.analyses.compare import MODEL_PAIRS, REFERENCES
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # whatever this machine cached
     with pytest.raises(AssetMissing, match=r"^profile 'pairs' cannot run here \(.*pairs.toml\):\n") as e:

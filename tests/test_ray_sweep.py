@@ -8,7 +8,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rwkv-eval[ray]')")
 
-from rwkv_eval.ray_sweep import gather, main, run_sweep  # noqa: E402
+from rwkv_eval.suite.ray_sweep import gather, main, run_sweep  # noqa: E402
 
 PROFILE = """
 name = "raytest"

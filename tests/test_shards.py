@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rwkv_eval.profiles import ModelCase
-from rwkv_eval.shards import main as shards_main
-from rwkv_eval.shards import merge, parse_shard, select_models
+from rwkv_eval.suite.profiles import ModelCase
+from rwkv_eval.suite.shards import main as shards_main
+from rwkv_eval.suite.shards import merge, parse_shard, select_models
 
 ROOT = Path(__file__).resolve().parents[1]
 

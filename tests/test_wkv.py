@@ -15,7 +15,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rwkv_eval.models.wkv import WKV6_BACKENDS, wkv6, wkv6_chunked, wkv6_naive
+from rwkv_eval.models.wkv6 import WKV6_BACKENDS, wkv6, wkv6_chunked, wkv6_naive
 
 RTOL_RMS = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
 MAX_ABS = {torch.float32: 1e-4, torch.bfloat16: 5e-2}
@@ -114,7 +114,7 @@ def test_backend_by_name_only():
 def test_both_chunk_paths_agree_with_naive_in_one_call():
     """A chunk whose summed decay passes FACTORIZE_LIMIT takes the pairwise form, its
     neighbours the factorised one: mixed in one sequence, both must match the reference."""
-    from rwkv_eval.models.wkv import FACTORIZE_LIMIT
+    from rwkv_eval.models.wkv6 import FACTORIZE_LIMIT
 
     r, k, v, w, u, s0 = make_inputs(2, 48, 2, 8, "rwkv6", seed=11, with_state=True)
     w = w.clamp(min=-0.5)  # weak decay everywhere: the factorised form is safe

@@ -32,7 +32,7 @@ from .precision import MATMUL_DTYPES, to_precision
 from .rwkv6 import RWKV6, RWKV6Config
 from .rwkv7 import RWKV7, RWKV7Config
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
-from .wkv import DEFAULT_CHUNK_SIZE
+from .wkv6 import DEFAULT_CHUNK_SIZE
 
 DEFAULT_MAX_LENGTH = 512
 

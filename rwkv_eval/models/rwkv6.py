@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..encoder import EMBEDDING, Layer
 from .precision import Linear, to_precision
-from .wkv import DEFAULT_CHUNK_SIZE, WKV6_BACKENDS, wkv6
+from .wkv6 import DEFAULT_CHUNK_SIZE, WKV6_BACKENDS, wkv6
 
 LN_EPS = 1e-5
 GROUP_NORM_EPS = 64e-5  # att.ln_x, as BlinkDL's code uses for every head size

@@ -37,7 +37,7 @@ from typing import Callable
 
 import torch
 
-from .wkv import accumulation_dtype
+from .wkv6 import accumulation_dtype
 
 WKV7_BACKENDS = ("chunked", "naive")
 DEFAULT_CHUNK_SIZE = 16

@@ -40,7 +40,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..profiles import layer_id as layer_label
+from ..encoder import layer_id as layer_label
 from ..records import Terminated, terminate_raises, write_bytes_atomic, write_json_atomic
 from .aggregation import aggregation_plots
 from .early_exit import early_exit_plots

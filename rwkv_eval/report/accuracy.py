@@ -1,9 +1,9 @@
 """The accuracy section: Spearman by layer x pooling per dataset, best settings with paired
-significance (rwkv_eval.paired, recorded in extra_info as vs_best / vs_baseline), per-domain tables."""
+significance (rwkv_eval.analyses.paired, recorded in extra_info as vs_best / vs_baseline), per-domain tables."""
 
 from __future__ import annotations
 
-from ..profiles import layer_id as layer_label
+from ..encoder import layer_id as layer_label
 from .fmt import (
     best_case,
     fmt_ci,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from ..profiles import layer_id as layer_label
+from ..encoder import layer_id as layer_label
 from .fmt import fmt_num, fmt_seconds, layer_sort, md_table, models_of
 from .run import Run, number
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..profiles import layer_id as layer_label
+from ..encoder import layer_id as layer_label
 from .fmt import best_case, fmt_rho, match, md_table
 from .run import RANDOM_INIT_MARK, Run
 

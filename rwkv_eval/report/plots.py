@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..profiles import layer_id as layer_label
+from ..encoder import layer_id as layer_label
 from ..records import write_bytes_atomic
 from .cost import cost_rows
 from .fmt import (

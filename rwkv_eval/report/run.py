@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..profiles import layer_id as layer_label
+from ..encoder import layer_id as layer_label
 
 RANDOM_INIT_MARK = "⚠ random-init, accuracy meaningless"
 

@@ -38,8 +38,8 @@ from typing import Sequence
 import numpy as np
 
 from .compare import Scored, published, select_setting, subsample
-from .datasets import STS_DOMAINS, PairSet, load_pairs
-from .metrics import (
+from ..datasets import STS_DOMAINS, PairSet, load_pairs
+from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     UndefinedCorrelation,

@@ -38,12 +38,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import PairSet
-from .encoder import EMBEDDING
-from .evaluation import score, unique_sentences
-from .pooling import check_poolings, pool
-from .similarity import cosine
-from .timing import interleaved_best
+from ..datasets import PairSet
+from ..encoder import EMBEDDING
+from ..evaluation import score, unique_sentences
+from ..pooling import check_poolings, pool
+from ..similarity import cosine
+from ..measure import interleaved_best
 
 CRITERIA = ("saturation", "pair")
 MODE_BATCHED = "batched early exit: exited rows leave the batch"

@@ -2,7 +2,7 @@
 
 pytest-benchmark disables itself under xdist, so a grid too big for one GPU is split
 instead: `pytest benchmarks --rwkv-shard i/N` runs the i-th slice and writes its own
-benchmark JSON; `python -m rwkv_eval.shards merge a.json b.json ... -o out.json` joins
+benchmark JSON; `python -m rwkv_eval.suite.shards merge a.json b.json ... -o out.json` joins
 them into the JSON one unsharded run would have written (same cases, same gate
 verdicts), which `python -m rwkv_eval.report` and the floors refresh read as usual.
 
@@ -11,7 +11,7 @@ each shard loads each of its models once, the split depends on the profile alone
 on what is installed or how long anything takes), and every shard of one profile
 agrees on it without talking to the others.
 
-    python -m rwkv_eval.shards merge shard-*.json -o out.json   # exit 1: a gate failed
+    python -m rwkv_eval.suite.shards merge shard-*.json -o out.json   # exit 1: a gate failed
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Sequence
 
 from .gates import FAIL, MISSING
 from .profiles import ModelCase, Profile
-from .records import write_json_atomic
+from ..records import write_json_atomic
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -107,7 +107,7 @@ def gate_counts(run: dict) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.shards", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.suite.shards", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     m = sub.add_parser("merge", help="merge the benchmark JSONs of shards 1..N into one")
     m.add_argument("inputs", nargs="+", type=Path)
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"{p}: cannot read a benchmark JSON ({e})") from None
         merged = merge(runs, [str(p) for p in args.inputs])
     except ValueError as e:
-        print(f"rwkv_eval.shards: error: {e}", file=sys.stderr)
+        print(f"rwkv_eval.suite.shards: error: {e}", file=sys.stderr)
         return 2
     write_json_atomic(args.output, merged)
     counts = gate_counts(merged)

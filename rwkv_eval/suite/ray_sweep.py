@@ -1,9 +1,9 @@
 """Run a benchmark grid over a Ray cluster: one shard per task, one GPU each, merged.
 
-    python -m rwkv_eval.ray_sweep --address ray://head:10001 --shards 8 -o out.json \\
+    python -m rwkv_eval.suite.ray_sweep --address ray://head:10001 --shards 8 -o out.json \\
         -- --rwkv-profile sweep --model RWKV/v6-Finch-1B6-HF --device cuda
 
-Ray schedules; the grid is split by `--rwkv-shard i/N` (rwkv_eval.shards: whole models,
+Ray schedules; the grid is split by `--rwkv-shard i/N` (rwkv_eval.suite.shards: whole models,
 so each task loads its models once) and each task runs the ordinary benchmark suite,
 `pytest benchmarks --rwkv-shard i/N --benchmark-json ...`, in a subprocess on its node:
 pytest-benchmark, the gates and the records are exactly those of a one-machine run.
@@ -27,11 +27,11 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from .records import write_json_atomic
+from ..records import write_json_atomic
 from .gates import FAIL, MISSING
 from .shards import gate_counts, merge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_EXCLUDES = [".venv", ".git", "reports", ".benchmarks", "**/__pycache__", ".hypothesis"]
 
 
@@ -72,7 +72,7 @@ def gather(results: Sequence[dict], output: Path) -> int:
         status = max(status, 1 if r["returncode"] else 0)
     missing = [r["index"] for r in results if r["json"] is None]
     if missing:
-        print(f"rwkv_eval.ray_sweep: error: shards {missing} wrote no benchmark JSON; nothing merged", file=sys.stderr)
+        print(f"rwkv_eval.suite.ray_sweep: error: shards {missing} wrote no benchmark JSON; nothing merged", file=sys.stderr)
         return 1
     merged = merge([r["json"] for r in results], [f"shard {r['index']}" for r in results])
     write_json_atomic(output, merged)
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
-    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.ray_sweep", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.suite.ray_sweep", description=__doc__.split("\n")[0],
                                  epilog="arguments after -- go to pytest benchmarks (profile, model, device, ...)")
     ap.add_argument("--address", default=None, help="Ray cluster address (ray://host:10001, auto); default: local")
     ap.add_argument("--shards", type=int, required=True, help="number of shards = Ray tasks")
@@ -99,10 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import ray
     except ImportError:
-        print("rwkv_eval.ray_sweep: error: Ray is not installed; pip install 'rwkv-eval[ray]'", file=sys.stderr)
+        print("rwkv_eval.suite.ray_sweep: error: Ray is not installed; pip install 'rwkv-eval[ray]'", file=sys.stderr)
         return 2
     if args.shards < 1:
-        print(f"rwkv_eval.ray_sweep: error: --shards must be >= 1; got {args.shards}", file=sys.stderr)
+        print(f"rwkv_eval.suite.ray_sweep: error: --shards must be >= 1; got {args.shards}", file=sys.stderr)
         return 2
     runtime_env = {"working_dir": args.root, "excludes": UPLOAD_EXCLUDES} if args.upload else None
     ray.init(address=args.address, runtime_env=runtime_env)

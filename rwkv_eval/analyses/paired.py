@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .encoder import Layer
-from .evaluation import Evaluation
-from .metrics import (
+from ..encoder import Layer
+from ..evaluation import Evaluation
+from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     UndefinedCorrelation,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .profiles import layer_id
+from ..encoder import layer_id
 
 # |Δρ| allowed between a case and its reference, per (device type, dtype).
 # cpu/float32: measured max over batch sizes 1/7/32/64, shuffled pair order and repeated
@@ -60,7 +60,7 @@ def tolerance_for(device: str, dtype: str) -> float:
     key = (device.split(":")[0], dtype)
     if key not in TOLERANCES:
         raise ValueError(f"no accuracy tolerance for device {device!r} dtype {dtype!r}; "
-                         f"known: {sorted(TOLERANCES)}; add a measured one to rwkv_eval.gates.TOLERANCES")
+                         f"known: {sorted(TOLERANCES)}; add a measured one to rwkv_eval.suite.gates.TOLERANCES")
     return TOLERANCES[key]
 
 
@@ -159,7 +159,7 @@ def load_references_file(path: str | Path) -> dict[str, Reference]:
     turned off because of a typo in a path would pass everything)."""
     path = Path(path)
     hint = "expected {\"references\": {KEY: {\"spearman\": NUMBER, \"tolerance\": NUMBER (optional)}}}; " \
-           "write it with `python -m rwkv_eval.thresholds RUN.json`"
+           "write it with `python -m rwkv_eval.suite.thresholds RUN.json`"
     if not path.is_file():
         raise ValueError(f"references file {path} does not exist; pass --thresholds FILE "
                          f"(default benchmarks/thresholds.json)")
@@ -280,5 +280,5 @@ def summary_lines(verdicts: Iterable[Verdict]) -> list[str]:
     if any(v.status == MISSING for v in verdicts):
         lines.append("cases without a reference fail: give a baseline (--accuracy-baseline RUN.json or "
                      "--benchmark-storage with a saved run), add them to the references file "
-                     "(python -m rwkv_eval.thresholds RUN.json), or accept them with --accept-new-cases")
+                     "(python -m rwkv_eval.suite.thresholds RUN.json), or accept them with --accept-new-cases")
     return lines

@@ -36,10 +36,10 @@ from typing import Sequence
 import numpy as np
 
 from .aggregation import Aggregation, layers_needed, study_aggregation
-from .datasets import PairSet
-from .encoder import EMBEDDING, Encoder, Layer
-from .evaluation import unique_sentences
-from .metrics import (
+from ..datasets import PairSet
+from ..encoder import EMBEDDING, Encoder, Layer
+from ..evaluation import unique_sentences
+from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     UndefinedCorrelation,
@@ -49,7 +49,7 @@ from .metrics import (
     spearman,
     spearman_resampled,
 )
-from .similarity import cosine
+from ..similarity import cosine
 
 ORACLE_LABEL = "oracle: best on the test split itself (optimistic, not a fair result)"
 

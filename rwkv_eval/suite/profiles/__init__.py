@@ -59,7 +59,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..pooling import POOLINGS
+from ...pooling import POOLINGS
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 PROFILES = ("smoke", "paper", "sts", "ood", "pairs", "sweep")
@@ -91,7 +91,7 @@ class ModelCase:
         """The layer list when it needs no model to resolve: None for "all", relative
         depths and negative indices (they need the model's depth) and "final" (only some
         models have it: checked against the model before any case runs)."""
-        from ..encoder import layer_items
+        from ...encoder import layer_items
 
         out: list = []
         for item in layer_items(self.layers):
@@ -147,10 +147,6 @@ class ProfileSpec:
     template: str | None
     thresholds: str | None
 
-
-def layer_id(layer) -> str:
-    """L05 for block 5, Lemb for the embedding: ids that sort by depth."""
-    return f"L{layer:02d}" if isinstance(layer, int) and not isinstance(layer, bool) else f"L{layer}"
 
 
 class AssetMissing(RuntimeError):
@@ -323,7 +319,7 @@ def _at(where: str, key: str) -> str:
 
 
 def _layers(value, where: str, key: str) -> tuple:
-    from ..encoder import layer_items
+    from ...encoder import layer_items
 
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value] if isinstance(value, int) else value
@@ -357,7 +353,7 @@ def _poolings(value, where: str, key: str) -> tuple[str, ...]:
 
 def _template(value, where: str, key: str) -> str | None:
     """A template as written (name or custom text), None for none; checked like --template."""
-    from ..templates import PLACEHOLDER, TEMPLATES, resolve_template
+    from ...templates import PLACEHOLDER, TEMPLATES, resolve_template
 
     if value is None:
         return None
@@ -373,7 +369,7 @@ def _template(value, where: str, key: str) -> str | None:
 
 def _template_label(template: str) -> str:
     """What a template adds to a model key: its name, or "custom"."""
-    from ..templates import TEMPLATES
+    from ...templates import TEMPLATES
 
     return template if template in TEMPLATES else "custom"
 
@@ -437,7 +433,7 @@ def _model_key(spec: str, template: str | None = None) -> str:
 
 def _resolve_model(case: ModelCase, data_dir: str | None) -> str | None:
     """The spec to load on this machine, or None when the model is not here."""
-    from ..models.load import GLOVE_NAMES, RANDOM_RE
+    from ...models.load import GLOVE_NAMES, RANDOM_RE
 
     spec = case.spec
     if "{data}" in spec:
@@ -491,7 +487,7 @@ def _offline() -> bool:
 
 
 def _data_available(data_dir: str | None, case: DataCase) -> bool:
-    from ..datasets import load_pairs
+    from ...datasets import load_pairs
 
     if case.name == "stsb-sample":
         return True

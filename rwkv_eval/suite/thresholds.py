@@ -1,10 +1,10 @@
 """The committed accuracy references of the benchmark gates, refreshed from a run's pytest-benchmark JSON.
 
-    python -m rwkv_eval.thresholds out.json                    # every case of the run
-    python -m rwkv_eval.thresholds out.json --only-missing     # add new cases, keep the rest
-    python -m rwkv_eval.thresholds out.json --tolerance 0.005  # a wider band for these cases
+    python -m rwkv_eval.suite.thresholds out.json                    # every case of the run
+    python -m rwkv_eval.suite.thresholds out.json --only-missing     # add new cases, keep the rest
+    python -m rwkv_eval.suite.thresholds out.json --tolerance 0.005  # a wider band for these cases
 
-The file (benchmarks/thresholds.json) maps a reference key (rwkv_eval.gates.reference_key:
+The file (benchmarks/thresholds.json) maps a reference key (rwkv_eval.suite.gates.reference_key:
 profile, model and weights hash, dataset, split and file hash, layer, pooling, device
 type and dtype) to the Spearman measured in that run and the tolerance allowed around
 it in both directions. The tolerance is the run-to-run noise of a fixed model on fixed
@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 from .gates import gated_numbers, reference_key, tolerance_for
-from .records import write_json_atomic
+from ..records import write_json_atomic
 
 DEFAULT_FILE = Path("benchmarks") / "thresholds.json"
 ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolerance`; refresh with "
-         "`python -m rwkv_eval.thresholds RUN.json` (README: how references, tolerances and seeding work)")
+         "`python -m rwkv_eval.suite.thresholds RUN.json` (README: how references, tolerances and seeding work)")
 
 
 def references_from_run(run: object, tolerance: float | None = None, source: str = "run") -> dict[str, dict]:
@@ -82,7 +82,7 @@ def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_mis
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.thresholds", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m rwkv_eval.suite.thresholds", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_json", type=Path)
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help=f"references file (default {DEFAULT_FILE})")
     ap.add_argument("--tolerance", type=float, default=None,

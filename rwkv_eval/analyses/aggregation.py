@@ -25,7 +25,7 @@ Each combines with every token pooling: the sentence vector of layer k is pooled
 with pooling; for max/last it is the average of the pooled vectors.
 
 The cost of a method is measured, not assumed: the same pre-tokenized sentences, the same
-batch, in interleaved rounds with the final layer alone (timing.py).
+batch, in interleaved rounds with the final layer alone (measure.py).
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .datasets import PairSet
-from .encoder import EMBEDDING, Encoder, Layer
-from .evaluation import score, unique_sentences
-from .pooling import check_poolings
-from .similarity import cosine, zero_vector_pairs
-from .timing import interleaved_best
+from ..datasets import PairSet
+from ..encoder import EMBEDDING, Encoder, Layer
+from ..evaluation import score, unique_sentences
+from ..pooling import check_poolings
+from ..similarity import cosine, zero_vector_pairs
+from ..measure import interleaved_best
 
 KINDS = ("single", "layer_mean", "concat", "first_last_layer_avg", "weighted_sum")
 

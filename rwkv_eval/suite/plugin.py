@@ -1,0 +1,411 @@
+"""The pytest plugin of the benchmark suite: options, run context, parametrization, fixtures, gates, summary.
+
+Registered as the pytest entry point `rwkv_eval.suite.plugin` (pyproject.toml), so
+`pytest path/to/benchmarks` behaves the same from any directory; the checkout's
+conftest.py loads it by the same name, which pytest registers once.
+
+    pytest benchmarks --benchmark-json out.json                      # smoke profile
+    pytest benchmarks --rwkv-profile paper --device cuda --benchmark-json out.json
+
+Accuracy is computed once per (model, dataset) — one forward pass serves every layer
+and pooling — and shared by the layer x pooling cases through a session cache; the
+timed benchmarks time real work (encoding a fixed pre-tokenized batch up to the case's
+layer), never a cache lookup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DEFAULT_THRESHOLDS = Path("benchmarks") / "thresholds.json"  # relative to the rootdir (the checkout)
+ACCURACY_BATCH = 64  # sentences per forward pass when scoring a whole dataset (recorded)
+MIN_TIME_S = 0.25  # timed rounds per case add up to at least this (3..50 rounds), see measure.plan_rounds
+BASELINE_MODEL, BASELINE_SETTING = "glove-6b-50d", (0, "mean")  # the "vs GloVe-50d" of paired comparisons
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("rwkv-eval")
+    g.addoption("--rwkv-profile", default="smoke",
+                help="smoke (default) | paper | sts | ood | pairs | sweep | path/to/profile.toml")
+    g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU; on CUDA "
+                                              "bfloat16 where native (sm_80+), else float16)")
+    g.addoption("--model", action="append", default=None,
+                help="model (path or hub id) replacing the profile's subject model; repeat for several")
+    g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
+    g.addoption("--thresholds", default=None,
+                help="committed accuracy references file (default benchmarks/thresholds.json, or the "
+                     "profile's [reference] thresholds)")
+    g.addoption("--accuracy-baseline", default=None, metavar="RUN.json",
+                help="pytest-benchmark JSON of a run whose Spearmans are the references (before history and file)")
+    g.addoption("--accept-new-cases", action="store_true",
+                help="cases without a reference pass and are recorded as new (seeds a history); default: they fail")
+    g.addoption("--length-shapes", default="small", help="small | real: model shapes of benchmarks/test_length_scaling.py")
+    add_grid_options(g)
+
+
+def add_grid_options(g) -> None:
+    """Quick overrides of the profile's grid, and the shard of it this run takes."""
+    g.addoption("--layers", default=None,
+                help="layers of the subject models: 1,3,5 | 0-23 | all | emb | final | 50%% (relative depth)")
+    g.addoption("--pooling", default=None, help="poolings of the subject models: mean,max,... | all")
+    g.addoption("--template", default=None,
+                help="prompt template of the subject models: promptEOL (with --pooling last) | a string with "
+                     "one {sentence} | none; their keys get +promptEOL / +custom")
+    g.addoption("--dataset", action="append", default=None,
+                help="NAME[:SPLIT] replacing the profile's datasets; repeat for several (e.g. stsb:test)")
+    g.addoption("--rwkv-shard", default=None,
+                help="i/N: run the i-th of N disjoint slices of the grid (whole models); merge the JSONs "
+                     "with python -m rwkv_eval.suite.shards merge")
+
+
+class RunContext:
+    """Session state of a benchmark run: options, profile, and the caches."""
+
+    def __init__(self, config: pytest.Config):
+        from rwkv_eval.measure import default_dtype, resolve_device
+        from rwkv_eval.suite.profiles import AssetMissing, build_profile
+        from rwkv_eval.suite.shards import parse_shard
+
+        self.config = config
+        try:
+            self.device = resolve_device(config.getoption("--device"))
+        except ValueError as e:
+            raise pytest.UsageError(f"--{e}") from e  # "--device cuda:2 does not exist: ..."
+        dtype = config.getoption("--dtype")
+        if dtype not in (None, "float32", "float16", "bfloat16"):
+            raise pytest.UsageError(f"--dtype must be float32, float16 or bfloat16; got {dtype}")
+        self.dtype = dtype or default_dtype(self.device)
+        self.dtype_source = "--dtype" if dtype else f"default for {self.device}"
+        self.profile_name = config.getoption("--rwkv-profile")
+        try:
+            self.profile = build_profile(self.profile_name, model=config.getoption("--model"),
+                                         data_dir=config.getoption("--data-dir"), layers=config.getoption("--layers"),
+                                         poolings=config.getoption("--pooling"),
+                                         template=config.getoption("--template"),
+                                         datasets=config.getoption("--dataset") or ())
+            self.shard = parse_shard(config.getoption("--rwkv-shard"))
+        except (AssetMissing, ValueError) as e:
+            raise pytest.UsageError(str(e)) from e
+        self.profile_name = self.profile.name  # a .toml profile is named by its file (gate keys start with it)
+        self.references, self.reference_sources = load_references(config, self.profile.thresholds)
+        self.accept_new_cases: bool = config.getoption("--accept-new-cases")
+        self.gates: list = []  # rwkv_eval.suite.gates.Verdict per gated number, in run order
+        self._evaluations: dict = {}
+        self._paired: dict = {}
+        self._baseline_sets: dict = {}
+        self._encoders: dict = {}
+        self._pairs: dict = {}
+        self._accuracy: dict = {}
+
+    def model(self, case):
+        """The case's loaded model, shared by its plain and prompted keys; loading one releases
+        the previous (one model resident at a time)."""
+        key = (case.spec, case.revision)
+        if key not in self._encoders:
+            import torch
+
+            from rwkv_eval.measure import release
+            from rwkv_eval.models.load import load_encoder
+
+            self._encoders.clear()
+            release(self.device)
+            self._encoders[key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
+                                               seed=0, revision=case.revision)
+        return self._encoders[key]
+
+    def encoder(self, case):
+        """What the case is scored with: its model, wrapped in its template when it has one."""
+        from rwkv_eval.templates import with_template
+
+        model = self.model(case)
+        return model if case.template is None else with_template(model, case.template)
+
+    def pairs(self, case):
+        if case.key not in self._pairs:
+            from rwkv_eval.datasets import load_pairs, load_sample
+
+            self._pairs[case.key] = (load_sample() if case.name == "stsb-sample"
+                                     else load_pairs(case.name, case.split, self.profile.data_dir))
+        return self._pairs[case.key]
+
+    def accuracy(self, model_case, data_case, encoder=None) -> dict:
+        """{(dataset, layer, pooling): record}, computed once per (model, dataset) (with
+        `encoder` if given, e.g. one that must not evict the resident model)."""
+        key = (model_case.key, data_case.key)
+        if key not in self._accuracy:
+            from rwkv_eval.evaluation import evaluate_pairs
+
+            pairs = self.pairs(data_case)
+            aggregate = data_case.name if isinstance(pairs, list) else None
+            ev = evaluate_pairs(encoder or self.encoder(model_case), pairs, model_case.layers, model_case.poolings,
+                                batch_size=ACCURACY_BATCH, aggregate=aggregate)
+            self._evaluations[key] = ev
+            self._accuracy[key] = {(r["dataset"], r["layer"], r["pooling"]): r for r in ev.records}
+        return self._accuracy[key]
+
+    def paired(self, model_case, data_case, dataset: str) -> dict:
+        """{(layer, pooling): {"vs_best", "vs_baseline"}} for a trained model on one pair set
+        (paired bootstrap on the similarities of the accuracy pass; {} for random-init models)."""
+        key = (model_case.key, data_case.key, dataset)
+        if key not in self._paired:
+            from rwkv_eval.analyses.paired import PairedSet, compare
+
+            self.accuracy(model_case, data_case)
+            if not model_case.trained:
+                self._paired[key] = {}
+                return self._paired[key]
+            mine = PairedSet(self._evaluations[(model_case.key, data_case.key)], dataset)
+            base_case = next((m for m in self.profile.models if m.key == BASELINE_MODEL), None)
+            base = None
+            if base_case is not None and base_case.key != model_case.key:
+                if (base_case.key, data_case.key) not in self._accuracy:  # GloVe, loaded beside the resident model
+                    import torch
+
+                    from rwkv_eval.models.load import load_encoder
+
+                    glove = load_encoder(base_case.spec, device="cpu", dtype=torch.float32, seed=0)
+                    self.accuracy(base_case, data_case, glove)
+                base = self._baseline_sets.get((data_case.key, dataset))
+                if base is None:
+                    base = PairedSet(self._evaluations[(base_case.key, data_case.key)], dataset)
+                    self._baseline_sets[(data_case.key, dataset)] = base
+            self._paired[key] = compare(mine, base, BASELINE_SETTING, BASELINE_MODEL)
+        return self._paired[key]
+
+
+@pytest.fixture(scope="session")
+def run(pytestconfig: pytest.Config) -> RunContext:
+    return get_run(pytestconfig)
+
+
+def get_run(config: pytest.Config) -> RunContext:
+    """The RunContext at collection time (pytest_generate_tests has no fixtures)."""
+    if getattr(config, "_rwkv_run", None) is None:
+        config._rwkv_run = RunContext(config)
+    return config._rwkv_run
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `case` over this shard's model x dataset x layer x pooling matrix,
+    with readable ids: rwkv6-finch-1b6/L05/mean/mrpc-validation."""
+    if "case" not in metafunc.fixturenames:
+        return
+    from rwkv_eval.encoder import layer_id
+
+    run = get_run(metafunc.config)
+    cases, ids = [], []
+    for m in shard_models(run):
+        for d in run.profile.datasets:
+            for layer in m.layers:
+                for pooling in m.poolings:
+                    cases.append((m, d, layer, pooling))
+                    ids.append(f"{m.key}/{layer_id(layer)}/{pooling}/{d.key}")
+    metafunc.parametrize("case", cases, ids=ids)
+
+
+def shard_models(run: RunContext) -> tuple:
+    """This shard's models (whole models, so each shard loads a model once) with their
+    layer lists resolved: "all", relative depths and negative indices ask the model."""
+    if getattr(run, "_shard_models", None) is None:
+        from dataclasses import replace
+
+        from rwkv_eval.encoder import parse_layers
+        from rwkv_eval.suite.shards import select_models
+
+        models = []
+        # last to first: the model left resident (run.encoder keeps one) is the first the run needs
+        for m in reversed(select_models(run.profile.models, run.shard)):
+            layers = m.static_layers()
+            if layers is None:
+                try:
+                    layers = parse_layers(m.layers, run.encoder(m).layers())
+                except ValueError as e:
+                    raise pytest.UsageError(f"model {m.key} ({m.spec}): {e}") from None
+            models.append(replace(m, layers=layers))
+        run._shard_models = tuple(reversed(models))
+    return run._shard_models
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Tests outside the grid (throughput, machine limits) run in shard 1 only, so the
+    merged shards hold each of them once."""
+    run = getattr(config, "_rwkv_run", None)
+    if run is None or run.shard is None or run.shard[0] == 1:
+        return
+    other = [item for item in items if "case" not in getattr(item, "fixturenames", ())]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if "case" in getattr(item, "fixturenames", ())]
+
+
+def add_shard_header(config, output_json) -> None:
+    """Mark the JSON with its profile and shard, so shards merge into one run (rwkv_eval.suite.shards)."""
+    run = getattr(config, "_rwkv_run", None)
+    if run is not None:
+        from rwkv_eval.suite.shards import shard_header
+
+        output_json["rwkv_shard"] = shard_header(run.profile, run.shard, [m.key for m in shard_models(run)])
+
+
+@pytest.fixture
+def timed(benchmark, run):
+    """Time fn() on `device` (default: the run's; measure.time_rounds): warm-up, rounds sized by time
+    (MIN_TIME_S, 3..50 rounds), each synchronised on the run's device, CUDA events and
+    wall clock both recorded in extra_info; the timed rounds go through pytest-benchmark's
+    pedantic so its statistics and --benchmark-compare see them. Under --benchmark-disable
+    the same warm-up and rounds run in a plain loop. Returns the median seconds."""
+    from rwkv_eval.measure import time_rounds
+
+    def go(fn, *, device: str | None = None, min_rounds: int = 3, min_time: float = MIN_TIME_S,
+           max_rounds: int = 50, warmup_rounds: int = 1) -> float:
+        runner = None if benchmark.disabled else (
+            lambda target, rounds: benchmark.pedantic(target, rounds=rounds, iterations=1, warmup_rounds=0))
+        stats = time_rounds(fn, device or run.device, min_time=min_time, min_rounds=min_rounds, max_rounds=max_rounds,
+                            warmup_rounds=warmup_rounds, runner=runner)
+        benchmark.extra_info.update({k: v for k, v in stats.items() if k != "seconds"})
+        return stats["seconds"]
+
+    return go
+
+
+@pytest.fixture
+def peak_memory():
+    """peak_memory(fn, encoder): the peak memory of one call of fn() by `encoder`'s model,
+    on the encoder's own device (GloVe: cpu in every profile), in a separate untimed run;
+    see measure.peak_memory for the method, named in memory_kind."""
+    from rwkv_eval.measure import peak_memory as measure_peak, weights_bytes
+
+    def measure(fn, encoder) -> dict:
+        return measure_peak(fn, str(encoder.device), weights_bytes(encoder))
+
+    return measure
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    import torch
+
+    from rwkv_eval.measure import device_info
+
+    machine_info["torch"] = torch.__version__
+    machine_info["torch_threads"] = torch.get_num_threads()
+    # from the options, not the RunContext: --benchmark-compare asks before collection, and
+    # a machine_info that differs from the saved run's makes pytest-benchmark warn
+    from rwkv_eval.measure import default_dtype, resolve_device
+
+    try:
+        device = resolve_device(config.getoption("--device"))
+    except ValueError:
+        return  # RunContext reports the bad option as a usage error
+    machine_info.update(device_info(device))
+    machine_info["dtype"] = config.getoption("--dtype") or default_dtype(device)
+
+
+def spearman_matrix_summary(tr, ctx: RunContext) -> None:
+    """Per model x dataset, Spearman by layer (rows) x pooling (columns), best marked:
+    the answer a user runs the suite for, where they look (CIs are in the JSON)."""
+    from rwkv_eval.encoder import layer_id
+
+    models = {m.key: m for m in shard_models(ctx)}
+    tables = [(models[mk], dk, acc) for (mk, dk), acc in getattr(ctx, "_accuracy", {}).items() if mk in models]
+    if not tables:
+        return
+    tr.section(f"rwkv-eval Spearman, layer x pooling (profile {ctx.profile_name}; * = best, 95% CIs in the JSON)")
+    for m, dk, acc in tables:
+        main = [r for r in acc.values() if "/" not in r["dataset"] or r["dataset"].endswith("/all")]
+        cell = {(r["layer"], r["pooling"]): r["spearman"] for r in main}
+        n_pairs = max((r["n_pairs"] for r in main), default=0)
+        defined = [v for v in cell.values() if v is not None]
+        best = max(defined) if defined else None
+        width = max(9, *(len(p) + 1 for p in m.poolings))
+        tr.line(f"{m.key} on {dk} ({n_pairs} pairs){'' if m.trained else '  [random init: meaningless]'}")
+        tr.line("  layer " + "".join(p.rjust(width) for p in m.poolings))
+        for layer in m.layers:
+            row = []
+            for p in m.poolings:
+                v = cell.get((layer, p))
+                text = "-" if (layer, p) not in cell else "undefined" if v is None else f"{v:.4f}"
+                row.append((text + ("*" if v is not None and v == best else " ")).rjust(width))
+            tr.line(f"  {layer_id(layer):5s} " + "".join(row))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    ctx = getattr(config, "_rwkv_run", None)
+    if ctx is None:
+        return
+    spearman_matrix_summary(terminalreporter, ctx)
+    if ctx.gates:
+        gate_summary(terminalreporter, ctx)
+    for note in ctx.profile.notes:
+        terminalreporter.line(f"note: {note}")
+
+
+# ---------------------------------------------------------------- accuracy gates (rwkv_eval.suite.gates)
+
+
+def load_references(config: pytest.Config, profile_file: str | None = None) -> tuple[dict, list[str]]:
+    """The references of this run: --accuracy-baseline, then the --benchmark-storage history
+    (when the storage is given on the command line), then the --thresholds file. A missing or
+    malformed file is a usage error: a gate that silently turned off would pass everything."""
+    from rwkv_eval.suite.gates import history_references, load_references_file, load_run_references, merge
+
+    layers, sources = [], []
+    try:
+        if baseline := config.getoption("--accuracy-baseline"):
+            layers.append(load_run_references(baseline))
+            sources.append(f"baseline run {baseline}")
+        if any(a.startswith("--benchmark-storage") for a in config.invocation_params.args):
+            storage = config.getoption("benchmark_storage")
+            layers.append(history_references(storage))
+            sources.append(f"history {storage} ({len(layers[-1])} references)")
+        # the profile's [reference] file, unless --thresholds is given; else the checkout's file.
+        # Outside a checkout (no rootdir/benchmarks/thresholds.json) there is none: every gated
+        # case then lacks a reference and fails unless --accept-new-cases, so nothing passes silently.
+        path = config.getoption("--thresholds") or profile_file
+        default = config.rootpath / DEFAULT_THRESHOLDS
+        if path is None and not default.is_file():
+            sources.append(f"no references file ({default} absent)")
+        else:
+            path = path or str(default)
+            layers.append(load_references_file(path))
+            sources.append(f"references file {path}")
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from e
+    return merge(*layers), sources
+
+
+def pytest_collection(session: pytest.Session) -> None:
+    """Resolve the run (options, profile, references) before any module is collected, so a
+    bad option or a profile that cannot run here is one clean usage error, not a collection
+    traceback."""
+    bench = session.config.rootpath / "benchmarks"
+    for arg in session.config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == bench or bench in path.parents or path in bench.parents:
+            get_run(session.config)
+            return
+
+
+def gate_summary(tr, ctx: RunContext) -> None:
+    from rwkv_eval.suite.gates import summary_lines
+
+    tr.section(f"rwkv-eval Spearman gates (profile {ctx.profile_name})")
+    lines = summary_lines(ctx.gates)
+    tr.line(lines[0] + f"  [references: {'; '.join(ctx.reference_sources)}]"
+            + ("  [--accept-new-cases]" if ctx.accept_new_cases else ""))
+    for line in lines[1:]:
+        tr.line(line)
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Record how the accuracy gates were set up: which references, whether new cases were accepted."""
+    add_shard_header(config, output_json)
+    ctx = getattr(config, "_rwkv_run", None)
+    if ctx is not None:
+        from rwkv_eval.suite.gates import tolerance_for
+
+        output_json["rwkv_eval_gates"] = {"accept_new_cases": ctx.accept_new_cases,
+                                          "reference_sources": ctx.reference_sources,
+                                          "default_tolerance": tolerance_for(ctx.device, ctx.dtype)}
