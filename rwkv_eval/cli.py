@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, NoReturn, Sequence
 
-DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample", "rte", "qqp")
+from .datasets.registry import NAMES as DATASET_NAMES  # a live view: read when the parser is built
 AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # aggregation.STUDY_AGGREGATIONS, kept light (a test ties them)
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
@@ -58,20 +58,29 @@ class StageError(RuntimeError):
 
 
 def _default_split(dataset: str) -> str:
-    return "validation" if dataset == "mrpc" else "test"
+    from .datasets import get
+
+    return get(dataset).default_split
 
 
 def _check_split(dataset: str, split: str | None) -> str:
     """The split to load; one that the dataset does not have is an error, never replaced by another."""
-    from .datasets import DATASETS
+    from .datasets import get
 
-    splits = ("test",) if dataset == "stsb-sample" else DATASETS[dataset]
+    spec = get(dataset)
     if split is None:
-        return _default_split(dataset)
-    if split not in splits:
-        raise ValueError(f"--split {split} does not apply to --dataset {dataset}; it has {', '.join(splits)}"
-                         + (" (the bundled sample is 300 STS-B test pairs)" if dataset == "stsb-sample" else ""))
+        return spec.default_split
+    if split not in spec.splits:
+        raise ValueError(f"--split {split} does not apply to --dataset {dataset}; it has {', '.join(spec.splits)}"
+                         + (f" ({spec.title}, shipped in the package)" if spec.shipped else ""))
     return split
+
+
+def _data_root() -> str | None:
+    """$RWKV_EVAL_DATA, the data root the loaders try when --data-dir is not given."""
+    from .datasets import DATA_ENV
+
+    return os.environ.get(DATA_ENV) or None
 
 
 def _resolve_device(device: str) -> str:
@@ -219,7 +228,7 @@ def table(records: list[dict]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .datasets import load_pairs, load_sample
+    from .datasets import load_pairs
     from .evaluation import evaluate
     from .records import check_writable, environment, to_json, write_json_atomic
 
@@ -232,7 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          "drop --data-dir, or name a dataset of the data root (e.g. --dataset stsb)")
     # Data first: a typo in a path should fail before a multi-GB model load.
     with _during(f"reading {args.dataset} {split}" + (f" from {args.data_dir}" if args.data_dir else "")):
-        pairs = load_sample() if args.dataset == "stsb-sample" else load_pairs(args.dataset, split, args.data_dir)
+        pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
     enc, layers = load_model(cfg)
     aggregate = args.dataset if isinstance(pairs, list) else None
     with _during(f"encoding with {cfg.model}"):
@@ -252,6 +261,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def read_sentences(path: str) -> list[str]:
     """One sentence per line (LF or CRLF, a BOM dropped); an empty line is an empty sentence."""
+    from .datasets import decode_text
+
     p = Path(path)
     expected = "give a UTF-8 text file with one sentence per line"
     if p.is_dir():
@@ -263,16 +274,7 @@ def read_sentences(path: str) -> list[str]:
         raw = p.read_bytes()
     except OSError as e:
         raise PermissionError(f"--input {path}: cannot read it ({e.strerror}); {expected}") from e
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(f"--input {path} is not UTF-8 (line {line}, byte offset {e.start}: {raw[e.start]:#04x}); "
-                         "re-encode it as UTF-8") from e
-    if (nul := raw.find(b"\0")) >= 0:
-        line = raw[:nul].count(b"\n") + 1
-        raise ValueError(f"--input {path}: NUL byte on line {line} (byte offset {nul}); {expected}, not a binary file")
-    text = text.removeprefix("\ufeff")
+    text = decode_text(raw, f"--input {path}")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it does not start an empty one
@@ -324,7 +326,7 @@ def _floats(text: str, option: str) -> list[float]:
 
 def cmd_exit(args: argparse.Namespace) -> int:
     """Early exit vs fixed-depth pruning on one split: one record per setting and per depth."""
-    from .datasets import BINARY, load_pairs, sample
+    from .datasets import get, load_pairs, sample
     from .analyses.early_exit import ExitRule, exit_study
     from .records import check_writable, environment, to_json, write_json_atomic
 
@@ -341,8 +343,9 @@ def cmd_exit(args: argparse.Namespace) -> int:
     split = _check_split(args.dataset, args.split)
     if args.output:
         check_writable(args.output, "--output")
-    pairs = load_pairs(args.dataset, split, args.data_dir)
-    tune = load_pairs(args.dataset, args.tune_split, args.data_dir) if args.dataset in BINARY else None
+    pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
+    tune = (load_pairs(args.dataset, args.tune_split, args.data_dir, default_root=_data_root())
+            if get(args.dataset).binary else None)
     if args.max_pairs:
         pairs = sample(pairs, args.max_pairs, cfg.seed)
         tune = tune and sample(tune, args.max_pairs, cfg.seed)
@@ -375,22 +378,22 @@ def compare_table(records: list[dict]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
-    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets, subsample
-    from .datasets import load_pairs, load_sample
+    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets
+    from .datasets import get, load_pairs, sample
     from .records import environment, to_json, write_json_atomic
 
     if len(args.model) != 2:
         raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
     split = args.split or _default_split(args.dataset)
-    sample = args.dataset == "stsb-sample"
-    test = load_sample() if sample else load_pairs(args.dataset, split, args.data_dir)
-    tests = [subsample(t, args.subset, args.seed) for t in (test if isinstance(test, list) else [test])]
+    test = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
+    tests = [sample(t, args.subset, args.seed) for t in (test if isinstance(test, list) else [test])]
     sets = list(tests)
     if args.select_on:
-        if sample or isinstance(test, list):
+        if args.select_on not in get(args.dataset).splits or isinstance(test, list):
             raise ValueError(f"--select-on needs a dataset with a validation split (stsb, sickr, mrpc); "
                              f"{args.dataset} has none")
-        sets.append(subsample(load_pairs(args.dataset, args.select_on, args.data_dir), args.subset, args.seed))
+        sets.append(sample(load_pairs(args.dataset, args.select_on, args.data_dir, default_root=_data_root()),
+                           args.subset, args.seed))
     cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m, "layers": la})))
             for m, la in zip(args.model, (args.layers, args.layers_b))]
     models = [load_model(cfg) for cfg in cfgs]  # both loaded (and their layers checked) before any encoding
@@ -442,7 +445,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     bad = [p for p in pairs if len(p) != 2 or not all(p) or not set(p) <= set(args.model)]
     if bad:
         raise ValueError(f"--pair {','.join(bad[0])}: expected LINEAR,SOFTMAX, two of the --model values")
-    sets = load_ood_sets(args.data_dir, args.subset, args.seed)
+    sets = load_ood_sets(args.data_dir, args.subset, args.seed, default_root=_data_root())
     cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m}))) for m in args.model]
     models = [load_model(cfg) for cfg in cfgs]
     scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model,

@@ -24,9 +24,8 @@ from rwkv_eval.analyses.compare import (
     relative_depth,
     score_sets,
     select_setting,
-    subsample,
 )
-from rwkv_eval.datasets import PairSet, load_pairs
+from rwkv_eval.datasets import PairSet, load_pairs, sample
 from rwkv_eval.evaluation import evaluate
 from rwkv_eval.metrics import spearman
 from rwkv_eval.models.glove import load_glove
@@ -47,7 +46,7 @@ def cli_records(shared_data, tmp_path_factory):
 def test_cli_delta_is_the_difference_of_the_two_spearmans_of_evaluate(cli_records, shared_data):
     records = cli_records["records"]
     assert [(r["layer_a"], r["layer_b"], r["pooling"]) for r in records] == [(5, 0, "mean"), (11, 0, "mean")]
-    pairs = subsample(load_pairs("stsb", "test", shared_data), SUBSET, 0)
+    pairs = sample(load_pairs("stsb", "test", shared_data), SUBSET, 0)
     rwkv = {r["layer"]: r["spearman"] for r in evaluate(load_rwkv(shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"),
                                                          pairs, [5, 11], ["mean"])}
     (glove,) = evaluate(load_glove(), pairs, [0], ["mean"])
@@ -129,16 +128,6 @@ def test_different_pairs_are_refused():
     b = scored("b", {(0, "mean"): [rng.normal(size=20)]}, [s2])
     with pytest.raises(ValueError, match="needs the same pairs"):
         compare_settings(a, b, [(0, 0, "mean")])
-
-
-def test_subsample_is_seeded_and_in_file_order(shared_data):
-    full = load_pairs("stsb", "test", shared_data)
-    one, two = subsample(full, 50, 3), subsample(full, 50, 3)
-    assert one.sentence1 == two.sentence1 and len(one) == 50 and one.split == "test-50"
-    keep = sorted(np.random.default_rng(3).choice(len(full), 50, replace=False))  # the documented draw
-    assert one.sentence1 == tuple(full.sentence1[i] for i in keep) and list(one.gold) == list(full.gold[keep])
-    assert "default_rng(3)" in one.note
-    assert subsample(full, None) is full
 
 
 def test_model_pairs_are_declared_with_hub_ids():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rwkv_eval.cli import main
-from rwkv_eval.analyses.compare import subsample
+from rwkv_eval.datasets import sample as subsample
 from rwkv_eval.datasets import load_sample
 from rwkv_eval.evaluation import evaluate
 from rwkv_eval.models.random_hf import random_hf_encoder

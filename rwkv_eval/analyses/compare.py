@@ -30,7 +30,7 @@ One forward pass per model serves every set, layer and pooling (`score_sets`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -127,26 +127,6 @@ def published(model: str, setting: str | int, pooling: str, dataset: str) -> dic
                 if (a.setting, a.pooling) == (setting, pooling) and dataset in a.published:
                     return {"spearman": a.published[dataset] / 100, "source": a.source}
     return None
-
-
-# ---------------------------------------------------------------- subsets
-
-
-def subsample(pairs: PairSet, n: int | None, seed: int = 0) -> PairSet:
-    """A seeded subset of n pairs (numpy default_rng(seed).choice without replacement, kept in
-    file order), named and noted as such; the whole set when n is None or >= its size.
-
-    Tests and quick looks use it: the OOD sets hold ~20k pairs, too many for 2 CPU cores.
-    """
-    if n is None or n >= len(pairs):
-        return pairs
-    if n < 3:
-        raise ValueError(f"a subset needs at least 3 pairs for a correlation; got n={n}")
-    keep = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
-    return replace(pairs, split=f"{pairs.split}-{n}", sentence1=tuple(pairs.sentence1[i] for i in keep),
-                   sentence2=tuple(pairs.sentence2[i] for i in keep), gold=pairs.gold[keep],
-                   note=(pairs.note + "; " if pairs.note else "") + f"subset of {n} of {len(pairs)} pairs: numpy "
-                        f"default_rng({seed}).choice without replacement, file order")
 
 
 # ---------------------------------------------------------------- depth

@@ -37,8 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .compare import Scored, published, select_setting, subsample
-from ..datasets import STS_DOMAINS, PairSet, load_pairs
+from .compare import Scored, published, select_setting
+from ..datasets import STS_DOMAINS, PairSet, load_pairs, sample
 from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -69,17 +69,22 @@ class OODSets:
         return (self.validation, self.in_domain, *self.domains)
 
 
-def load_ood_sets(data_dir: str | Path | None = None, subset: int | None = None, seed: int = 0) -> OODSets:
+def load_ood_sets(data_dir: str | Path | None = None, subset: int | None = None, seed: int = 0, *,
+                  default_root: str | Path | None = None) -> OODSets:
     """STS-B dev and test, every STS12-16 domain and SICK-R test (~20k pairs).
 
     Args:
-        subset: a seeded subset of this many pairs per set (compare.subsample) for quick
+        data_dir, default_root: as `datasets.load_pairs`.
+        subset: a seeded subset of this many pairs per set (datasets.sample) for quick
             runs and tests; None = the full sets.
     """
-    sub = lambda p: subsample(p, subset, seed)  # noqa: E731
-    domains = [sub(d) for year in STS_DOMAINS for d in load_pairs(year, "test", data_dir)]
-    domains.append(sub(load_pairs("sickr", "test", data_dir)))
-    return OODSets(sub(load_pairs(*SELECT_ON, data_dir)), sub(load_pairs(*IN_DOMAIN, data_dir)), tuple(domains))
+    def load(name: str, split: str):
+        return load_pairs(name, split, data_dir, default_root=default_root)
+
+    sub = lambda p: sample(p, subset, seed)  # noqa: E731
+    domains = [sub(d) for year in STS_DOMAINS for d in load(year, "test")]
+    domains.append(sub(load("sickr", "test")))
+    return OODSets(sub(load(*SELECT_ON)), sub(load(*IN_DOMAIN)), tuple(domains))
 
 
 def _is_sts(name: str) -> bool:

@@ -125,10 +125,14 @@ class RunContext:
 
     def pairs(self, case):
         if case.key not in self._pairs:
-            from rwkv_eval.datasets import load_pairs, load_sample
+            import os
 
-            self._pairs[case.key] = (load_sample() if case.name == "stsb-sample"
-                                     else load_pairs(case.name, case.split, self.profile.data_dir))
+            from rwkv_eval.datasets import DATA_ENV, get, load_pairs
+
+            # a shipped set (stsb-sample) takes no data root; the others get $RWKV_EVAL_DATA as default
+            self._pairs[case.key] = (load_pairs(case.name, case.split) if get(case.name).shipped
+                                     else load_pairs(case.name, case.split, self.profile.data_dir,
+                                                     default_root=os.environ.get(DATA_ENV)))
         return self._pairs[case.key]
 
     def accuracy(self, model_case, data_case, encoder=None) -> dict:

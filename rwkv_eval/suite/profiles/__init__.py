@@ -59,6 +59,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+from ...datasets.registry import check_split, get
 from ...pooling import POOLINGS
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -66,8 +67,6 @@ PROFILES = ("smoke", "paper", "sts", "ood", "pairs", "sweep")
 # the reference study's model and layers, as paper.toml states them (tests hold the two together)
 PAPER_MODEL = "RWKV/v6-Finch-1B6-HF"
 PAPER_LAYERS: tuple[int, ...] = (1, 3, 5, 7, 9, 11)
-DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample")
-SPLITS = ("train", "train-1000", "validation", "test")
 _TOP_KEYS = {"name", "description", "layers", "poolings", "template", "models", "datasets", "reference"}
 _MODEL_KEYS = {"spec", "key", "revision", "layers", "poolings", "template", "trained", "subject", "optional", "note"}
 _DATASET_KEYS = {"name", "split", "optional"}
@@ -106,7 +105,7 @@ class ModelCase:
 
 @dataclass(frozen=True)
 class DataCase:
-    name: str  # datasets.load_pairs name, or "stsb-sample"
+    name: str  # a datasets registry name (datasets.load_pairs)
     split: str
 
     @property
@@ -402,22 +401,26 @@ def _dataset_entry(table: dict, i: int, where: str) -> _Entry:
         if k not in table:
             raise ProfileError(f"{where}: {at}{k}: missing; every dataset needs name and split")
     name = _string(table["name"], where, at + "name")
-    if name not in DATASET_NAMES:
-        raise ProfileError(f"{where}: {at}name: unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    try:
+        get(name)
+    except ValueError as e:
+        raise ProfileError(f"{where}: {at}name: {e}") from None
     split = _string(table["split"], where, at + "split")
-    if split not in SPLITS:
-        raise ProfileError(f"{where}: {at}split: unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    try:
+        check_split(name, split)
+    except ValueError as e:
+        raise ProfileError(f"{where}: {at}split: {e}") from None
     return _Entry(DataCase(name, split), _bool(table.get("optional", False), where, at + "optional"))
 
 
 def _dataset_arg(arg: str) -> DataCase:
-    """--dataset NAME[:SPLIT]; the split defaults to the one with public gold labels."""
+    """--dataset NAME[:SPLIT]; the split defaults to the registry entry's default (public gold labels)."""
     name, _, split = arg.partition(":")
-    split = split or ("validation" if name == "mrpc" else "test")
-    if name not in DATASET_NAMES:
-        raise ValueError(f"--dataset {arg}: unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
-    if split not in SPLITS:
-        raise ValueError(f"--dataset {arg}: unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    try:
+        split = split or get(name).default_split
+        check_split(name, split)
+    except ValueError as e:
+        raise ValueError(f"--dataset {arg}: {e}") from None
     return DataCase(name, split)
 
 
@@ -489,7 +492,7 @@ def _offline() -> bool:
 def _data_available(data_dir: str | None, case: DataCase) -> bool:
     from ...datasets import load_pairs
 
-    if case.name == "stsb-sample":
+    if get(case.name).shipped:
         return True
     try:
         load_pairs(case.name, case.split, data_dir, allow_hub=False)
