@@ -1,4 +1,5 @@
-"""Loaders against the real files in ../shared/data, malformed files, the bundled sample, the hub path.
+"""Loaders against the real files in ../shared/data, malformed files, the bundled sample, the hub path,
+the one seeded subset and the one UTF-8/NUL check.
 
 Expected counts are those of shared/data/README.md. The real-data tests skip with a reason
 when that folder is absent (set RWKV_EVAL_SHARED_DATA to point elsewhere).
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 
 from rwkv_eval import datasets as ds
-from rwkv_eval.datasets import (DATA_ENV, DATASETS, DatasetFormatError, DatasetNotFound, PairSet, load_pairs,
-                                load_sample, pooled)
+from rwkv_eval.datasets import (DATA_ENV, DatasetFormatError, DatasetNotFound, PairSet, decode_text, get, load_pairs,
+                                load_sample, parsers, pooled, registry, sample)
 
 SAMPLE = Path(ds.__file__).parent.parent / "data" / "stsb_sample.tsv"
 
@@ -32,7 +33,8 @@ STS_TOTALS = {"sts12": 3108, "sts13": 1500, "sts14": 3750, "sts15": 3000, "sts16
 
 @pytest.fixture(autouse=True)
 def no_env_no_hub(monkeypatch):
-    """Each test sees no $RWKV_EVAL_DATA and no `datasets` package unless it sets them."""
+    """Each test sees no $RWKV_EVAL_DATA (the loaders never read it; a test that sets it shows that)
+    and no `datasets` package unless it sets them."""
     monkeypatch.delenv(DATA_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "datasets", None)
 
@@ -138,25 +140,31 @@ def test_sts_year_folder_and_collection_folder_are_accepted(shared_data):
     assert [s.revision for s in a] == [s.revision for s in b]
 
 
-def test_env_var_names_the_data_root(shared_data, monkeypatch):
-    monkeypatch.setenv(DATA_ENV, str(shared_data))
-    p = load_pairs("stsb", "validation", allow_hub=False)
+def test_default_root_is_the_data_root_the_caller_passes(shared_data, monkeypatch):
+    p = load_pairs("stsb", "validation", default_root=shared_data, allow_hub=False)
     assert len(p) == 1500 and p.source == str(shared_data / "stsb" / "sts-dev.csv")
 
 
-def test_data_dir_comes_before_the_env_var(shared_data, tmp_path, monkeypatch):
+def test_the_loader_never_reads_the_environment(shared_data, monkeypatch):
+    """Only cli.py and the pytest plugin read $RWKV_EVAL_DATA; they pass it as default_root."""
+    monkeypatch.setenv(DATA_ENV, str(shared_data))
+    with pytest.raises(DatasetNotFound, match=r"\$RWKV_EVAL_DATA: not set"):
+        load_pairs("stsb", "validation", allow_hub=False)
+
+
+def test_data_dir_comes_before_the_default_root(shared_data, tmp_path):
     (tmp_path / "sick").mkdir()
     (tmp_path / "sick" / "SICK_trial.txt").write_text(
-        "\t".join(ds._SICK_HEADER) + "\n1\tA dog runs.\tA dog is running.\t4.5\tENTAILMENT\n", encoding="utf-8")
-    monkeypatch.setenv(DATA_ENV, str(shared_data))
-    assert len(load_pairs("sickr", "validation", tmp_path, allow_hub=False)) == 1
-    assert len(load_pairs("sickr", "validation", allow_hub=False)) == 500
+        "\t".join(parsers.SICK.columns) + "\n1\tA dog runs.\tA dog is running.\t4.5\tENTAILMENT\n",
+        encoding="utf-8")
+    assert len(load_pairs("sickr", "validation", tmp_path, default_root=shared_data, allow_hub=False)) == 1
+    assert len(load_pairs("sickr", "validation", default_root=shared_data, allow_hub=False)) == 500
 
 
 def test_glue_stsb_layout(tmp_path):
     glue = tmp_path / "STS-B"
     glue.mkdir()
-    header = "\t".join(ds._GLUE_STSB_HEADER)
+    header = "\t".join(parsers.GLUE_STSB.columns)
     rows = ["0\tmain-captions\tMSRvid\t2012test\t0000\tnone\tnone\t"
             "A man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\t5.000",
             "1\tmain-news\theadlines\t2013\t0001\tnone\tnone\tHe said \"yes.\tShe said no.\t0.5"]
@@ -183,15 +191,14 @@ def test_unknown_name_and_split_list_the_valid_ones():
         load_pairs("sts17", "test")
     with pytest.raises(ValueError, match=r"expected one of \['test'\]"):
         load_pairs("sts12", "train")
-    assert DATASETS["mrpc"] == ("train", "train-1000", "validation", "test")
+    assert get("mrpc").splits == ("train", "train-1000", "validation", "test")
 
 
-def test_not_found_lists_every_try_and_how_to_get_it(tmp_path, monkeypatch):
+def test_not_found_lists_every_try_and_how_to_get_it(tmp_path):
     env_root = tmp_path / "env"
     env_root.mkdir()
-    monkeypatch.setenv(DATA_ENV, str(env_root))
     with pytest.raises(DatasetNotFound) as e:
-        load_pairs("mrpc", "validation")
+        load_pairs("mrpc", "validation", default_root=env_root)
     msg = str(e.value)
     assert isinstance(e.value, FileNotFoundError) and "\n" not in msg
     assert "data_dir: not given" in msg
@@ -202,24 +209,22 @@ def test_not_found_lists_every_try_and_how_to_get_it(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["missing", "file", "empty-dir"])
-def test_a_given_data_dir_is_the_only_place_tried(shared_data, tmp_path, monkeypatch, kind):
+def test_a_given_data_dir_is_the_only_place_tried(shared_data, tmp_path, kind):
     """A path the user named that does not hold the set is an error, never a switch to the env root or hub."""
-    monkeypatch.setenv(DATA_ENV, str(shared_data))  # would hold stsb test
     root = {"missing": tmp_path / "nowhere", "file": tmp_path / "f.txt", "empty-dir": tmp_path}[kind]
     if kind == "file":
         root.write_text("x")
     with pytest.raises(DatasetNotFound) as e:
-        load_pairs("stsb", "test", root)
+        load_pairs("stsb", "test", root, default_root=shared_data)  # the default root would hold stsb test
     msg = str(e.value)
     assert str(root) in msg and "\n" not in msg
     assert {"missing": "does not exist", "file": "not a directory", "empty-dir": "not found in data_dir"}[kind] in msg
     assert str(shared_data) not in msg  # the env root was not even looked at
 
 
-def test_env_root_that_is_not_a_directory_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere"))
+def test_env_root_that_is_not_a_directory_is_an_error(tmp_path):
     with pytest.raises(DatasetNotFound, match=r"\$RWKV_EVAL_DATA=.*nowhere is missing"):
-        load_pairs("stsb", "test")
+        load_pairs("stsb", "test", default_root=tmp_path / "nowhere")
 
 
 def test_not_found_without_hub_says_so(tmp_path):
@@ -242,14 +247,14 @@ def _write(root: Path, rel: str, text: str | bytes) -> Path:
 
 
 MRPC_HEAD = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-SICK_HEAD = "\t".join(ds._SICK_HEADER) + "\r\n"
+SICK_HEAD = "\t".join(parsers.SICK.columns) + "\r\n"
 GOOD_STSB = "main-captions\tMSRvid\t2012test\t0001\t5.000\tA man plays.\tA man is playing.\n"
 
 BAD = {  # id: (dataset, split, file under the root, content, 1-based line, message fragment)
     "mrpc-columns": ("mrpc", "train", "mrpc/train.tsv",
                      MRPC_HEAD + "1\t1\t2\tonly one sentence\n", 2, "expected 5 columns"),
     "mrpc-label": ("mrpc", "validation", "mrpc/dev.tsv",
-                   MRPC_HEAD + "1\t1\t2\ta\tb\n2\t1\t2\ta\tb\n", 3, "label 0 or 1"),
+                   MRPC_HEAD + "1\t1\t2\ta\tb\n2\t1\t2\ta\tb\n", 3, "Quality '2'; expected 0 or 1"),
     "mrpc-header": ("mrpc", "test", "mrpc/test.tsv", "1\t1\t2\ta\tb\n", 1, "expected the header"),
     "mrpc-empty": ("mrpc", "train", "mrpc/train.tsv", MRPC_HEAD + "1\t1\t2\t \tb\n", 2, "#1 String is empty"),
     "stsb-columns": ("stsb", "train", "stsb/sts-train.csv",
@@ -272,13 +277,14 @@ BAD = {  # id: (dataset, split, file under the root, content, 1-based line, mess
                       "\ta\tb\n4.0\ta b\n", 2, "expected 3 columns"),
     "sts15-range": ("sts15", "test", "sts12-16/2015/belief.test.tsv", "\ta\tb\n-1\ta\tb\n", 2, "-1 out of range"),
     "utf8": ("stsb", "test", "stsb/sts-test.csv",
-             GOOD_STSB.encode() + b"g\tf\t2012\t1\t3\ta\xff\tb\n", 2, "expected UTF-8"),
+             GOOD_STSB.encode() + b"g\tf\t2012\t1\t3\ta\xff\tb\n", 2,
+             f"not UTF-8 at line 2, byte offset {len(GOOD_STSB) + 14}: 0xff"),
     # the offset is in the file as stored: BOM (3 bytes) + header, then 'a' of row 2
     "utf8-after-bom": ("mrpc", "validation", "mrpc/dev.tsv",
                        MRPC_HEAD.encode() + b"1\t1\t2\ta\xff\tb\n", 2,
-                       f"byte 0xff at byte offset {len(MRPC_HEAD.encode()) + 7} "),
+                       f"line 2, byte offset {len(MRPC_HEAD.encode()) + 7}: 0xff "),
     "nul": ("stsb", "test", "stsb/sts-test.csv", GOOD_STSB + "g\tf\t2012\t1\t3\ta\0b\tc\n", 2,
-            f"NUL byte at byte offset {len(GOOD_STSB) + 14}"),
+            f"NUL byte on line 2, byte offset {len(GOOD_STSB) + 14}"),
 }
 
 
@@ -293,7 +299,7 @@ def test_malformed_rows_raise_naming_file_and_line(tmp_path, bad_id):
     with pytest.raises(DatasetFormatError) as e:
         load_pairs(name, split, tmp_path, allow_hub=False)
     assert isinstance(e.value, ValueError)
-    assert f"{path}, line {line}:" in str(e.value) and fragment in str(e.value), str(e.value)
+    assert str(path) in str(e.value) and f"line {line}" in str(e.value) and fragment in str(e.value), str(e.value)
 
 
 def test_bom_offset_points_at_the_bad_byte_in_the_file_as_stored(tmp_path):
@@ -301,7 +307,7 @@ def test_bom_offset_points_at_the_bad_byte_in_the_file_as_stored(tmp_path):
     path = _write(tmp_path, rel, content)
     with pytest.raises(DatasetFormatError) as e:
         load_pairs(name, split, tmp_path)
-    offset = int(str(e.value).split("byte offset ")[1].split()[0])
+    offset = int(str(e.value).split("byte offset ")[1].split(":")[0])
     assert path.read_bytes()[offset] == 0xFF
 
 
@@ -353,11 +359,11 @@ def derive_stsb_sample(sts_test_csv: bytes) -> bytes:
     """
     lines = sts_test_csv.decode("utf-8").split("\n")
     assert lines[-1] == ""
-    rows = [line for line in lines[:-1] if line.split("\t")[1] in ds.SAMPLE_SOURCES]
+    rows = [line for line in lines[:-1] if line.split("\t")[1] in registry.SAMPLE_SOURCES]
     assert all(len(r.split("\t")) == 7 for r in rows)
     order = sorted(range(len(rows)), key=lambda i: float(rows[i].split("\t")[4]))
-    keep = sorted(order[int(r)] for r in np.linspace(0, len(rows) - 1, ds.SAMPLE_SIZE).round())
-    assert len(set(keep)) == ds.SAMPLE_SIZE
+    keep = sorted(order[int(r)] for r in np.linspace(0, len(rows) - 1, registry.SAMPLE_SIZE).round())
+    assert len(set(keep)) == registry.SAMPLE_SIZE
     return "".join(rows[i] + "\n" for i in keep).encode("utf-8")
 
 
@@ -460,3 +466,78 @@ def test_hub_bad_rows_and_failures(monkeypatch):
         load_pairs("sickr", "test")
     with pytest.raises(DatasetNotFound, match="hub mteb/sts12-sts: ConnectionError: offline"):
         load_pairs("sts12", "test")
+
+
+# ---------------------------------------------------------------- the one seeded subset
+
+
+def _drawn(full: PairSet, n: int, seed: int) -> np.ndarray:
+    """The documented draw, written out with numpy alone."""
+    return np.sort(np.random.default_rng(seed).choice(len(full), size=n, replace=False))
+
+
+@pytest.mark.parametrize("n,seed", [(50, 3), (3, 0), (1378, 7)])
+def test_sample_is_the_documented_numpy_draw_in_file_order(shared_data, n, seed):
+    full = load_pairs("stsb", "test", shared_data)
+    sub = sample(full, n, seed)
+    idx = _drawn(full, n, seed)
+    assert sub.sentence1 == tuple(full.sentence1[i] for i in idx)
+    assert sub.sentence2 == tuple(full.sentence2[i] for i in idx)
+    assert np.array_equal(sub.gold, full.gold[idx]) and sub.split == f"test-{n}" and len(sub) == n
+    assert f"default_rng(seed={seed}).choice({len(full)}, size={n}, replace=False)" in sub.note
+    assert (sub.revision, sub.source, sub.gold_range) == (full.revision, full.source, full.gold_range)
+
+
+def test_sample_edge_cases(shared_data):
+    full = load_pairs("stsb", "test", shared_data)
+    assert sample(full, None) is full  # no subset asked
+    for n in (2, 0, -1):
+        with pytest.raises(ValueError, match=f"at least 3 pairs.*got n={n}"):
+            sample(full, n)
+    for n in (len(full), len(full) + 1, 10**6):
+        everything = sample(full, n, 5)
+        # the whole split, visibly: same pairs and split name, the note says what was asked
+        assert everything.sentence1 == full.sentence1 and np.array_equal(everything.gold, full.gold)
+        assert everything.split == "test" and f"a subset of {n} pairs was asked; test has {len(full)}" in everything.note
+
+
+def test_sample_keeps_the_sets_own_note(shared_data):
+    [belief] = [s for s in load_pairs("sts15", "test", shared_data) if s.name == "sts15/belief"]
+    sub = sample(belief, 10)
+    assert sub.note.endswith("; " + belief.note) and sub.n_skipped == belief.n_skipped
+
+
+def test_mrpc_train_1000_note_is_unchanged(shared_data):
+    """The note of the named subset split, character for character as before the registry."""
+    a = load_pairs("mrpc", "train-1000", shared_data, allow_hub=False)
+    assert a.note == ("1000 of 3668 train pairs: numpy.random.default_rng(seed=0).choice(3668, size=1000, "
+                      "replace=False), sorted into file order")
+
+
+def test_train_1000_of_a_train_split_too_small_is_an_error(tmp_path):
+    _write(tmp_path, "rte/train.tsv", "index\tsentence1\tsentence2\tlabel\n"
+           + "".join(f"{i}\ta{i}\tb{i}\tentailment\n" for i in range(999)))
+    assert len(load_pairs("rte", "train", tmp_path)) == 999
+    with pytest.raises(ValueError, match="train has 999 pairs, fewer than the 1000 of train-1000"):
+        load_pairs("rte", "train-1000", tmp_path)
+
+
+# ---------------------------------------------------------------- the one UTF-8/NUL check
+
+
+@pytest.mark.parametrize("raw,fragment", [
+    (b"ok\nbad \xe9 here\n", "where: not UTF-8 at line 2, byte offset 7: 0xe9 (0-based, in the file as stored); "
+                             "re-encode it as UTF-8"),
+    (b"\xef\xbb\xbfok\n\x00\n", "where: NUL byte on line 2, byte offset 6 (0-based, in the file as stored); "
+                                "expected a text file: is it binary, or corrupted?"),
+], ids=["latin1", "nul-after-bom"])
+def test_decode_text_says_what_where_and_how_to_fix(raw, fragment):
+    with pytest.raises(DatasetFormatError) as e:
+        decode_text(raw, "where", DatasetFormatError)
+    assert str(e.value) == fragment
+    offset = int(fragment.split("byte offset ")[1].split(" ")[0].rstrip(":"))
+    assert raw[offset] in (0xE9, 0x00)  # the offset is in the bytes as stored, BOM included
+
+
+def test_decode_text_drops_the_bom_only():
+    assert decode_text(b"\xef\xbb\xbfa\tb\r\n", "x") == "a\tb\r\n"

@@ -169,7 +169,7 @@ MRPC = Table(("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"), "#1 String
 # original STS-B csv: genre, file, year, id, score, s1, s2 [, 2 source notes]
 STSB = Table(("genre", "file", "year", "id", "score", "sentence 1", "sentence 2"), "sentence 1", "sentence 2",
              "score", header=False, extra_columns=(9,), columns_note=" (or 9, with two trailing source notes)")
-_GLUE_STSB = Table(("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
+GLUE_STSB = Table(("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
                     "sentence2", "score"), "sentence1", "sentence2", "score")
 SICK = Table(("pair_ID", "sentence_A", "sentence_B", "relatedness_score", "entailment_judgment"),
              "sentence_A", "sentence_B", "relatedness_score")
@@ -183,7 +183,7 @@ STS_DOMAIN = Table(("score", "sentence 1", "sentence 2"), "sentence 1", "sentenc
 STS_DOMAIN_UNSCORED_OK = Table(STS_DOMAIN.columns, "sentence 1", "sentence 2", "score", header=False,
                                unscored_ok=True)
 
-GLUE_STSB_UNLABELLED: Sequence[str] = _GLUE_STSB.columns[:-1]
+GLUE_STSB_UNLABELLED: Sequence[str] = GLUE_STSB.columns[:-1]  # GLUE's test.tsv
 
 
 def glue_stsb(table_rows: Rows, where: str, gold_range: tuple[float, float]) -> Parsed:
@@ -191,4 +191,4 @@ def glue_stsb(table_rows: Rows, where: str, gold_range: tuple[float, float]) -> 
     if table_rows and tuple(table_rows[0][1]) == tuple(GLUE_STSB_UNLABELLED):
         raise DatasetFormatError(f"{where}, line 1: this GLUE STS-B file has no score column (GLUE's test.tsv "
                                  "is unlabelled); use sts-test.csv of the original stsbenchmark.tar.gz")
-    return _GLUE_STSB(table_rows, where, gold_range)
+    return GLUE_STSB(table_rows, where, gold_range)
