@@ -85,6 +85,9 @@ def test_cli_choices_and_profile_splits_are_the_registry(shared_data, monkeypatc
     sub = next(a for a in cli.parser()._actions if a.dest == "command").choices["evaluate"]
     choices = next(a for a in sub._actions if a.dest == "dataset").choices
     assert tuple(choices) == names() and "rte" in choices and "qqp" in choices
+    # the default split is the entry's: validation where the test labels are not public or not reported
+    assert [cli._check_split(n, None) for n in ("mrpc", "rte", "qqp", "stsb", "stsb-sample")] == [
+        "validation", "validation", "validation", "test", "test"]
     # the drift of issue 17: rte was accepted by the CLI and refused by the pytest options
     assert [(d.name, d.split) for d in build_profile("smoke", data_dir=str(shared_data),
                                                                   datasets=["rte:validation", "rte"]).datasets] == [
