@@ -380,6 +380,14 @@ def test_sample_rows_are_redistributable_and_unchanged(shared_data):
         ("main-captions", "track5.en-en", "2017")}
 
 
+def test_the_shipped_sample_takes_no_data_root(shared_data):
+    assert load_pairs("stsb-sample", "test", default_root=shared_data).revision == _sha(SAMPLE)  # not looked at
+    with pytest.raises(ValueError, match="does not apply to stsb-sample .it ships inside the package"):
+        load_pairs("stsb-sample", "test", shared_data)
+    with pytest.raises(ValueError, match=r"unknown split 'validation' for stsb-sample; expected one of \['test'\]"):
+        load_pairs("stsb-sample", "validation")
+
+
 def test_load_sample():
     p = load_sample()
     assert (p.name, p.split, len(p), p.gold_kind, p.gold_range) == ("stsb-sample", "test", 300, "graded", (0.0, 5.0))
