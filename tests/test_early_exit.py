@@ -173,6 +173,16 @@ def test_pair_rule_rows_leave_together_and_epsilon_zero_is_the_full_pass(enc, to
     np.testing.assert_array_equal(sel.exit_layer, out.exit_layer)
 
 
+def test_an_odd_batch_size_keeps_each_pair_in_one_batch(enc, tok):
+    """batch_size 3 runs 1 pair (2 rows) per batch: the same exits as 2 rows per batch, never a split pair."""
+    pairs = [(tok[0], tok[1]), (tok[2], tok[3]), (tok[4], tok[5]), (tok[6], tok[7])]
+    rule = ExitRule("pair", 0.05, 1)
+    odd = encode_pairs_with_exit(enc, pairs, "mean", rule, batch_size=3)
+    two = encode_pairs_with_exit(enc, pairs, "mean", rule, batch_size=2)
+    np.testing.assert_array_equal(odd.exit_layer, two.exit_layer)
+    np.testing.assert_array_equal(odd.vectors, two.vectors)
+
+
 def test_tune_threshold_matches_brute_force():
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -320,7 +320,7 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
         (binary sets) threshold, accuracy, f1; plus model and data provenance.
     """
     last = _check_encoder(encoder, select_after_full_pass)
-    exit_kw = {}
+    exit_kw = {"select_after_full_pass": select_after_full_pass}
     depths = list(range(last + 1)) if depths is None else [int(d) for d in depths]
     bad = [d for d in depths if not 0 <= d <= last]
     if bad:
