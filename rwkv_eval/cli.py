@@ -352,7 +352,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
     enc, _ = load_model(cfg)
     depths = None if args.depths is None else [int(d) for d in _floats(args.depths, "--depths")]
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
-                         rounds=args.rounds)
+                         rounds=args.rounds, select_after_full_pass=args.select_after_full_pass)
     env = environment(enc.device) | {"seed": cfg.seed}
     records = [r | env for r in records]
     if args.output:
@@ -555,6 +555,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--max-pairs", type=int, default=None,
                     help="score a seeded sample of this many pairs (and as many tuning pairs); recorded in the note")
     ex.add_argument("--rounds", type=int, default=1, help="timing rounds (interleaved, best of)")
+    ex.add_argument("--select-after-full-pass", action="store_true",
+                    help="for a model that cannot run block by block (e.g. transformers): apply the rule to the "
+                         "layers of a full pass; no work is skipped (records: skips_work false)")
     ex.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
     ex.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
     ex.set_defaults(func=cmd_exit)

@@ -10,7 +10,14 @@ how to tokenize and how to produce hidden states:
 * the model yields the states of each requested layer as soon as it has computed
   them, and they are pooled on the spot: no (B, T, D) tensor of any layer outlives its
   pooling unless `keep_states=True`;
-* the model stops after the deepest requested layer.
+* the model stops after the deepest requested layer;
+* a prompt template (templates.py) is a text transform that `tokenize` applies before
+  the tokenizer, so a prompted encoder is the same encoder (a shallow copy sharing the
+  weights, `templates.with_template`), not a wrapper that could hide a member.
+
+Running block by block (early exit, analyses/early_exit.py) is an optional capability:
+`Encoder.block_stepper()` returns a `BlockStepper`, or None for an encoder that can only
+run its whole stack in one call (GloVe, transformers).
 
 Layer names: an int k is the residual stream after block k (the Hugging Face
 `hidden_states[k]` convention for RWKV, see models/rwkv6.py); "emb" is the input
@@ -22,13 +29,14 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .pooling import check_poolings, pool
+from .templates import apply_template
 
 Layer = Union[int, str]
 EMBEDDING = "emb"
@@ -59,12 +67,52 @@ class Embeddings:
 
 
 @runtime_checkable
+class BlockStepper(Protocol):
+    """An encoder's stack run one block at a time, so a caller can stop rows early.
+
+    Rows are independent (a causal model with right padding): between blocks a caller may
+    drop rows, and padding positions no remaining row needs, with `select`; the rows kept
+    are then computed exactly as in one pass. `embed` gives layer "emb", and after
+    `block(k, ...)` x is layer k of `Encoder.encode_tokens` (same numbering, same values).
+    """
+
+    n_blocks: int  # blocks 0..n_blocks-1
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) long token ids on the encoder's device -> (B, T, C) layer "emb"."""
+        ...
+
+    def block(self, i: int, x: torch.Tensor, carry: Any) -> tuple[torch.Tensor, Any]:
+        """Block i on the (B, T, C) output of block i-1 (or of `embed`); `carry` is what the
+        model threads between blocks besides x (None before block 0): (x after block i, carry)."""
+        ...
+
+    def select(self, x: torch.Tensor, carry: Any, rows: torch.Tensor, length: int) -> tuple[torch.Tensor, Any]:
+        """x and carry of the kept `rows` ((B,) bool mask or row indices), cut to the first
+        `length` positions: the batch early exit goes on with."""
+        ...
+
+
+@runtime_checkable
 class Encoder(Protocol):
+    """Every member a caller of an encoder may use (evaluation, analyses, suite, CLI, adapter).
+
+    A caller needing something more adds it here, never probes a model with getattr."""
+
     name: str  # model id as the user gave it (hub id, path, or built-in name)
     revision: str  # hub revision, or sha256 of the weights file
+    device: torch.device  # where token ids must be and states are computed
+    dtype: torch.dtype  # the matmul dtype
+    max_length: int  # tokens kept per sentence; longer ones are cut (and counted)
+    template: str | None  # prompt template name ("custom" for a custom text), None = the sentence as is
+    template_text: str | None  # its text with one {sentence}, None without a template
 
     def layers(self) -> tuple[Layer, ...]:
         """Every layer this encoder can return, in depth order."""
+        ...
+
+    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Token ids per sentence, the template (if any) applied first; not cut at max_length."""
         ...
 
     def encode(
@@ -74,16 +122,37 @@ class Encoder(Protocol):
         poolings: Sequence[str],
         batch_size: int = 32,
         keep_states: bool = False,
-    ) -> Embeddings: ...
+    ) -> Embeddings:
+        """`tokenize`, then `encode_tokens`."""
+        ...
+
+    def encode_tokens(
+        self,
+        token_ids: list[list[int]],
+        layers: Sequence[Layer],
+        poolings: Sequence[str],
+        batch_size: int = 32,
+        keep_states: bool = False,
+    ) -> Embeddings:
+        """Pooled vectors per (layer, pooling) of tokenized sentences from one pass per batch."""
+        ...
+
+    def batches(self, token_ids: list[list[int]], batch_size: int, order: Sequence[int] | None = None
+                ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """Right-padded batches on `device`: (row indices into token_ids, ids (B,T), mask (B,T))."""
+        ...
+
+    def block_stepper(self) -> BlockStepper | None:
+        """The stack block by block, or None when this encoder runs it only in one call."""
+        ...
 
     def provenance(self) -> dict:
-        """What a result needs to be reproduced: model id, revision/hash, dtype, device, ..."""
+        """What a result needs to be reproduced: model id, revision/hash, dtype, device, template, ..."""
         ...
 
 
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
 _RELATIVE = re.compile(r"^(?:(\d+(?:\.\d*)?)%|(\d*\.\d+))$")  # 50% | 0.5 (a dot marks a fraction of depth)
-NAMED_LAYERS = ("all", EMBEDDING, "final")
 
 
 def layer_items(spec: str | Sequence[Layer]) -> list[Layer | tuple[str, float | int, int]]:
@@ -167,7 +236,9 @@ class TokenEncoder:
     """Shared batching/pooling for encoders that map token ids to per-layer states.
 
     Subclasses set `name`, `revision`, `device`, `dtype`, `max_length`, `pad_id` and
-    implement `tokenize`, `layers` and `states`.
+    implement `_tokenize` (texts -> ids), `layers` and `states`; one that can run block
+    by block overrides `block_stepper`. `tokenize` applies the template, so every
+    subclass takes one the same way.
     """
 
     name: str
@@ -177,8 +248,17 @@ class TokenEncoder:
     max_length: int = 512
     pad_id: int = 0
     show_progress: bool = True
+    template: str | None = None  # set by templates.with_template on a copy
+    template_text: str | None = None
 
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+        if isinstance(sentences, str):
+            raise TypeError("tokenize expects a sequence of sentences, not one string; wrap it in a list")
+        texts = list(sentences) if self.template_text is None else apply_template(self.template_text, sentences)
+        return self._tokenize(texts)
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of texts that already hold the template."""
         raise NotImplementedError
 
     def layers(self) -> tuple[Layer, ...]:
@@ -189,15 +269,31 @@ class TokenEncoder:
         and stop once the deepest has been yielded."""
         raise NotImplementedError
 
+    def block_stepper(self) -> BlockStepper | None:
+        return None
+
     def provenance(self) -> dict:
         return {"model": self.name, "revision": self.revision, "dtype": str(self.dtype).removeprefix("torch."),
-                "device": str(self.device), "max_length": self.max_length}
+                "device": str(self.device), "max_length": self.max_length, "template": self.template,
+                "template_text": self.template_text}
 
-    def batches(self, token_ids: list[list[int]], batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-        """Length-sorted, right-padded batches: (original indices, ids (B,T), mask (B,T))."""
+    def batches(self, token_ids: list[list[int]], batch_size: int, order: Sequence[int] | None = None
+                ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """Right-padded batches of `batch_size` rows: (row indices into token_ids, ids (B,T), mask (B,T)).
+
+        Rows go longest first (the first batch shows the peak memory), or in the caller's
+        `order` (a permutation of the rows, kept as given: early exit keeps a pair's two
+        sentences in one batch)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        order = np.argsort([-len(t) for t in token_ids], kind="stable")
+        if order is None:
+            order = np.argsort([-len(t) for t in token_ids], kind="stable")
+        else:
+            order = np.asarray(order, dtype=np.int64)
+            if order.shape != (len(token_ids),) or not np.array_equal(np.sort(order), np.arange(len(token_ids))):
+                raise ValueError(f"batches: order must be a permutation of the {len(token_ids)} row indices; got "
+                                 f"{len(order)} indices" + ("" if len(order) != len(token_ids) else
+                                                            " with repeats or values out of range"))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             T = max(1, max(len(token_ids[i]) for i in idx))

@@ -59,10 +59,9 @@ class SentenceEncoder:
                  aggregation: str = "mean", template: str | None = None, batch_size: int = 32):
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
-        prompted = None if template is None else with_template(encoder, template)
         spec = [layer] if isinstance(layer, (int, str)) and not (isinstance(layer, str) and "," in layer) else layer
-        self.encoder = encoder if prompted is None else prompted
-        self.template_name = None if prompted is None else prompted.template_name  # "promptEOL" | "custom"
+        self.encoder = encoder if template is None else with_template(encoder, template)
+        self.template_name = self.encoder.template  # "promptEOL" | "custom" | None
         self.layers = parse_layers(spec, encoder.layers())
         self.pooling = check_poolings((pooling,))[0]
         self.aggregation = aggregation

@@ -10,19 +10,26 @@ predict that word summarises the sentence. It is the strongest training-free sen
 embedding of causal LMs in the literature (OPT-1.3B: STS average 77.5 without
 fine-tuning). No RWKV result with it is published.
 
-The template is a transform of the text, applied before tokenization, so every encoder
-takes it unchanged (native RWKV-6/7, transformers decoders, even GloVe and BERT, where
-it is less meaningful); `TemplatedEncoder` records it in the provenance of every
-result. Custom templates are strings with exactly one `{sentence}` placeholder; the
+The template is a transform of the text, applied where texts become tokens
+(`encoder.TokenEncoder.tokenize`), so every encoder takes it unchanged (native
+RWKV-6/7, transformers decoders, even GloVe and BERT, where it is less meaningful) and a
+prompted encoder keeps every member of the plain one, block-by-block stepping included.
+`with_template` gives that encoder as a shallow copy sharing the weights (one model
+resident, scored plain and prompted); its provenance records `template` and
+`template_text` in every result. Custom templates are strings with exactly one `{sentence}` placeholder; the
 sentence is substituted verbatim (no `str.format`, so braces in the sentence or the
 template stay as they are).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+from typing import TYPE_CHECKING, Sequence, TypeVar
 
-from .encoder import Embeddings, Encoder, Layer
+if TYPE_CHECKING:  # encoder.py imports this module: apply_template is where texts become tokens
+    from .encoder import Encoder
+
+E = TypeVar("E", bound="Encoder")
 
 PLACEHOLDER = "{sentence}"
 TEMPLATES: dict[str, str] = {
@@ -56,61 +63,20 @@ def apply_template(template: str, sentences: Sequence[str]) -> list[str]:
     return [head + s + tail for s in sentences]
 
 
-class TemplatedEncoder:
-    """An `Encoder` that wraps every sentence in a template before handing it to `inner`.
+def with_template(encoder: E, spec: str | None) -> E:
+    """`encoder` with the template `spec` (a name in TEMPLATES, a custom string, or None for
+    none): a shallow copy that shares the weights and replaces any template it had.
 
-    Everything else (layers, pooling, batching, the forward pass) is the inner encoder's;
-    the provenance adds `template` (name or "custom") and `template_text`, both None when
-    no template is used, so every record says whether it was prompted.
+    Raises:
+        ValueError: `spec` is neither a known name nor a string with exactly one {sentence}.
+        TypeError: `encoder` does not carry a template (see encoder.Encoder).
     """
+    from .encoder import Encoder
 
-    def __init__(self, inner: Encoder, spec: str | None):
-        if isinstance(inner, TemplatedEncoder):
-            raise TypeError("the encoder already has a template; wrap the inner encoder instead")
-        self.inner = inner
-        self.template_name, self.template = resolve_template(spec)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def revision(self) -> str:
-        return self.inner.revision
-
-    @property
-    def max_length(self) -> int:
-        return self.inner.max_length
-
-    @property
-    def device(self):
-        return self.inner.device
-
-    def layers(self) -> tuple[Layer, ...]:
-        return self.inner.layers()
-
-    def texts(self, sentences: Sequence[str]) -> list[str]:
-        return list(sentences) if self.template is None else apply_template(self.template, sentences)
-
-    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
-        return self.inner.tokenize(self.texts(sentences))
-
-    def encode_tokens(self, token_ids: list[list[int]], layers: Sequence[Layer], poolings: Sequence[str],
-                      batch_size: int = 32, keep_states: bool = False) -> Embeddings:
-        """Token ids from `tokenize` (template already applied) -> pooled vectors."""
-        return self.inner.encode_tokens(token_ids, layers, poolings, batch_size, keep_states)
-
-    def encode(self, sentences: Sequence[str], layers: Sequence[Layer], poolings: Sequence[str],
-               batch_size: int = 32, keep_states: bool = False) -> Embeddings:
-        if isinstance(sentences, str):
-            raise TypeError("encode expects a sequence of sentences, not one string; wrap it in a list")
-        return self.inner.encode(self.texts(sentences), layers, poolings, batch_size=batch_size,
-                                 keep_states=keep_states)
-
-    def provenance(self) -> dict:
-        return self.inner.provenance() | {"template": self.template_name, "template_text": self.template}
-
-
-def with_template(encoder: Encoder, spec: str | None) -> TemplatedEncoder:
-    """`encoder` with the template `spec` (a name in TEMPLATES, a custom string, or None)."""
-    return TemplatedEncoder(encoder, spec)
+    name, text = resolve_template(spec)
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"with_template takes an Encoder (e.g. one from models.load.load_encoder), which carries "
+                        f"`template` and `template_text`; got a {type(encoder).__name__}")
+    out = copy.copy(encoder)
+    out.template, out.template_text = name, text
+    return out

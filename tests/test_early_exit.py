@@ -1,4 +1,9 @@
-"""Early exit mechanics on small seeded RWKV-6/7 models, threshold tuning, the study records."""
+"""Early exit mechanics on small seeded RWKV-6/7 models, threshold tuning, the study records,
+and the `exit` command on the vendored tiny checkpoint (batched exit, also with a template)."""
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -45,18 +50,6 @@ def enc(request):
 @pytest.fixture(scope="module")
 def tok(enc):
     return enc.tokenize(SENTENCES)
-
-
-class NoHook:
-    """The same encoder seen without a block-by-block hook (like a transformers encoder)."""
-
-    model = None
-
-    def __init__(self, enc):
-        self._enc = enc
-
-    def __getattr__(self, name):
-        return getattr(self._enc, name)
 
 
 def all_layers(enc, tok, pooling="mean"):
@@ -119,28 +112,29 @@ def test_vector_after_exit_equals_fixed_depth_vector_at_its_exit_layer(enc, tok,
     for i, k in enumerate(out.exit_layer):
         np.testing.assert_allclose(out.vectors[i], emb[(int(k), pooling)][i], rtol=1e-5, atol=1e-6)
     # the full-pass-then-select path takes the same decisions from the same vectors
-    sel = encode_with_exit(NoHook(enc), tok, pooling, ExitRule("saturation", tau), batch_size=4)
+    sel = encode_with_exit(enc, tok, pooling, ExitRule("saturation", tau), batch_size=4, select_after_full_pass=True)
     assert sel.mode == MODE_SELECT
     np.testing.assert_array_equal(sel.exit_layer, out.exit_layer)
     np.testing.assert_allclose(sel.vectors, out.vectors, rtol=1e-5, atol=1e-6)
 
 
 def test_shrinking_the_batch_does_not_change_remaining_rows(enc, tok):
-    """Drop rows (and the padding they alone needed) between blocks, as early exit does."""
+    """Drop rows (and the padding they alone needed) between blocks with the stepper, as early exit does."""
     ids, mask = next(iter(enc.batches(tok, len(tok))))[1:]
-    ref = {k: x for k, x in enc.model.states(ids)}
-    x, carry = enc.model.embed(ids), None
+    ref = {k: x for k, x in enc.model.states(ids)}  # one pass
+    stepper = enc.block_stepper()
+    x, carry = stepper.embed(ids), None
     rows = torch.arange(len(ids))
     for i in range(LAST + 1):
-        x, carry = enc.model.block(i, x, carry)
+        x, carry = stepper.block(i, x, carry)
         np.testing.assert_allclose(x.numpy(), ref[i][rows, : x.shape[1]].numpy(), rtol=1e-5, atol=1e-5)
         if i in (1, 3):  # drop the longest remaining row and every other one
             keep = torch.ones(len(rows), dtype=torch.bool)
             keep[0::2] = False
             rows = rows[keep]
             T = max(1, int(mask[rows].sum(1).max()))
-            x = x[keep, :T]
-            carry = None if carry is None else carry[keep, :T]
+            x, carry = stepper.select(x, carry, keep, T)
+            assert x.shape[:2] == (len(rows), T)
 
 
 def test_exited_rows_leave_the_batch(enc, tok, monkeypatch):
@@ -173,8 +167,20 @@ def test_pair_rule_rows_leave_together_and_epsilon_zero_is_the_full_pass(enc, to
     emb = all_layers(enc, tok)
     for row, k in enumerate(out.exit_layer):
         np.testing.assert_allclose(out.vectors[row], emb[(int(k), "mean")][order[row]], rtol=1e-5, atol=1e-6)
-    sel = encode_pairs_with_exit(NoHook(enc), pairs, "mean", ExitRule("pair", 0.05, 1), batch_size=4)
+    sel = encode_pairs_with_exit(enc, pairs, "mean", ExitRule("pair", 0.05, 1), batch_size=4,
+                                 select_after_full_pass=True)
+    assert sel.mode == MODE_SELECT
     np.testing.assert_array_equal(sel.exit_layer, out.exit_layer)
+
+
+def test_an_odd_batch_size_keeps_each_pair_in_one_batch(enc, tok):
+    """batch_size 3 runs 1 pair (2 rows) per batch: the same exits as 2 rows per batch, never a split pair."""
+    pairs = [(tok[0], tok[1]), (tok[2], tok[3]), (tok[4], tok[5]), (tok[6], tok[7])]
+    rule = ExitRule("pair", 0.05, 1)
+    odd = encode_pairs_with_exit(enc, pairs, "mean", rule, batch_size=3)
+    two = encode_pairs_with_exit(enc, pairs, "mean", rule, batch_size=2)
+    np.testing.assert_array_equal(odd.exit_layer, two.exit_layer)
+    np.testing.assert_array_equal(odd.vectors, two.vectors)
 
 
 def test_tune_threshold_matches_brute_force():
@@ -251,3 +257,49 @@ def test_report_section_and_curves(tmp_path):
     assert "| 5.50 |" in row and "| 2.00 |" in row and "| 0.600 | 0.700 |" in row
     pytest.importorskip("matplotlib")
     assert (folder / "early_exit__m__mrpc-validation.png").stat().st_size > 1000
+
+
+def test_an_encoder_that_cannot_run_block_by_block_is_refused_unless_select_is_asked():
+    from rwkv_eval.models.random_hf import random_hf_encoder
+
+    enc = random_hf_encoder("tiny-gptneox", seed=0)
+    tok = enc.tokenize(SENTENCES)
+    rule = ExitRule("saturation", 0.5)
+    for call in (lambda **kw: encode_with_exit(enc, tok, "mean", rule, **kw),
+                 lambda **kw: encode_pairs_with_exit(enc, list(zip(tok[0::2], tok[1::2])), "mean", rule, **kw)):
+        with pytest.raises(ValueError, match=r"random-hf:tiny-gptneox cannot run block by block .* native RWKV"
+                                             r".*--select-after-full-pass"):
+            call()
+        assert call(select_after_full_pass=True).mode == MODE_SELECT
+
+
+def _exit_command(shared_data, *args):
+    """`python -m rwkv_eval exit` on 8 STS-B test pairs: (exit status, records or None, stderr)."""
+    cmd = [sys.executable, "-m", "rwkv_eval", "exit", "--dataset", "stsb", "--split", "test", "--data-dir",
+           str(shared_data), "--max-pairs", "8", "--depths", "0", "--tau", "0.99", "--patience", "1", "--json",
+           *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return p.returncode, json.loads(p.stdout) if p.returncode == 0 else None, p.stderr
+
+
+@pytest.mark.parametrize("template", [None, "promptEOL"])
+def test_exit_command_on_a_native_checkpoint_exits_early(shared_data, tiny_assets, template):
+    """The bug this guards: the CLI's template wrapper hid the model, so `exit` never exited early."""
+    rc, records, err = _exit_command(shared_data, "--model", str(tiny_assets / "tiny-rwkv-6v0-1m.pth"),
+                                     *(["--template", template] if template else []))
+    assert rc == 0, err
+    rules = [r for r in records if r["criterion"] == "saturation"]
+    assert len(rules) == 1 and len(records) == 2
+    assert all(r["exit_mode"] == MODE_BATCHED and r["skips_work"] is True for r in rules)
+    assert all(r["template"] == template for r in records)
+
+
+def test_exit_command_select_after_full_pass_is_asked_for_and_recorded(shared_data, tiny_assets):
+    rc, records, err = _exit_command(shared_data, "--model", "glove-6b-50d")
+    assert rc == 2 and records is None
+    assert err.startswith("rwkv-eval: error: glove-6b-50d cannot run block by block") and err.count("\n") == 1
+    rc, records, err = _exit_command(shared_data, "--model", str(tiny_assets / "tiny-rwkv-6v0-1m.pth"),
+                                     "--select-after-full-pass")
+    assert rc == 0, err
+    rules = [r for r in records if r["criterion"] == "saturation"]
+    assert len(rules) == 1 and all(r["exit_mode"] == MODE_SELECT and r["skips_work"] is False for r in rules)

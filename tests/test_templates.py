@@ -1,7 +1,8 @@
 """Prompted embeddings (templates.py): the text transform, its errors, and promptEOL on every
 causal model family the suite runs — native RWKV-6 and RWKV-7, and transformers decoders
 (RWKV-4, and seeded random GPT-NeoX/Pythia, Llama, Qwen2 and Mamba) — checked against the plain encoder fed the
-prompted text by hand, with the template recorded in every record."""
+prompted text as written out by hand in this file, with the template recorded in every record; a prompted
+encoder is the same encoder (its tokenizer on the prompted text, its block stepper, early exit)."""
 
 import json
 
@@ -15,9 +16,15 @@ from rwkv_eval.datasets import load_sample
 from rwkv_eval.evaluation import evaluate
 from rwkv_eval.models.random_hf import random_hf_encoder
 from rwkv_eval.models.random_init import random_rwkv_encoder
-from rwkv_eval.templates import TEMPLATES, TemplatedEncoder, apply_template, resolve_template, with_template
+from rwkv_eval.analyses.early_exit import MODE_BATCHED, ExitRule, encode_with_exit
+from rwkv_eval.models.glove import glove_tokens
+from rwkv_eval.models.load import load_encoder
+from rwkv_eval.templates import TEMPLATES, apply_template, resolve_template, with_template
 
 SENTENCES = ["A man is playing a guitar.", "Two {braced} dogs", ""]
+PROMPTED = ['This sentence : "A man is playing a guitar." means in one word:"',  # promptEOL, by hand
+            'This sentence : "Two {braced} dogs" means in one word:"',
+            'This sentence : "" means in one word:"']
 
 
 def test_promptEOL_is_the_published_template():
@@ -54,7 +61,7 @@ def test_promptEOL_last_token_equals_the_plain_encoder_on_prompted_text(family):
     prompted = with_template(enc, "promptEOL")
     layers = [enc.layers()[-2]]
     got = prompted.encode(SENTENCES, layers, ["last"])
-    ref = enc.encode([TEMPLATES["promptEOL"].replace("{sentence}", s) for s in SENTENCES], layers, ["last"])
+    ref = enc.encode(PROMPTED, layers, ["last"])
     plain = enc.encode(SENTENCES, layers, ["last"])
     key = (layers[0], "last")
     np.testing.assert_array_equal(got[key], ref[key])
@@ -82,13 +89,48 @@ def test_rwkv4_through_transformers_runs_promptEOL(shared_data, tmp_path):
 def test_every_record_says_whether_it_was_prompted():
     enc = random_rwkv_encoder("tiny", seed=0)
     pairs = subsample(load_sample(), 20)
-    plain = evaluate(with_template(enc, None), pairs, [1], ["last"])[0]
-    eol = evaluate(with_template(enc, "promptEOL"), pairs, [1], ["last"])[0]
+    plain = evaluate(enc, pairs, [1], ["last"])[0]
+    prompted = with_template(enc, "promptEOL")
+    eol = evaluate(prompted, pairs, [1], ["last"])[0]
     assert plain["template"] is None and plain["template_text"] is None
     assert eol["template"] == "promptEOL" and eol["template_text"] == TEMPLATES["promptEOL"]
     assert eol["spearman"] != plain["spearman"]
-    with pytest.raises(TypeError, match="already has a template"):
-        TemplatedEncoder(with_template(enc, None), "promptEOL")
+    again = evaluate(with_template(prompted, None), pairs, [1], ["last"])[0]  # a template is replaced, not stacked
+    assert again["template"] is None and again["spearman"] == plain["spearman"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_assets):
+    """The vendored tiny trained RWKV-6 and the real GloVe 6B 50d vectors."""
+    return {"rwkv6": load_encoder(str(tiny_assets / "tiny-rwkv-6v0-1m.pth")), "glove": load_encoder("glove-6b-50d")}
+
+
+@pytest.mark.parametrize("kind,layer,pooling", [("rwkv6", 5, "last"), ("glove", 0, "mean")])
+def test_prompted_vectors_equal_the_plain_vectors_of_the_prompt_written_out(trained, kind, layer, pooling):
+    enc = trained[kind]
+    got = with_template(enc, "promptEOL").encode(SENTENCES, [layer], [pooling])[(layer, pooling)]
+    np.testing.assert_array_equal(got, enc.encode(PROMPTED, [layer], [pooling])[(layer, pooling)])
+    assert not np.allclose(got, enc.encode(SENTENCES, [layer], [pooling])[(layer, pooling)])
+
+
+def test_tokenize_of_a_prompted_encoder_is_the_tokenizer_on_the_prompt_written_out(trained):
+    rwkv, glove = with_template(trained["rwkv6"], "promptEOL"), with_template(trained["glove"], "promptEOL")
+    assert rwkv.tokenize(SENTENCES) == trained["rwkv6"].tokenizer.encode_batch(PROMPTED)
+    index = trained["glove"].kv.key_to_index
+    assert glove.tokenize(SENTENCES[:1]) == [[index[w] for w in glove_tokens(PROMPTED[0]) if w in index]]
+    assert glove.tokenize(SENTENCES[:1])[0][:2] == [index["this"], index["sentence"]]
+
+
+def test_a_prompted_native_encoder_still_exits_early(trained):
+    plain = trained["rwkv6"]
+    prompted = with_template(plain, "promptEOL")
+    assert prompted.block_stepper() is not None
+    rule = ExitRule("saturation", 0.96, 2)  # every prompted sentence leaves before block 11 of 0..11
+    got = encode_with_exit(prompted, prompted.tokenize(SENTENCES), "mean", rule, batch_size=2)
+    ref = encode_with_exit(plain, plain.tokenize(PROMPTED), "mean", rule, batch_size=2)
+    assert got.mode == MODE_BATCHED and got.exit_layer.max() < 11
+    np.testing.assert_array_equal(got.exit_layer, ref.exit_layer)
+    np.testing.assert_array_equal(got.vectors, ref.vectors)
 
 
 def test_cli_evaluate_and_embed_take_a_template(capsys, tmp_path):

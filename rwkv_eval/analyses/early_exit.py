@@ -15,13 +15,15 @@ compare with simply cutting the model at a fixed depth, in GLUE quality and in c
   2020, arXiv:2006.04152): both sentences of a pair run together and leave together once
   the pair's cosine changed by less than epsilon for `patience` blocks in a row.
 
-The native RWKV-6/7 encoders run block by block (`model.embed`, `model.block`); rows that
-exit leave the batch (and trailing padding no longer needed is cut), so the active batch
-shrinks and the remaining rows keep their state — RWKV rows are independent, so a
-remaining row is computed exactly as before. The time saved is wall time measured on
-the same sentences as the full pass it is compared with, never derived from layer
-counts. Encoders without a block-by-block hook (transformers) run the full pass and
-select each sentence's exit layer afterwards: their records say `skips_work: false`.
+Encoders that can run block by block (`Encoder.block_stepper()`: the native RWKV-6/7)
+exit rows early: rows that exit leave the batch (and trailing padding no longer needed is
+cut), so the active batch shrinks and the remaining rows keep their state — RWKV rows are
+independent, so a remaining row is computed exactly as before. The time saved is wall
+time measured on the same sentences as the full pass it is compared with, never derived
+from layer counts. An encoder without a stepper (GloVe, transformers) is refused; only
+when asked (`select_after_full_pass=True`, `rwkv-eval exit --select-after-full-pass`)
+is the rule applied to the layers of a full pass instead, and its records say
+`skips_work: false`.
 
 MRPC, RTE and QQP labels are binary: besides Spearman, each method gets accuracy and F1
 at the cosine threshold that maximises accuracy on a tuning set (MRPC/RTE train)
@@ -39,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ..datasets import PairSet
-from ..encoder import EMBEDDING
+from ..encoder import EMBEDDING, BlockStepper, Encoder
 from ..evaluation import score, unique_sentences
 from ..pooling import check_poolings, pool
 from ..similarity import cosine
@@ -47,7 +49,7 @@ from ..measure import interleaved_best
 
 CRITERIA = ("saturation", "pair")
 MODE_BATCHED = "batched early exit: exited rows leave the batch"
-MODE_SELECT = "full pass, then select: no work skipped (the encoder has no block-by-block hook)"
+MODE_SELECT = "full pass, then select: no work skipped (asked for with select_after_full_pass)"
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,14 @@ class _Streak:
         self.count = self.count[rows]
 
 
-def _check_encoder(encoder) -> int:
-    """The deepest block index; early exit needs a model with a block-by-block hook or an
-    embedding layer plus several blocks."""
+def _check_encoder(encoder: Encoder, select_after_full_pass: bool = False) -> int:
+    """The deepest block index. Early exit needs an encoder that runs block by block (or the
+    full-pass fallback, asked for by name) and an embedding layer plus several blocks."""
+    if not select_after_full_pass and encoder.block_stepper() is None:
+        raise ValueError(f"{encoder.name} cannot run block by block (its encoder has no block stepper), and early "
+                         "exit needs that to skip work: use e.g. a native RWKV-6/7 checkpoint (a BlinkDL .pth, "
+                         "random-rwkv6:SHAPE), or pass --select-after-full-pass (select_after_full_pass=True) to "
+                         "score the rule on the layers of a full pass instead (no work skipped; the records say so)")
     blocks = [la for la in encoder.layers() if isinstance(la, int)]
     if len(blocks) < 2 or EMBEDDING not in encoder.layers():
         raise ValueError(f"early exit needs a multi-layer encoder with an embedding layer; {encoder.name} has "
@@ -127,20 +134,30 @@ def _check_encoder(encoder) -> int:
     return max(blocks)
 
 
-def _exit_batch(model, ids: torch.Tensor, mask: torch.Tensor, pooling: str, rule: ExitRule,
+def _last_block(encoder: Encoder, select_after_full_pass: bool, last: int | None) -> int:
+    """`last`, or the deepest block when None, checked against the encoder."""
+    deepest = _check_encoder(encoder, select_after_full_pass)
+    if last is None:
+        return deepest
+    if not 0 <= last <= deepest:
+        raise ValueError(f"last block {last} out of range for {encoder.name} (blocks 0..{deepest})")
+    return last
+
+
+def _exit_batch(stepper: BlockStepper, ids: torch.Tensor, mask: torch.Tensor, pooling: str, rule: ExitRule,
                 last: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one batch block by block; rows leave as soon as the rule says so.
 
     Returns ((B, D) float32 pooled vectors at each row's exit, (B,) exit block)."""
     B = ids.shape[0]
-    x, carry = model.embed(ids), None  # (B,T,C); carry: RWKV-7's v_first
+    x, carry = stepper.embed(ids), None  # (B,T,C)
     prev = pool(x, mask, pooling)  # (B,D)
     streak = _Streak(rule, B, ids.device)
     rows = torch.arange(B, device=ids.device)  # batch row of each active row
     out = torch.zeros_like(prev)
     exit_layer = torch.full((B,), last, dtype=torch.long, device=ids.device)
     for i in range(last + 1):
-        x, carry = model.block(i, x, carry)
+        x, carry = stepper.block(i, x, carry)
         cur = pool(x, mask, pooling)
         done = streak.update(prev, cur) if i < last else torch.ones(len(rows), dtype=torch.bool, device=ids.device)
         if bool(done.any()):
@@ -150,25 +167,14 @@ def _exit_batch(model, ids: torch.Tensor, mask: torch.Tensor, pooling: str, rule
             if not bool(keep.any()):
                 break
             T = max(1, int(mask[keep].sum(dim=1).max()))  # padding no remaining row needs is cut too
-            rows, mask, cur, x = rows[keep], mask[keep, :T], cur[keep], x[keep, :T]
-            carry = None if carry is None else carry[keep, :T]
+            rows, mask, cur = rows[keep], mask[keep, :T], cur[keep]
+            x, carry = stepper.select(x, carry, keep, T)
             streak.keep(keep)
         prev = cur
     return out, exit_layer
 
 
-def _padded(encoder, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and mask of rows in the given order (pairs must stay adjacent)."""
-    T = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), T), encoder.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), T), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = True
-    return ids.to(encoder.device), mask.to(encoder.device)
-
-
-def _select_after_full_pass(encoder, rows: list[list[int]], pooling: str, rule: ExitRule, last: int,
+def _select_after_full_pass(encoder: Encoder, rows: list[list[int]], pooling: str, rule: ExitRule, last: int,
                             batch_size: int) -> ExitResult:
     """The same rule applied to the pooled vectors of a full pass (no work skipped)."""
     layers = [EMBEDDING, *range(last + 1)]
@@ -188,64 +194,68 @@ def _select_after_full_pass(encoder, rows: list[list[int]], pooling: str, rule: 
     return ExitResult(out, exit_layer, MODE_SELECT)
 
 
-def encode_with_exit(encoder, token_ids: list[list[int]], pooling: str, rule: ExitRule, batch_size: int = 32,
-                     last: int | None = None) -> ExitResult:
+def _exit_in_batches(encoder: Encoder, rows: list[list[int]], pooling: str, rule: ExitRule, last: int,
+                     batch_size: int, order: Sequence[int] | None = None) -> ExitResult:
+    """Batched early exit over `encoder.batches` (in `order` when given)."""
+    stepper = encoder.block_stepper()
+    vectors, exit_layer = None, np.zeros(len(rows), dtype=np.int64)
+    with torch.inference_mode():
+        for idx, ids, mask in encoder.batches(rows, batch_size, order=order):
+            v, e = _exit_batch(stepper, ids, mask, pooling, rule, last)
+            if vectors is None:
+                vectors = np.zeros((len(rows), v.shape[1]), dtype=np.float32)
+            vectors[idx], exit_layer[idx] = v.cpu().numpy(), e.cpu().numpy()
+    return ExitResult(vectors, exit_layer, MODE_BATCHED)
+
+
+def encode_with_exit(encoder: Encoder, token_ids: list[list[int]], pooling: str, rule: ExitRule,
+                     batch_size: int = 32, last: int | None = None,
+                     select_after_full_pass: bool = False) -> ExitResult:
     """Pooled vectors of sentences that each leave the model on their own.
 
     Args:
-        encoder: a native RWKV encoder (batched early exit) or any multi-layer TokenEncoder
-            (full pass, then select; labelled in `mode`).
+        encoder: an encoder with a block stepper (native RWKV-6/7), or with
+            select_after_full_pass any multi-layer encoder with an embedding layer.
         token_ids: tokenized sentences (cut at encoder.max_length as `encode_tokens` does).
         pooling: one of pooling.POOLINGS; the exit decision and the output use it.
         rule: an ExitRule; the "pair" criterion needs `encode_pairs_with_exit`.
         last: deepest block allowed (default: the last block).
+        select_after_full_pass: run the full pass and apply the rule to its layers (no work
+            skipped; `mode` says so) instead of exiting early.
     Returns:
         ExitResult with (N, D) vectors in input order.
+    Raises:
+        ValueError: the encoder cannot run block by block and select_after_full_pass is False.
     """
     if rule.criterion != "saturation":
         raise ValueError(f"encode_with_exit takes the per-sentence 'saturation' criterion; got {rule.criterion!r} "
                          "(use encode_pairs_with_exit)")
     check_poolings((pooling,))
-    last = _check_encoder(encoder) if last is None else last
+    last = _last_block(encoder, select_after_full_pass, last)
     token_ids = [t[: encoder.max_length] for t in token_ids]
-    model = getattr(encoder, "model", None)
-    if not hasattr(model, "block"):
+    if select_after_full_pass:
         return _select_after_full_pass(encoder, token_ids, pooling, rule, last, batch_size)
-    vectors, exit_layer = None, np.zeros(len(token_ids), dtype=np.int64)
-    with torch.inference_mode():
-        for idx, ids, mask in encoder.batches(token_ids, batch_size):
-            v, e = _exit_batch(model, ids, mask, pooling, rule, last)
-            if vectors is None:
-                vectors = np.zeros((len(token_ids), v.shape[1]), dtype=np.float32)
-            vectors[idx], exit_layer[idx] = v.cpu().numpy(), e.cpu().numpy()
-    return ExitResult(vectors, exit_layer, MODE_BATCHED)
+    return _exit_in_batches(encoder, token_ids, pooling, rule, last, batch_size)
 
 
-def encode_pairs_with_exit(encoder, pairs: Sequence[tuple[list[int], list[int]]], pooling: str, rule: ExitRule,
-                           batch_size: int = 32, last: int | None = None) -> ExitResult:
+def encode_pairs_with_exit(encoder: Encoder, pairs: Sequence[tuple[list[int], list[int]]], pooling: str,
+                           rule: ExitRule, batch_size: int = 32, last: int | None = None,
+                           select_after_full_pass: bool = False) -> ExitResult:
     """Pooled vectors of sentence pairs that leave the model together (any criterion).
 
     Rows come back interleaved, a0, b0, a1, b1, ...: (2P, D). Pairs are sorted by their
-    longer sentence and batched `batch_size` rows (batch_size // 2 pairs) at a time.
+    longer sentence and batched `batch_size` rows (batch_size // 2 pairs) at a time, a
+    pair's two rows always in one batch. Encoder and select_after_full_pass as in
+    `encode_with_exit`.
     """
     check_poolings((pooling,))
-    last = _check_encoder(encoder) if last is None else last
+    last = _last_block(encoder, select_after_full_pass, last)
     rows = [t[: encoder.max_length] for a, b in pairs for t in (a, b)]
-    model = getattr(encoder, "model", None)
-    if not hasattr(model, "block"):
+    if select_after_full_pass:
         return _select_after_full_pass(encoder, rows, pooling, rule, last, batch_size)
-    order = np.argsort([-max(len(rows[2 * j]), len(rows[2 * j + 1])) for j in range(len(pairs))], kind="stable")
-    per_batch = max(1, batch_size // 2)
-    vectors, exit_layer = None, np.zeros(len(rows), dtype=np.int64)
-    with torch.inference_mode():
-        for start in range(0, len(order), per_batch):
-            idx = np.stack([2 * order[start: start + per_batch], 2 * order[start: start + per_batch] + 1], 1).ravel()
-            ids, mask = _padded(encoder, [rows[i] for i in idx])
-            v, e = _exit_batch(model, ids, mask, pooling, rule, last)
-            if vectors is None:
-                vectors = np.zeros((len(rows), v.shape[1]), dtype=np.float32)
-            vectors[idx], exit_layer[idx] = v.cpu().numpy(), e.cpu().numpy()
-    return ExitResult(vectors, exit_layer, MODE_BATCHED)
+    by_length = np.argsort([-max(len(rows[2 * j]), len(rows[2 * j + 1])) for j in range(len(pairs))], kind="stable")
+    order = np.stack([2 * by_length, 2 * by_length + 1], 1).ravel()  # (2P,): a pair's rows adjacent
+    return _exit_in_batches(encoder, rows, pooling, rule, last, 2 * max(1, batch_size // 2), order)
 
 
 # ---------------------------------------------------------------- binary labels
@@ -288,7 +298,8 @@ def binary_scores(sims: np.ndarray, labels: np.ndarray, threshold: float) -> dic
 
 
 def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str = "mean", batch_size: int = 32,
-               tune: PairSet | None = None, depths: Sequence[int] | None = None, rounds: int = 1) -> list[dict]:
+               tune: PairSet | None = None, depths: Sequence[int] | None = None, rounds: int = 1,
+               select_after_full_pass: bool = False) -> list[dict]:
     """Fixed-depth pruning and early exit on one pair set, timed in the same run.
 
     Every method (the full pass, each fixed depth, each rule) is timed on the same
@@ -301,13 +312,15 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
         tune: for binary sets, the set the cosine threshold is tuned on (each method encodes
             it the same way, untimed); None leaves accuracy and F1 out.
         depths: fixed depths (block indices) to sweep; default every block.
+        select_after_full_pass: the rules on the layers of a full pass (see encode_with_exit).
     Returns:
         One record per fixed depth (criterion "fixed") and per rule: criterion, tau,
         epsilon, patience, depth, mean_layers, spearman, pearson, spearman_ci95,
         seconds_per_pair, full_pass_seconds_per_pair, speedup, exit_mode, skips_work,
         (binary sets) threshold, accuracy, f1; plus model and data provenance.
     """
-    last = _check_encoder(encoder)
+    last = _check_encoder(encoder, select_after_full_pass)
+    exit_kw = {"select_after_full_pass": select_after_full_pass}
     depths = list(range(last + 1)) if depths is None else [int(d) for d in depths]
     bad = [d for d in depths if not 0 <= d <= last]
     if bad:
@@ -334,9 +347,10 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
         methods[f"fixed {d}"] = remember(d, lambda d=d: encoder.encode_tokens(tok, [d], [pooling], batch_size))
     for rule in rules:
         if rule.criterion == "saturation":
-            fn = lambda rule=rule: encode_with_exit(encoder, tok, pooling, rule, batch_size, last)  # noqa: E731
+            fn = lambda rule=rule: encode_with_exit(encoder, tok, pooling, rule, batch_size, last, **exit_kw)  # noqa: E731
         else:
-            fn = lambda rule=rule: encode_pairs_with_exit(encoder, pair_tok, pooling, rule, batch_size, last)  # noqa: E731
+            fn = lambda rule=rule: encode_pairs_with_exit(encoder, pair_tok, pooling, rule, batch_size, last,  # noqa: E731
+                                                          **exit_kw)
         methods[rule.name] = remember(rule, fn)
     seconds = interleaved_best(methods, rounds, str(encoder.device))
     n = len(pairs)
@@ -352,8 +366,9 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
         for d in depths:
             tuned[d] = tune_threshold(cosine(temb[(d, pooling)][t1], temb[(d, pooling)][t2]), tune.gold)
         for rule in rules:
-            r = (encode_with_exit(encoder, ttok, pooling, rule, batch_size, last) if rule.criterion == "saturation"
-                 else encode_pairs_with_exit(encoder, tpair, pooling, rule, batch_size, last))
+            r = (encode_with_exit(encoder, ttok, pooling, rule, batch_size, last, **exit_kw)
+                 if rule.criterion == "saturation"
+                 else encode_pairs_with_exit(encoder, tpair, pooling, rule, batch_size, last, **exit_kw))
             tuned[rule] = tune_threshold(sims_of(r.vectors, t1, t2, rule.criterion == "pair"), tune.gold)
 
     common = encoder.provenance() | pairs.provenance() | {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -142,10 +142,10 @@ class GloVeEncoder(TokenEncoder):
     def layers(self) -> tuple[Layer, ...]:
         return (0,)
 
-    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
         index = self.kv.key_to_index
         out = []
-        for s in sentences:
+        for s in texts:
             toks = glove_tokens(s)
             ids = [index[t] for t in toks if t in index]
             self.n_oov_tokens += len(toks) - len(ids)

@@ -220,11 +220,11 @@ class HFEncoder(TokenEncoder):
     def layers(self) -> tuple[Layer, ...]:
         return (EMBEDDING, *range(self.n_layers), FINAL)
 
-    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
         if isinstance(self.tokenizer, PreTrainedTokenizerBase):
-            ids = self.tokenizer(list(sentences), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+            ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         else:
-            ids = [list(self.tokenizer(s)) for s in sentences]
+            ids = [list(self.tokenizer(s)) for s in texts]
         if isinstance(self.tokenizer, PreTrainedTokenizerBase):
             special = set(self.tokenizer.all_special_ids)
             ids = [row if any(t not in special for t in row) else [] for row in ids]

@@ -4,7 +4,8 @@ Layers (the suite's convention, see encoder.py and models/rwkv6.py):
     "emb"  embedding after blocks.0.ln0
     k      residual stream after block k, 0 <= k < n_layer (Hugging Face
            hidden_states[k]); no final norm, no fp16 rescaling
-`states` runs only up to the deepest requested block.
+`states` runs only up to the deepest requested block; `block_stepper` runs the same
+blocks one at a time (`RWKVStepper`, for early exit).
 
 Batches are right-padded by `TokenEncoder.batches`; RWKV is causal, so the valid
 positions of a padded row equal those of the sentence alone and the mask is not needed
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -35,6 +36,26 @@ from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, c
 from .wkv6 import DEFAULT_CHUNK_SIZE
 
 DEFAULT_MAX_LENGTH = 512
+
+
+class RWKVStepper:
+    """An RWKV-6/7 model block by block (encoder.BlockStepper): the calls `RWKV6.states` /
+    `RWKV7.states` make, one at a time. The carry is RWKV-7's v_first, block 0's values
+    (B,T,C), which every later block mixes in; RWKV-6 carries nothing (None)."""
+
+    def __init__(self, model: RWKV6 | RWKV7):
+        self._model = model
+        self.n_blocks = model.config.n_layer
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._model.embed(ids)
+
+    def block(self, i: int, x: torch.Tensor, carry: Any) -> tuple[torch.Tensor, Any]:
+        return self._model.block(i, x, carry)
+
+    def select(self, x: torch.Tensor, carry: Any, rows: torch.Tensor, length: int) -> tuple[torch.Tensor, Any]:
+        # v_first is per row and position like x, so it is cut the same way
+        return x[rows, :length], None if carry is None else carry[rows, :length]
 
 
 class RWKVEncoder(TokenEncoder):
@@ -70,8 +91,8 @@ class RWKVEncoder(TokenEncoder):
         self.compute_dtype = model.ln_out.weight.dtype  # residual stream, state, norms
         self.pad_id = 0
 
-    def tokenize(self, sentences) -> list[list[int]]:
-        return self.tokenizer.encode_batch(sentences)
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer.encode_batch(texts)
 
     def layers(self) -> tuple[Layer, ...]:
         return self.model.layers()
@@ -81,17 +102,20 @@ class RWKVEncoder(TokenEncoder):
         return self.model.config.n_layer
 
     def states(self, ids: torch.Tensor, mask: torch.Tensor, layers: tuple[Layer, ...]) -> Iterator[tuple[Layer, torch.Tensor]]:
-        """Yield (layer, (B, T, C) states) for the requested layers, shallowest first; stop after the deepest."""
+        """Yield (layer, (B, T, C) states) for the requested layers, shallowest first; stop after the deepest.
+        `mask` is not read: the model is causal, so right padding cannot reach a valid position."""
         unknown = [l for l in layers if l not in self.layers()]
         if unknown:
             raise ValueError(f"layer {unknown[0]!r} out of range for {self.name} ('emb', 0..{self.n_layers - 1})")
         wanted = set(layers)
         deepest = max((l for l in layers if isinstance(l, int)), default=-1)
-        mask = mask.to(self.device)
         with torch.inference_mode():
             for layer, x in self.model.states(ids.to(self.device), last=deepest):
                 if layer in wanted:
                     yield layer, x
+
+    def block_stepper(self) -> RWKVStepper:
+        return RWKVStepper(self.model)
 
     def provenance(self) -> dict:
         c = self.model.config

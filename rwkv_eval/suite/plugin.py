@@ -117,7 +117,8 @@ class RunContext:
         return self._encoders[key]
 
     def encoder(self, case):
-        """What the case is scored with: its model, wrapped in its template when it has one."""
+        """What the case is scored with: its model, or a copy of it sharing the weights that applies
+        the case's template (templates.with_template)."""
         from rwkv_eval.templates import with_template
 
         model = self.model(case)
