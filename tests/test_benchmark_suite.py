@@ -193,7 +193,8 @@ def test_missing_thresholds_file_is_a_clean_usage_error(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (("--device", "cuda"), "cuda requested but CUDA is not available"),
-    (("--dtype", "int8"), "--dtype must be float32, float16 or bfloat16; got int8"),
+    (("--dtype", "int8"), "--dtype int8: not a dtype; choose from float32, fp32, float16"),  # as rwkv-eval says
+    (("--layers", "1,one"), "--layers: 'one' is not a layer; expected ints"),
     (("--rwkv-profile", "nightly"), "unknown profile 'nightly'"),
 ])
 def test_bad_options_are_clean_usage_errors(tmp_path, args, message):
