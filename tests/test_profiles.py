@@ -339,3 +339,26 @@ def test_pairs_profile_without_the_hub_models_stops_naming_each_once(tmp_path, m
         [line] = [ln for ln in lines if f"model {model} is not here" in ln]
         assert "huggingface-cli download" in line and "HF_HUB_OFFLINE" in line
     assert not any("dataset" in ln for ln in lines)  # STS-B and SICK-R are under the data root
+
+
+def test_the_plugin_reads_the_data_root_from_the_environment(shared_data):
+    """RWKV_EVAL_DATA is read by the plugin (an edge), which passes it to build_profile as
+    data_dir; the profiles module reads no environment (build_profile without data_dir: the
+    smoke profile has only the bundled sample, see test_smoke_keys_stay_those_of_the_references_file)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1",
+                                                                          "RWKV_EVAL_DATA": str(shared_data)}
+    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_embeddings.py", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "-k", "glove-6b-50d and L00/mean"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    ids = {line.split("[", 1)[1].rstrip("]") for line in res.stdout.splitlines() if "test_similarity[" in line}
+    assert {"glove-6b-50d/L00/mean/mrpc-validation", "glove-6b-50d/L00/mean/stsb-test"} <= ids
+
+
+def test_build_profile_reads_no_environment(monkeypatch, shared_data):
+    monkeypatch.setenv("RWKV_EVAL_DATA", str(shared_data))
+    assert [d.key for d in build_profile("smoke").datasets] == ["stsb-sample-test"]
