@@ -138,7 +138,10 @@ def check_args(args: argparse.Namespace) -> Checked:
         check_writable(args.output, "--output")
     split = check_data_args(args.dataset, args.split, args.data_dir) if "dataset" in args else None
     models = args.model if isinstance(args.model, list) else [args.model]
-    layers = [args.layers, args.layers_b] if "layers_b" in args else [args.layers] * len(models)
+    layers = [args.layers] * len(models)
+    if "layers_b" in args:  # compare: model B's own layers, named by their own flag in an error
+        check_layers(args.layers_b, "--layers-b")
+        layers = [args.layers, args.layers_b]
     configs = tuple(build_config(argparse.Namespace(**(vars(args) | {"model": m, "layers": la})))
                     for m, la in zip(models, layers))
     return Checked(configs, split)

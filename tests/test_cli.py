@@ -202,7 +202,7 @@ def test_every_subcommand_checks_data_and_output_before_a_model_loads(tmp_path, 
 
 @pytest.mark.parametrize("argv,message", [
     (["compare", "--model", "glove-6b-50d", "--model", "{missing}", "--dataset", "stsb-sample", "--layers-b", "1,,2"],
-     "--layers: item 2 of layer list '1,,2' is empty"),
+     "--layers-b: item 2 of layer list '1,,2' is empty"),
     (["ood", "--model", "{missing}", "--device", "tpu"], "--device tpu is not a device"),
     (["ood", "--model", "{missing}", "--pooling", "avg"], "--pooling: unknown pooling 'avg'"),
     (["embed", "--model", "{missing}", "--input", "{tmp}/s.txt", "--output", "e.npz", "--layers", "1-"],
