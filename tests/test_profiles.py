@@ -361,4 +361,5 @@ def test_the_plugin_reads_the_data_root_from_the_environment(shared_data):
 
 def test_build_profile_reads_no_environment(monkeypatch, shared_data):
     monkeypatch.setenv("RWKV_EVAL_DATA", str(shared_data))
-    assert [d.key for d in build_profile("smoke").datasets] == ["stsb-sample-test"]
+    assert build_profile("smoke").data_dir is None
+    assert build_profile("smoke", data_dir=str(shared_data)).data_dir == str(shared_data)
