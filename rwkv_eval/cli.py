@@ -23,12 +23,13 @@ import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, NoReturn, Sequence
+from typing import Iterator, NamedTuple, NoReturn, Sequence
 
 from .datasets.registry import NAMES as DATASET_NAMES  # a live view: read when the parser is built
+from .datasets.registry import get
+from .options import DTYPES, check_dtype, check_layers, check_poolings
+
 AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # aggregation.STUDY_AGGREGATIONS, kept light (a test ties them)
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-          "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -50,23 +51,14 @@ class RunConfig:
 
 PROG = "rwkv-eval"
 DEBUG_ENV = "RWKV_EVAL_DEBUG"
-LAYER_NAMES = ("emb", "final", "all")
 
 
 class StageError(RuntimeError):
     """An exception the package did not anticipate, with what the command was doing and on which file."""
 
 
-def _default_split(dataset: str) -> str:
-    from .datasets import get
-
-    return get(dataset).default_split
-
-
 def _check_split(dataset: str, split: str | None) -> str:
     """The split to load; one that the dataset does not have is an error, never replaced by another."""
-    from .datasets import get
-
     spec = get(dataset)
     if split is None:
         return spec.default_split
@@ -83,39 +75,6 @@ def _data_root() -> str | None:
     return os.environ.get(DATA_ENV) or None
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {device} is not a device this suite runs on; use cpu, cuda, cuda:N or auto")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device} requested but CUDA is not available here; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                             f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    return str(dev)
-
-
-def _check_layer_syntax(spec: str | None) -> None:
-    """The form of --layers, before a model loads; the range is checked against the model, before encoding."""
-    if spec is None:
-        return
-    items = [item.strip() for item in spec.split(",")]
-    for i, item in enumerate(items, start=1):
-        if not item:
-            raise ValueError(f"--layers {spec!r}: item {i} is empty; give comma-separated layers, e.g. --layers 1,3,5")
-        if item not in LAYER_NAMES and not item.lstrip("-").isdigit():
-            raise ValueError(f"--layers {spec!r}: {item!r} is not a layer; expected integers (block index, "
-                             f"from 0; negative counts from the last), {', '.join(repr(n) for n in LAYER_NAMES)}")
-
-
 def _template(args: argparse.Namespace) -> str | None:
     """--template, checked before any model is loaded."""
     from .templates import resolve_template
@@ -126,19 +85,20 @@ def _template(args: argparse.Namespace) -> str | None:
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    from .pooling import check_poolings
+    """One model's settings, every flag checked (the checks the pytest options share: options.py)."""
+    from .measure import resolve_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}")
     if args.max_length is not None and args.max_length < 1:
         raise ValueError(f"--max-length must be >= 1 token; got {args.max_length}")
-    _check_layer_syntax(args.layers)
+    check_layers(args.layers)
     return RunConfig(
         model=args.model,
         layers=args.layers,
-        poolings=check_poolings(tuple(p.strip() for p in args.pooling.split(",") if p.strip())),
-        device=_resolve_device(args.device),
-        dtype=DTYPES[args.dtype],
+        poolings=check_poolings(args.pooling),
+        device=resolve_device(args.device, "--device"),
+        dtype=check_dtype(args.dtype),
         backend=args.backend,
         tokenizer=args.tokenizer,
         revision=args.revision,
@@ -148,6 +108,45 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         template=_template(args),
     )
+
+
+def check_data_args(dataset: str, split: str | None, data_dir: str | None) -> str:
+    """--dataset / --split / --data-dir -> the split to load. The bundled sample ships inside
+    the package: a --data-dir, or a split it does not have, would be silently ignored, so
+    both are errors."""
+    split = _check_split(dataset, split)
+    if get(dataset).shipped and data_dir is not None:
+        raise ValueError(f"--data-dir does not apply to --dataset {dataset} (it ships inside the package); "
+                         "drop --data-dir, or name a dataset of the data root (e.g. --dataset stsb)")
+    return split
+
+
+class Checked(NamedTuple):
+    """What check_args found: one RunConfig per --model, in order, and the split to load."""
+
+    configs: tuple[RunConfig, ...]
+    split: str | None  # None: the command takes no --dataset
+
+
+def check_args(args: argparse.Namespace) -> Checked:
+    """Every subcommand's shared flags, data arguments and output path, checked before any
+    model loads, so a typo costs seconds, not a multi-GB load. Each command calls it first
+    and then checks its own flags (still before a model loads). Cheapest first: the output
+    path and the data arguments need no torch, so their errors come in a fraction of a second;
+    callers import the heavy modules (torch, scipy) after this returns."""
+    from .records import check_writable
+
+    if args.output:
+        check_writable(args.output, "--output")
+    split = check_data_args(args.dataset, args.split, args.data_dir) if "dataset" in args else None
+    models = args.model if isinstance(args.model, list) else [args.model]
+    layers = [args.layers] * len(models)
+    if "layers_b" in args:  # compare: model B's own layers, named by their own flag in an error
+        check_layers(args.layers_b, "--layers-b")
+        layers = [args.layers, args.layers_b]
+    configs = tuple(build_config(argparse.Namespace(**(vars(args) | {"model": m, "layers": la})))
+                    for m, la in zip(models, layers))
+    return Checked(configs, split)
 
 
 @contextmanager
@@ -228,17 +227,11 @@ def table(records: list[dict]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    (cfg,), split = check_args(args)
     from .datasets import load_pairs
     from .evaluation import evaluate
-    from .records import check_writable, environment, to_json, write_json_atomic
+    from .records import environment, to_json, write_json_atomic
 
-    cfg = build_config(args)
-    split = _check_split(args.dataset, args.split)
-    if args.output:
-        check_writable(args.output, "--output")
-    if args.dataset == "stsb-sample" and args.data_dir is not None:
-        raise ValueError("--data-dir does not apply to --dataset stsb-sample (it ships inside the package); "
-                         "drop --data-dir, or name a dataset of the data root (e.g. --dataset stsb)")
     # Data first: a typo in a path should fail before a multi-GB model load.
     with _during(f"reading {args.dataset} {split}" + (f" from {args.data_dir}" if args.data_dir else "")):
         pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
@@ -285,15 +278,14 @@ def read_sentences(path: str) -> list[str]:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    (cfg,), _ = check_args(args)
     import numpy as np
 
     from .records import check_writable, environment, write_bytes_atomic, write_json_atomic
 
-    cfg = build_config(args)
     if not args.output.endswith(".npz"):
         raise ValueError(f"--output {args.output} must end in .npz")
     meta_path = args.output[: -len(".npz")] + ".provenance.json"
-    check_writable(args.output, "--output")
     check_writable(meta_path, "--output's provenance file")
     sentences = read_sentences(args.input)
     enc, layers = load_model(cfg)
@@ -326,11 +318,11 @@ def _floats(text: str, option: str) -> list[float]:
 
 def cmd_exit(args: argparse.Namespace) -> int:
     """Early exit vs fixed-depth pruning on one split: one record per setting and per depth."""
+    (cfg,), split = check_args(args)
     from .datasets import get, load_pairs, sample
     from .analyses.early_exit import ExitRule, exit_study
-    from .records import check_writable, environment, to_json, write_json_atomic
+    from .records import environment, to_json, write_json_atomic
 
-    cfg = build_config(args)
     if len(cfg.poolings) != 1:
         raise ValueError(f"exit takes one --pooling (it decides the exit); got {', '.join(cfg.poolings)}")
     values = _floats(args.tau if args.criterion == "saturation" else args.epsilon,
@@ -340,9 +332,6 @@ def cmd_exit(args: argparse.Namespace) -> int:
         raise ValueError(f"--patience takes whole numbers of blocks, e.g. 1,2; got {args.patience!r}")
     patience = [int(p) for p in patience]
     rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
-    split = _check_split(args.dataset, args.split)
-    if args.output:
-        check_writable(args.output, "--output")
     pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
     tune = (load_pairs(args.dataset, args.tune_split, args.data_dir, default_root=_data_root())
             if get(args.dataset).binary else None)
@@ -378,13 +367,13 @@ def compare_table(records: list[dict]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
+    if len(args.model) != 2:
+        raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
+    cfgs, split = check_args(args)
     from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets
     from .datasets import get, load_pairs, sample
     from .records import environment, to_json, write_json_atomic
 
-    if len(args.model) != 2:
-        raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
-    split = args.split or _default_split(args.dataset)
     test = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
     tests = [sample(t, args.subset, args.seed) for t in (test if isinstance(test, list) else [test])]
     sets = list(tests)
@@ -394,8 +383,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.dataset} has none")
         sets.append(sample(load_pairs(args.dataset, args.select_on, args.data_dir, default_root=_data_root()),
                            args.subset, args.seed))
-    cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m, "layers": la})))
-            for m, la in zip(args.model, (args.layers, args.layers_b))]
     models = [load_model(cfg) for cfg in cfgs]  # both loaded (and their layers checked) before any encoding
     a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size, aggregations=args.aggregate)
             for (enc, layers), cfg in zip(models, cfgs))
@@ -437,16 +424,16 @@ def ood_table(result: dict) -> str:
 
 def cmd_ood(args: argparse.Namespace) -> int:
     """Select on STS-B dev, score STS-B test, STS12-16 and SICK-R test; degradation per domain."""
-    from .analyses.compare import score_sets
-    from .analyses.ood import load_ood_sets, ood_analysis
-    from .records import environment, to_json, write_json_atomic
-
     pairs = [tuple(x.strip() for x in p.split(",")) for p in args.pair or ()]
     bad = [p for p in pairs if len(p) != 2 or not all(p) or not set(p) <= set(args.model)]
     if bad:
         raise ValueError(f"--pair {','.join(bad[0])}: expected LINEAR,SOFTMAX, two of the --model values")
+    cfgs, _ = check_args(args)
+    from .analyses.compare import score_sets
+    from .analyses.ood import load_ood_sets, ood_analysis
+    from .records import environment, to_json, write_json_atomic
+
     sets = load_ood_sets(args.data_dir, args.subset, args.seed, default_root=_data_root())
-    cfgs = [build_config(argparse.Namespace(**(vars(args) | {"model": m}))) for m in args.model]
     models = [load_model(cfg) for cfg in cfgs]
     scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model,
                          aggregations=args.aggregate)
@@ -459,13 +446,19 @@ def cmd_ood(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="glove-6b-50d",
-                   help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | random-hf:NAME | BlinkDL .pth "
-                        "| HF dir | hub id")
-    p.add_argument("--layers", default=None, help="comma-separated layers, 'emb' for the embedding; default: all")
-    p.add_argument("--pooling", default="mean", help="comma-separated: mean,max,last,first_last,weighted_mean")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+def _model_options(p: argparse.ArgumentParser, several: str | None = None,
+                   layers_help: str = "comma-separated layers (default: all): 1,3,5 | 0-23 | emb | final | 50%% "
+                                      "(relative depth)") -> None:
+    """The model and its settings; `several`: the --model help of a command that takes several."""
+    if several:
+        p.add_argument("--model", action="append", required=True, help=several)
+    else:
+        p.add_argument("--model", default="glove-6b-50d",
+                       help="glove-6b-50d | gensim:NAME | GloVe .txt | random-rwkv6:SHAPE | random-hf:NAME | "
+                            "BlinkDL .pth | HF dir | hub id")
+    p.add_argument("--layers", default=None, help=layers_help)
+    p.add_argument("--pooling", default="mean", help="comma-separated: mean,max,last,first_last,weighted_mean | all")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (the current CUDA device) | cuda:N | auto")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--backend", default="auto", choices=("auto", "native", "hf"))
     p.add_argument("--tokenizer", default=None, choices=("world", "byte", "hf"), help="override the detected tokenizer")
@@ -479,11 +472,28 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                         "one {sentence}; recorded")
 
 
-def _aggregate_option(p: argparse.ArgumentParser) -> None:
+def _data_options(p: argparse.ArgumentParser, datasets: Sequence[str] | None) -> None:
+    """--dataset (when the command takes one: `datasets` are its choices), --split, --data-dir."""
+    if datasets is not None:
+        p.add_argument("--dataset", required=True, choices=datasets)
+        p.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"),
+                       help="default: validation for mrpc, test otherwise")
+    p.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
+
+
+def _output_options(p: argparse.ArgumentParser, what: str = "a JSON array of records") -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} instead of a table")
+    p.add_argument("--output", default=None, help=f"also write the config and {what} to this JSON file (atomically)")
+
+
+def _statistics_options(p: argparse.ArgumentParser) -> None:
+    """The seeded statistics of compare and ood (their seed is --seed)."""
     p.add_argument("--aggregate", action="append", default=[], choices=AGGREGATE_NAMES,
                    help="also score a layer aggregation as a setting of every model (repeatable): first_last = "
                         "blocks 0 and L-1 averaged, emb_last = embedding and block L-1 (the two 'first-last avg.' of "
                         "the BERT literature), all_mean = every block")
+    p.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (quick runs)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -500,52 +510,34 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="Spearman/Pearson of cosine similarity vs gold, per layer and pooling")
     _model_options(ev)
-    ev.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    ev.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"),
-                    help="default: validation for mrpc, test otherwise")
-    ev.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
-    ev.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
-    ev.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
+    _data_options(ev, DATASET_NAMES)
+    _output_options(ev)
     ev.set_defaults(func=cmd_evaluate)
     em = sub.add_parser("embed", help="write pooled sentence vectors to an .npz (arrays L{layer}_{pooling})")
     _model_options(em)
     em.add_argument("--input", required=True, help="UTF-8 text file, one sentence per line")
     em.add_argument("--output", required=True, help="output .npz path")
     em.set_defaults(func=cmd_embed)
-    cp = sub.add_parser("compare", conflict_handler="resolve",
-                        help="two models on the same pairs: Δρ at matched relative depth, paired bootstrap CI")
-    _model_options(cp)
-    cp.add_argument("--model", action="append", required=True, help="give twice: model A, then model B")
-    cp.add_argument("--layers", default=None, help="layers of model A (default: all); B is matched by relative depth")
+    cp = sub.add_parser("compare", help="two models on the same pairs: Δρ at matched relative depth, paired bootstrap CI")
+    _model_options(cp, several="give twice: model A, then model B",
+                   layers_help="layers of model A (default: all); B is matched by relative depth")
     cp.add_argument("--layers-b", default=None, help="candidate layers of model B (default: all)")
-    cp.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    cp.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"))
-    _aggregate_option(cp)
+    _data_options(cp, DATASET_NAMES)
+    _statistics_options(cp)
     cp.add_argument("--select-on", default=None, choices=("validation",),
                     help="also compare each model at its (layer, pooling) chosen on this split, and the oracle")
-    cp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
-    cp.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (seed = --seed)")
-    cp.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
-    cp.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
-    cp.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
+    _output_options(cp)
     cp.set_defaults(func=cmd_compare)
-    od = sub.add_parser("ood", conflict_handler="resolve",
-                        help="out-of-domain degradation: select on STS-B dev, score STS12-16 and SICK-R")
-    _model_options(od)
-    od.add_argument("--model", action="append", required=True, help="one or more models")
+    od = sub.add_parser("ood", help="out-of-domain degradation: select on STS-B dev, score STS12-16 and SICK-R")
+    _model_options(od, several="one or more models")
     od.add_argument("--pair", action="append", default=None, help="LINEAR,SOFTMAX: two --model values to compare")
-    _aggregate_option(od)
-    od.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (quick runs)")
-    od.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
-    od.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
-    od.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
-    od.add_argument("--output", default=None, help="also write the result to this JSON file (atomically)")
+    _data_options(od, None)
+    _statistics_options(od)
+    _output_options(od, "the JSON result")
     od.set_defaults(func=cmd_ood)
     ex = sub.add_parser("exit", help="early exit (saturation / pair) vs fixed-depth pruning: quality and measured time")
     _model_options(ex)
-    ex.add_argument("--dataset", required=True, choices=[d for d in DATASET_NAMES if d != "stsb-sample"])
-    ex.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"))
-    ex.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
+    _data_options(ex, [d for d in DATASET_NAMES if not get(d).shipped])
     ex.add_argument("--criterion", default="saturation", choices=("saturation", "pair"))
     ex.add_argument("--tau", default="0.99,0.995,0.999", help="saturation: exit when cos(v_k, v_k-1) >= tau")
     ex.add_argument("--epsilon", default="0.01,0.003,0.001", help="pair: exit when the pair cosine moves < epsilon")
@@ -558,8 +550,7 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--select-after-full-pass", action="store_true",
                     help="for a model that cannot run block by block (e.g. transformers): apply the rule to the "
                          "layers of a full pass; no work is skipped (records: skips_work false)")
-    ex.add_argument("--json", action="store_true", help="print a JSON array of records instead of a table")
-    ex.add_argument("--output", default=None, help="also write config + records to this JSON file (atomically)")
+    _output_options(ex)
     ex.set_defaults(func=cmd_exit)
     return ap
 

@@ -40,6 +40,9 @@ from .templates import apply_template
 
 Layer = Union[int, str]
 EMBEDDING = "emb"
+# the names of the layer grammar (layer_items), the one list: "all" = every layer, "final" =
+# after the final norm (Hugging Face models that have one)
+LAYER_NAMES = ("all", EMBEDDING, "final")
 
 
 def layer_id(layer) -> str:
@@ -165,7 +168,7 @@ def layer_items(spec: str | Sequence[Layer]) -> list[Layer | tuple[str, float | 
     if not raw:
         raise ValueError("empty layer list; expected e.g. '1,3,5', '0-23', 'all', 'emb', 'final' or '50%'")
     out: list = []
-    for item in raw:
+    for i, item in enumerate(raw, start=1):
         if isinstance(item, bool) or not isinstance(item, (int, str)):
             raise ValueError(f"layer {item!r} is a {type(item).__name__}; expected an int or a string like '0-23', "
                              "'all', 'emb', 'final', '50%'")
@@ -185,10 +188,13 @@ def layer_items(spec: str | Sequence[Layer]) -> list[Layer | tuple[str, float | 
             if not 0.0 <= f <= 1.0:
                 raise ValueError(f"relative depth {item!r} is outside 0%..100% (0.0..1.0)")
             out.append(("relative", f, 0))
-        elif item:
+        elif item in LAYER_NAMES:
             out.append(item)
+        elif item:
+            raise ValueError(f"{item!r} is not a layer; expected ints (block index from 0, negative from the deepest), "
+                             "ranges 'a-b', 'all', 'emb', 'final' or relative depths '50%' / '0.5'")
         else:
-            raise ValueError(f"empty item in layer list {spec!r}")
+            raise ValueError(f"item {i} of layer list {spec!r} is empty; give comma-separated layers, e.g. '1,3,5'")
     return out
 
 

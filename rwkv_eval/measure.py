@@ -70,23 +70,33 @@ def cuda_index(device: str | torch.device) -> int | None:
     return torch.cuda.current_device() if device.index is None else device.index
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda:0' or 'cpu'; 'cuda' -> 'cuda:<current>'; checks that a CUDA index exists."""
+def resolve_device(device: str, what: str = "device") -> str:
+    """The device a run uses, named so that its records say which chip computed them.
+
+    "cpu" -> "cpu"; "cuda:N" -> "cuda:N" once that device exists; "cuda" -> the *current*
+    CUDA device (torch's meaning of "cuda": where `.to("cuda")` puts a tensor, i.e. what
+    `torch.cuda.set_device` / CUDA_VISIBLE_DEVICES selected), recorded as "cuda:N";
+    "auto" -> that same current CUDA device when CUDA is available, else "cpu". A bare
+    "cuda" is never passed on: a later `torch.cuda.synchronize()` or a record would not
+    say which device ran. Both faces (cli.py, the pytest plugin) call this one function;
+    `what` is the option that gave the value ("--device"), named in every error.
+    """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    expected = "use cpu, cuda (the current CUDA device), cuda:N or auto"
     try:
         d = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from e
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"{what} {device} is not a device; {expected}") from e
     if d.type == "cpu":
         return "cpu"
     if d.type != "cuda":
-        raise ValueError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+        raise ValueError(f"{what} {device} is not a device this suite runs on; {expected}")
     if not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available on this machine; use cpu")
+        raise ValueError(f"{what} {device} requested but CUDA is not available on this machine; use cpu")
     index = cuda_index(d)
     if index >= torch.cuda.device_count():
-        raise ValueError(f"device {device} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+        raise ValueError(f"{what} {device} does not exist: this machine has {torch.cuda.device_count()} CUDA "
                          f"device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return f"cuda:{index}"
 

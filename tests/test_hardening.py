@@ -120,7 +120,7 @@ def test_failures_are_one_line_exit_2_and_leave_nothing(tmp_path, sentences, kin
 
 @pytest.mark.parametrize("argv,fragment", [
     (["evaluate", "--dataset", "stsb-sample", "--device", "tpu"], "--device tpu is not a device"),
-    (["evaluate", "--dataset", "stsb-sample", "--layers", "1,,2"], "item 2 is empty"),
+    (["evaluate", "--dataset", "stsb-sample", "--layers", "1,,2"], "item 2 of layer list '1,,2' is empty"),
     (["evaluate", "--dataset", "stsb-sample", "--layers", "one"], "'one' is not a layer"),
     (["evaluate", "--dataset", "stsb-sample", "--max-length", "0"], "--max-length must be >= 1"),
     (["evaluate", "--dataset", "stsb-sample", "--tokenizer", "world"], "tokenizer does not apply to GloVe"),
@@ -208,6 +208,13 @@ def test_given_data_dir_never_falls_back_and_split_must_apply(tmp_path, shared_d
     res = run(["evaluate", "--dataset", "stsb", "--data-dir", str(tmp_path / "nowhere")], tmp_path,
               data_env=shared_data)
     assert_one_line_error(res, "nothing else is tried when a data directory is given")
+    # the data root has STS-B's validation split (sts-dev.csv) but STS12 has only test, and the
+    # bundled sample is test pairs: a split that does not apply is refused, never replaced
+    for command in (["evaluate"], ["compare", "--model", "glove-6b-50d", "--model", "glove-6b-50d"]):
+        res = run([*command, "--dataset", "sts12", "--split", "validation"], tmp_path, data_env=shared_data)
+        assert_one_line_error(res, "--split validation does not apply to --dataset sts12; it has test")
+        res = run([*command, "--dataset", "stsb-sample", "--split", "validation"], tmp_path, data_env=shared_data)
+        assert_one_line_error(res, "--split validation does not apply to --dataset stsb-sample; it has test")
 
 
 def test_cut_duplicated_and_too_few_pairs_are_warned_and_recorded(tmp_path, glove_txt):

@@ -19,11 +19,12 @@ from rwkv_eval.models.random_init import random_rwkv_encoder
 
 
 class FakeCuda:
-    """Stands in for torch.cuda: two devices (current: 0), every call logged as (name, device)."""
+    """Stands in for torch.cuda: two devices (current: `current`, 0 by default), every call
+    logged as (name, device)."""
 
-    def __init__(self, monkeypatch, capability=(8, 0), n_devices=2):
+    def __init__(self, monkeypatch, capability=(8, 0), n_devices=2, current=0):
         self.log: list[tuple] = []
-        self.capability, self.n_devices = capability, n_devices
+        self.capability, self.n_devices, self.current = capability, n_devices, current
         self.allocated, self.peak = 100 * measure.MB, 0
         fake = self
 
@@ -47,7 +48,7 @@ class FakeCuda:
         for name, fn in {
             "is_available": lambda: True,
             "device_count": lambda: self.n_devices,
-            "current_device": lambda: 0,
+            "current_device": lambda: self.current,
             "synchronize": lambda device=None: self.log.append(("synchronize", device)),
             "current_stream": lambda device=None: Stream(device),
             "Event": Event,
@@ -105,22 +106,35 @@ def test_default_dtype_by_device_capability(monkeypatch, capability, dtype):
     assert measure.default_dtype("cpu") == "float32"
 
 
-def test_device_resolution(fake_cuda):
-    assert measure.resolve_device("auto") == "cuda:0"
-    assert measure.resolve_device("cuda") == "cuda:0"
-    assert measure.resolve_device("cuda:1") == "cuda:1"
+@pytest.mark.parametrize("current", [0, 1])
+def test_device_resolution_names_the_current_cuda_device(monkeypatch, current):
+    """"cuda" and "auto" mean torch's current CUDA device (set_device / CUDA_VISIBLE_DEVICES),
+    always recorded with its index; with the current device set to 1, a resolver that took
+    "cuda" for cuda:0 would name the wrong chip in every record."""
+    FakeCuda(monkeypatch, current=current)
+    assert measure.resolve_device("auto") == f"cuda:{current}"
+    assert measure.resolve_device("cuda") == f"cuda:{current}"
+    assert measure.resolve_device("cuda:1") == "cuda:1" and measure.resolve_device("cuda:0") == "cuda:0"
     assert measure.resolve_device("cpu") == "cpu"
-    with pytest.raises(ValueError, match=r"device cuda:2 does not exist: this machine has 2 CUDA device\(s\), "
-                                         r"cuda:0..cuda:1"):
-        measure.resolve_device("cuda:2")
-    with pytest.raises(ValueError, match="device 'gpu' is not a torch device; use cpu, cuda or cuda:N"):
-        measure.resolve_device("gpu")
+    with pytest.raises(ValueError, match=r"^--device cuda:2 does not exist: this machine has 2 CUDA device\(s\), "
+                                         r"cuda:0..cuda:1$"):
+        measure.resolve_device("cuda:2", "--device")
+
+
+@pytest.mark.parametrize("device, message", [("gpu", "device gpu is not a device; use cpu, cuda"),
+                                             ("cuda:x", "device cuda:x is not a device; use cpu, cuda"),
+                                             ("mps", "device mps is not a device this suite runs on; use cpu, cuda")])
+def test_a_device_this_suite_does_not_run_on_is_named(fake_cuda, device, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        measure.resolve_device(device)
 
 
 def test_cuda_requested_without_cuda_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match="device cuda:0 requested but CUDA is not available on this machine; use cpu"):
-        measure.resolve_device("cuda:0")
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(ValueError, match=f"device {device} requested but CUDA is not available on this machine; "
+                                             "use cpu"):
+            measure.resolve_device(device)
     assert measure.resolve_device("auto") == "cpu"
 
 

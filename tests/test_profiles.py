@@ -1,12 +1,18 @@
 """Profiles as TOML data: the built-ins, a user's file, one-line errors naming file and
 key, the command-line overrides, and the layer grammar (ranges, all, relative depths)."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from rwkv_eval.encoder import parse_layers
 from rwkv_eval.pooling import POOLINGS
-from rwkv_eval.suite.profiles import (PAPER_LAYERS, PAPER_MODEL, PROFILES, AssetMissing, ProfileError, build_profile,
-                                load_profile)
+from rwkv_eval.suite.gates import reference_key
+from rwkv_eval.suite.profiles import PROFILES, AssetMissing, ProfileError, build_profile, load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RWKV_12 = ("emb", *range(12))
 RWKV_24 = ("emb", *range(24))
@@ -65,7 +71,8 @@ def test_relative_depth_means_the_same_depth_in_a_deeper_model():
 @pytest.mark.parametrize("spec,message", [
     ("3-1", "runs backwards"), ("150%", "outside 0%..100%"), ("1.5", "outside 0%..100%"),
     ("0-12", "layer range 0-12 not available; this encoder has layers 0..11"),
-    ("final", "layer 'final' not available"), ("1,,2", "empty item"),
+    ("final", "layer 'final' not available"), ("1,,2", "item 2 of layer list '1,,2' is empty"),
+    ("1,one", "'one' is not a layer; expected ints"),
 ])
 def test_parse_layers_errors_say_what_and_the_range(spec, message):
     with pytest.raises(ValueError, match=message):
@@ -82,22 +89,31 @@ def test_builtin_profiles_load(name):
 
 
 def test_paper_profile_is_the_studys_exact_grid():
+    """paper.toml against the reference study's setup, as the study states it: RWKV-6 Finch
+    1.6B (the HF port), blocks 1,3,5,7,9,11, mean pooling, against GloVe-50d on MRPC."""
     spec = load_profile("paper")
     rwkv, glove = (e.case for e in spec.models)
     assert (rwkv.spec, rwkv.static_layers(), rwkv.poolings, rwkv.subject) == (
-        PAPER_MODEL, PAPER_LAYERS, ("mean",), True)
+        "RWKV/v6-Finch-1B6-HF", (1, 3, 5, 7, 9, 11), ("mean",), True)
     assert (glove.key, glove.static_layers(), glove.poolings) == ("glove-6b-50d", (0,), ("mean",))
     assert [(e.case.name, e.case.split, e.optional) for e in spec.datasets] == [
         ("mrpc", "train-1000", False), ("mrpc", "validation", False)]
 
 
-def test_smoke_keys_stay_those_of_the_floors_file():
+def test_smoke_keys_stay_those_of_the_references_file():
+    """Every case of the smoke profile without a data root has its reference in the committed
+    benchmarks/thresholds.json: renaming a model key or changing its grid would leave the
+    default run without references (every case would fail as 'no reference')."""
     p = build_profile("smoke")
-    assert [m.key for m in p.models][:2] == ["glove-6b-50d", "rwkv6-random-smoke"]
-    assert p.models[1].poolings == POOLINGS and p.models[1].static_layers() == (1, 3, 5, 7, 9, 11)
     assert not p.models[1].trained
     assert [d.key for d in p.datasets] == ["stsb-sample-test"]
     assert any("rwkv6-tiny-1m" in n and "skipped" in n for n in p.notes)
+    unhashed = lambda key: re.sub(r"@[0-9a-f]{12}", "", key)  # noqa: E731 - weights/data hashes vary by machine
+    committed = {unhashed(k) for k in json.loads((ROOT / "benchmarks" / "thresholds.json").read_text())["references"]}
+    keys = [unhashed(reference_key({"profile": "smoke", "model_key": m.key, "dataset": d.name, "split": d.split,
+                                    "layer": layer, "pooling": pooling, "device": "cpu", "dtype": "float32"}))
+            for m in p.models for d in p.datasets for layer in m.static_layers() for pooling in m.poolings]
+    assert keys and [k for k in keys if k not in committed] == []
 
 
 def test_smoke_takes_the_tiny_models_and_data_from_a_data_root(shared_data):
@@ -323,3 +339,27 @@ def test_pairs_profile_without_the_hub_models_stops_naming_each_once(tmp_path, m
         [line] = [ln for ln in lines if f"model {model} is not here" in ln]
         assert "huggingface-cli download" in line and "HF_HUB_OFFLINE" in line
     assert not any("dataset" in ln for ln in lines)  # STS-B and SICK-R are under the data root
+
+
+def test_the_plugin_reads_the_data_root_from_the_environment(shared_data):
+    """RWKV_EVAL_DATA is read by the plugin (an edge), which passes it to build_profile as
+    data_dir; the profiles module reads no environment (build_profile without data_dir: the
+    smoke profile has only the bundled sample, see test_smoke_keys_stay_those_of_the_references_file)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1",
+                                                                          "RWKV_EVAL_DATA": str(shared_data)}
+    res = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_embeddings.py", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "-k", "glove-6b-50d and L00/mean"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    ids = {line.split("[", 1)[1].rstrip("]") for line in res.stdout.splitlines() if "test_similarity[" in line}
+    assert {"glove-6b-50d/L00/mean/mrpc-validation", "glove-6b-50d/L00/mean/stsb-test"} <= ids
+
+
+def test_build_profile_reads_no_environment(monkeypatch, shared_data):
+    monkeypatch.setenv("RWKV_EVAL_DATA", str(shared_data))
+    assert build_profile("smoke").data_dir is None
+    assert build_profile("smoke", data_dir=str(shared_data)).data_dir == str(shared_data)

@@ -195,15 +195,36 @@ def gated_numbers(info: dict) -> dict[str, float | None]:
     return out
 
 
-def references_from_run(run: dict, source: str) -> dict[str, Reference]:
-    """Every gated number of a pytest-benchmark JSON run, keyed like reference_key."""
+def references_from_run(run: object, source: str, tolerance: float | None = None) -> dict[str, Reference]:
+    """Every gated number of a pytest-benchmark JSON run, keyed like reference_key: the one
+    reader of a run, for the baseline, the history and the references file's refresh
+    (suite/thresholds.py).
+
+    Each reference carries `tolerance`, else the default of the device and dtype it was
+    measured on (which its key names, so it is the default of any case that meets it).
+    Benchmarks without a Spearman (throughput) are skipped.
+
+    Raises:
+        ValueError: `run` is not a pytest-benchmark JSON object, or a case with a Spearman
+            lacks what its key needs (a case of another suite, or a broken file).
+    """
+    if not isinstance(run, dict) or not isinstance(run.get("benchmarks"), list):
+        raise ValueError(f"{source}: expected a pytest-benchmark JSON object with a 'benchmarks' list, "
+                         f"got {type(run).__name__}; pass the file of `pytest benchmarks --benchmark-json`")
     out = {}
-    for b in run.get("benchmarks", []) if isinstance(run, dict) else []:
-        info = b.get("extra_info") or {}
-        if "spearman" not in info or "profile" not in info or "model_key" not in info:
-            continue
-        for metric, value in gated_numbers(info).items():
-            out[reference_key(info, metric)] = Reference(value, None, source)
+    for i, b in enumerate(run["benchmarks"]):
+        info = b.get("extra_info") if isinstance(b, dict) else None
+        if not isinstance(info, dict) or "spearman" not in info:
+            continue  # throughput benchmarks have no accuracy
+        try:
+            tol = tolerance if tolerance is not None else tolerance_for(str(info["device"]), str(info["dtype"]))
+            for metric, value in gated_numbers(info).items():
+                if not _number(value):
+                    raise TypeError(f"{metric} is {value!r}, not a finite number or null")
+                out[reference_key(info, metric)] = Reference(value, tol, source)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{source}: benchmarks[{i}] ({b.get('name', '?')}) cannot be keyed: "
+                             f"{type(e).__name__}: {e}; expected extra_info from benchmarks/test_embeddings.py") from e
     return out
 
 
@@ -219,7 +240,7 @@ def load_run_references(path: str | Path) -> dict[str, Reference]:
         raise ValueError(f"--accuracy-baseline {path} is not JSON ({e})") from e
     refs = references_from_run(run, f"baseline run {path}")
     if not refs:
-        raise ValueError(f"--accuracy-baseline {path} has no benchmark with spearman/profile/model_key in "
+        raise ValueError(f"--accuracy-baseline {path} has no benchmark with a spearman in "
                          "extra_info: is it a `pytest benchmarks --benchmark-json` output of this suite?")
     return refs
 
@@ -235,10 +256,9 @@ def history_references(storage: str | Path) -> dict[str, Reference]:
     out: dict[str, Reference] = {}
     for f in files:  # oldest first, so newer runs overwrite
         try:
-            run = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            out.update(references_from_run(json.loads(f.read_text(encoding="utf-8")), f"history {f}"))
+        except (OSError, UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
             continue
-        out.update(references_from_run(run, f"history {f}"))
     return out
 
 

@@ -15,10 +15,12 @@ layer), never a cache lookup.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from rwkv_eval.datasets import DATA_ENV  # the data root when --data-dir is not given (read here, at the edge)
 DEFAULT_THRESHOLDS = Path("benchmarks") / "thresholds.json"  # relative to the rootdir (the checkout)
 ACCURACY_BATCH = 64  # sentences per forward pass when scoring a whole dataset (recorded)
 MIN_TIME_S = 0.25  # timed rounds per case add up to at least this (3..50 rounds), see measure.plan_rounds
@@ -29,12 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
     g.addoption("--rwkv-profile", default="smoke",
                 help="smoke (default) | paper | sts | ood | pairs | sweep | path/to/profile.toml")
-    g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float32 on CPU; on CUDA "
-                                              "bfloat16 where native (sm_80+), else float16)")
+    g.addoption("--device", default="auto", help="auto | cpu | cuda (the current CUDA device) | cuda:N")
+    g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (or fp32, fp16, bf16; default: float32 "
+                                              "on CPU; on CUDA bfloat16 where native (sm_80+), else float16)")
     g.addoption("--model", action="append", default=None,
                 help="model (path or hub id) replacing the profile's subject model; repeat for several")
-    g.addoption("--data-dir", default=None, help="data root (mrpc/, stsb/, sick/, sts12-16/); default $RWKV_EVAL_DATA")
+    g.addoption("--data-dir", default=None, help=f"data root (mrpc/, stsb/, sick/, sts12-16/); default ${DATA_ENV}")
     g.addoption("--thresholds", default=None,
                 help="committed accuracy references file (default benchmarks/thresholds.json, or the "
                      "profile's [reference] thresholds)")
@@ -66,24 +68,26 @@ class RunContext:
 
     def __init__(self, config: pytest.Config):
         from rwkv_eval.measure import default_dtype, resolve_device
+        from rwkv_eval.options import check_dtype
         from rwkv_eval.suite.profiles import AssetMissing, build_profile
         from rwkv_eval.suite.shards import parse_shard
 
         self.config = config
-        try:
-            self.device = resolve_device(config.getoption("--device"))
-        except ValueError as e:
-            raise pytest.UsageError(f"--{e}") from e  # "--device cuda:2 does not exist: ..."
+        # the values the CLI takes too go through its checks: the device and dtype here, --layers
+        # and --pooling in build_profile (both rwkv_eval.options)
         dtype = config.getoption("--dtype")
-        if dtype not in (None, "float32", "float16", "bfloat16"):
-            raise pytest.UsageError(f"--dtype must be float32, float16 or bfloat16; got {dtype}")
+        try:
+            self.device = resolve_device(config.getoption("--device"), "--device")
+            dtype = dtype and check_dtype(dtype)
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from e  # "--device cuda:2 does not exist: ..."
         self.dtype = dtype or default_dtype(self.device)
         self.dtype_source = "--dtype" if dtype else f"default for {self.device}"
         self.profile_name = config.getoption("--rwkv-profile")
         try:
             self.profile = build_profile(self.profile_name, model=config.getoption("--model"),
-                                         data_dir=config.getoption("--data-dir"), layers=config.getoption("--layers"),
-                                         poolings=config.getoption("--pooling"),
+                                         data_dir=config.getoption("--data-dir") or os.environ.get(DATA_ENV),
+                                         layers=config.getoption("--layers"), poolings=config.getoption("--pooling"),
                                          template=config.getoption("--template"),
                                          datasets=config.getoption("--dataset") or ())
             self.shard = parse_shard(config.getoption("--rwkv-shard"))
@@ -126,14 +130,11 @@ class RunContext:
 
     def pairs(self, case):
         if case.key not in self._pairs:
-            import os
+            from rwkv_eval.datasets import get, load_pairs
 
-            from rwkv_eval.datasets import DATA_ENV, get, load_pairs
-
-            # a shipped set (stsb-sample) takes no data root; the others get $RWKV_EVAL_DATA as default
-            self._pairs[case.key] = (load_pairs(case.name, case.split) if get(case.name).shipped
-                                     else load_pairs(case.name, case.split, self.profile.data_dir,
-                                                     default_root=os.environ.get(DATA_ENV)))
+            # a shipped set (stsb-sample) takes no data root; the profile's is --data-dir, else $RWKV_EVAL_DATA
+            self._pairs[case.key] = load_pairs(case.name, case.split,
+                                               None if get(case.name).shipped else self.profile.data_dir)
         return self._pairs[case.key]
 
     def accuracy(self, model_case, data_case, encoder=None) -> dict:
@@ -300,12 +301,15 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     # a machine_info that differs from the saved run's makes pytest-benchmark warn
     from rwkv_eval.measure import default_dtype, resolve_device
 
+    from rwkv_eval.options import check_dtype
+
     try:
-        device = resolve_device(config.getoption("--device"))
+        device = resolve_device(config.getoption("--device"), "--device")
+        dtype = config.getoption("--dtype") and check_dtype(config.getoption("--dtype"))
     except ValueError:
         return  # RunContext reports the bad option as a usage error
     machine_info.update(device_info(device))
-    machine_info["dtype"] = config.getoption("--dtype") or default_dtype(device)
+    machine_info["dtype"] = dtype or default_dtype(device)
 
 
 def spearman_matrix_summary(tr, ctx: RunContext) -> None:

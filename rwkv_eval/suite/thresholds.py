@@ -20,38 +20,12 @@ import json
 import sys
 from pathlib import Path
 
-from .gates import gated_numbers, reference_key, tolerance_for
+from .gates import references_from_run
 from ..records import write_json_atomic
 
 DEFAULT_FILE = Path("benchmarks") / "thresholds.json"
 ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolerance`; refresh with "
          "`python -m rwkv_eval.suite.thresholds RUN.json` (README: how references, tolerances and seeding work)")
-
-
-def references_from_run(run: object, tolerance: float | None = None, source: str = "run") -> dict[str, dict]:
-    """{key: {"spearman", "tolerance"}} for every gated number of a run.
-
-    Raises:
-        ValueError: the run is not a pytest-benchmark JSON object, or a case of this suite
-            lacks what its key needs.
-    """
-    if not isinstance(run, dict) or not isinstance(run.get("benchmarks"), list):
-        raise ValueError(f"{source}: expected a pytest-benchmark JSON object with a 'benchmarks' list, "
-                         f"got {type(run).__name__}; pass the file of `pytest benchmarks --benchmark-json`")
-    out = {}
-    for i, b in enumerate(run["benchmarks"]):
-        info = b.get("extra_info") if isinstance(b, dict) else None
-        if not isinstance(info, dict) or "spearman" not in info:
-            continue  # throughput benchmarks have no accuracy
-        try:
-            tol = tolerance if tolerance is not None else tolerance_for(str(info["device"]), str(info["dtype"]))
-            for metric, value in gated_numbers(info).items():
-                out[reference_key(info, metric)] = {"spearman": None if value is None else round(float(value), 6),
-                                                    "tolerance": tol}
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{source}: benchmarks[{i}] ({b.get('name', '?')}) cannot be keyed: "
-                             f"{type(e).__name__}: {e}; expected extra_info from benchmarks/test_embeddings.py") from e
-    return out
 
 
 def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_missing: bool = False) -> dict:
@@ -60,7 +34,8 @@ def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_mis
         run = json.loads(Path(run_json).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{run_json} is not JSON ({e}); pass the file of `pytest benchmarks --benchmark-json`") from e
-    new = references_from_run(run, tolerance, str(run_json))
+    new = {k: {"spearman": None if r.value is None else round(float(r.value), 6), "tolerance": r.tolerance}
+           for k, r in references_from_run(run, str(run_json), tolerance).items()}
     if not new:
         raise ValueError(f"{run_json} has no benchmark with a spearman in extra_info: "
                          "is it a `pytest benchmarks --benchmark-json` output?")

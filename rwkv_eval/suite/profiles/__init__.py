@@ -60,13 +60,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ...datasets.registry import check_split, get
-from ...pooling import POOLINGS
+from ...options import check_layers, check_poolings
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 PROFILES = ("smoke", "paper", "sts", "ood", "pairs", "sweep")
-# the reference study's model and layers, as paper.toml states them (tests hold the two together)
-PAPER_MODEL = "RWKV/v6-Finch-1B6-HF"
-PAPER_LAYERS: tuple[int, ...] = (1, 3, 5, 7, 9, 11)
 _TOP_KEYS = {"name", "description", "layers", "poolings", "template", "models", "datasets", "reference"}
 _MODEL_KEYS = {"spec", "key", "revision", "layers", "poolings", "template", "trained", "subject", "optional", "note"}
 _DATASET_KEYS = {"name", "split", "optional"}
@@ -216,10 +213,11 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
             {sentence}, or "none" to drop theirs; their keys follow (+promptEOL).
         datasets: --dataset NAME[:SPLIT], repeated; they replace the profile's datasets.
 
+        data_dir: the data root (--data-dir, else $RWKV_EVAL_DATA: the plugin reads it), or None.
+
     Raises AssetMissing with what to download and how to point the suite at it.
     """
     spec = load_profile(name)
-    data_dir = data_dir or os.environ.get("RWKV_EVAL_DATA")
     extra = [model] if isinstance(model, str) else list(model or [])
     over_layers = _layers(layers, "--layers", "") if layers is not None else None
     over_poolings = _poolings(poolings, "--pooling", "") if poolings is not None else None
@@ -318,36 +316,25 @@ def _at(where: str, key: str) -> str:
 
 
 def _layers(value, where: str, key: str) -> tuple:
-    from ...encoder import layer_items
-
+    """A layer spec as written, checked by the grammar the CLI uses (options.check_layers)."""
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value] if isinstance(value, int) else value
     elif not isinstance(value, list):
         raise ProfileError(f"{_at(where, key)}: expected a string like '1,3,5' / '0-23' / 'all' or a list, "
                            f"got {value!r}")
     try:
-        items = layer_items(value)
+        check_layers(value, _at(where, key))
     except ValueError as e:
-        raise ProfileError(f"{_at(where, key)}: {e}") from None
-    for item in items:
-        if isinstance(item, str) and item not in ("all", "emb", "final"):
-            raise ProfileError(f"{_at(where, key)}: {item!r} is not a layer; expected ints, ranges 'a-b', "
-                               "'all', 'emb', 'final' or relative depths '50%' / '0.5'")
+        raise ProfileError(str(e)) from None
     return tuple(value.split(",") if isinstance(value, str) else value)
 
 
 def _poolings(value, where: str, key: str) -> tuple[str, ...]:
-    if value == "all":
-        return POOLINGS
-    if isinstance(value, str):
-        value = [p.strip() for p in value.split(",")]
-    if not isinstance(value, list) or not value or not all(isinstance(p, str) for p in value):
-        raise ProfileError(f"{_at(where, key)}: expected 'all' or a list of poolings, got {value!r}")
-    unknown = [p for p in value if p not in POOLINGS]
-    if unknown:
-        raise ProfileError(f"{_at(where, key)}: unknown pooling {unknown[0]!r}; "
-                           f"choose from {', '.join(POOLINGS)} or 'all'")
-    return tuple(dict.fromkeys(value))
+    """Poolings as written ('all', 'mean,max' or a list), checked as --pooling is (options.check_poolings)."""
+    try:
+        return check_poolings(value, _at(where, key))
+    except ValueError as e:
+        raise ProfileError(str(e)) from None
 
 
 def _template(value, where: str, key: str) -> str | None:
