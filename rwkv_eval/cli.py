@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator, NoReturn, Sequence
 
 DATASET_NAMES = ("mrpc", "stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb-sample", "rte", "qqp")
-AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # aggregation.STUDY_AGGREGATIONS, kept light (a test ties them)
+AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # evaluation.STUDY_AGGREGATIONS, kept light (a test ties them)
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
@@ -375,7 +375,8 @@ def compare_table(records: list[dict]) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two models on the same pairs: one record per (matched-depth layer pair, pooling)."""
-    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets, subsample
+    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, subsample
+    from .evaluation import score_sets
     from .datasets import load_pairs, load_sample
     from .records import environment, to_json, write_json_atomic
 
@@ -434,8 +435,8 @@ def ood_table(result: dict) -> str:
 
 def cmd_ood(args: argparse.Namespace) -> int:
     """Select on STS-B dev, score STS-B test, STS12-16 and SICK-R test; degradation per domain."""
-    from .analyses.compare import score_sets
     from .analyses.ood import load_ood_sets, ood_analysis
+    from .evaluation import score_sets
     from .records import environment, to_json, write_json_atomic
 
     pairs = [tuple(x.strip() for x in p.split(",")) for p in args.pair or ()]
