@@ -29,7 +29,7 @@ from .datasets.registry import NAMES as DATASET_NAMES  # a live view: read when 
 from .datasets.registry import get
 from .options import DTYPES, check_dtype, check_layers, check_poolings
 
-AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # aggregation.STUDY_AGGREGATIONS, kept light (a test ties them)
+AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # evaluation.STUDY_AGGREGATIONS, kept light (a test ties them)
 
 
 @dataclass(frozen=True)
@@ -370,7 +370,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(args.model) != 2:
         raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
     cfgs, split = check_args(args)
-    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected, score_sets
+    from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected
+    from .evaluation import score_sets
     from .datasets import get, load_pairs, sample
     from .records import environment, to_json, write_json_atomic
 
@@ -429,8 +430,8 @@ def cmd_ood(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"--pair {','.join(bad[0])}: expected LINEAR,SOFTMAX, two of the --model values")
     cfgs, _ = check_args(args)
-    from .analyses.compare import score_sets
     from .analyses.ood import load_ood_sets, ood_analysis
+    from .evaluation import score_sets
     from .records import environment, to_json, write_json_atomic
 
     sets = load_ood_sets(args.data_dir, args.subset, args.seed, default_root=_data_root())

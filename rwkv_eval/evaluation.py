@@ -1,9 +1,17 @@
-"""Score an encoder on pair sets: one record per (layer, pooling).
+"""The one scorer: pair sets + encoder + settings -> pair similarities -> correlations.
 
 Like sentence-transformers' EmbeddingSimilarityEvaluator, data in and a flat dict of
-scores out, but for many layers and poolings at once: the unique sentences of a pair
-set are encoded in ONE call (one forward pass serves every layer and pooling), then
-each (layer, pooling) is scored by cosine similarity against the gold labels.
+scores out, but for many settings at once. A setting is a (layer, pooling) or a
+(layer aggregation, pooling); a template is part of the encoder (templates.py). The
+unique sentences of every pair set are encoded in ONE call (one forward pass serves
+every set, layer, pooling and aggregation), each setting's cosine similarity of every
+pair is kept (`Scored`, raw like MTEB's evaluator), and correlations are computed from
+those similarities against the gold labels. `evaluate` / `evaluate_pairs` are the flat
+records of `rwkv-eval evaluate` and the benchmark suite; the analyses (compare, ood,
+aggregation, early exit) take `Scored` or `score_vectors` and add their own statistics.
+
+Also here, because a setting names them: layer aggregations (`Aggregation`), and the STS
+aggregates of per-domain correlations (`sts_aggregate`: concat / mean / wmean).
 
 Example:
     >>> from rwkv_eval.datasets import load_sample
@@ -14,17 +22,164 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from .datasets import PairSet
-from .encoder import Embeddings, Encoder, Layer
-from .metrics import UndefinedCorrelation, correlations
+from .encoder import EMBEDDING, Encoder, Layer
+from .metrics import UndefinedCorrelation, correlations, spearman
 from .records import LAYER_CONVENTION
 from .similarity import cosine, zero_vector_pairs
+
+# ---------------------------------------------------------------- layer aggregations
+#
+# An aggregation combines the pooled vectors of several layers of ONE forward pass (the
+# study of what they cost is analyses/aggregation.py). Kinds:
+#
+#     single                one layer k
+#     layer_mean            mean over a contiguous layer range a..b
+#     concat                concatenation (vector size = number of layers x width)
+#     first_last_layer_avg  average of the first and the last layer, the "first-last avg" of
+#                           BERT-flow (Li et al. 2020) and SimCSE (Gao et al. 2021); "first" is
+#                           block 0 or the embedding ("emb"): the literature uses both under one
+#                           name (analyses/compare.REFERENCES). Not the `first_last` TOKEN pooling.
+#     weighted_sum          fixed weights (by default proportional to k + 1), normalised to sum 1
+
+KINDS = ("single", "layer_mean", "concat", "first_last_layer_avg", "weighted_sum")
+
+
+def is_block(layer) -> bool:
+    return isinstance(layer, int) and not isinstance(layer, bool)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    kind: str
+    layers: tuple[Layer, ...]  # block indices >= 0; first_last_layer_avg may start at "emb"
+    weights: tuple[float, ...] | None = None  # weighted_sum only, normalised to sum 1
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown aggregation {self.kind!r}; choose from {', '.join(KINDS)}")
+        emb_ok = self.kind == "first_last_layer_avg" and self.layers[:1] == (EMBEDDING,)
+        if not self.layers or not all((is_block(la) and la >= 0) or (emb_ok and i == 0)
+                                      for i, la in enumerate(self.layers)):
+            raise ValueError(f"{self.kind} needs block indices >= 0 (first_last_layer_avg may start at "
+                             f"{EMBEDDING!r}); got layers {self.layers!r}")
+        if len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"{self.kind}: layer listed twice in {self.layers}")
+        want = {"single": 1, "first_last_layer_avg": 2}.get(self.kind)
+        if want and len(self.layers) != want:
+            raise ValueError(f"{self.kind} takes {want} layer(s); got {self.layers}")
+        if self.kind in ("layer_mean", "concat", "weighted_sum") and len(self.layers) < 2:
+            raise ValueError(f"{self.kind} combines at least 2 layers; got {self.layers} (use single)")
+        if (self.weights is not None) != (self.kind == "weighted_sum"):
+            raise ValueError(f"weights are for weighted_sum only (and required there); got kind {self.kind} with "
+                             f"weights {self.weights}")
+        if self.weights is not None and (len(self.weights) != len(self.layers)
+                                         or not all(math.isfinite(w) and w >= 0 for w in self.weights)
+                                         or not math.isclose(sum(self.weights), 1.0, abs_tol=1e-9)):
+            raise ValueError(f"weighted_sum needs one finite weight >= 0 per layer summing to 1; got {self.weights} "
+                             f"for layers {self.layers} (use weighted_sum() to normalise)")
+
+    @property
+    def name(self) -> str:
+        ls = self.layers
+        if self.kind == "single":
+            return f"L{ls[0]}"
+        if self.kind == "layer_mean":
+            return f"layer_mean[{ls[0]}..{ls[-1]}]"
+        if self.kind == "weighted_sum":
+            return "weighted_sum[" + ",".join(f"{la}:{w:.3g}" for la, w in zip(ls, self.weights)) + "]"
+        return f"{self.kind}[{','.join(map(str, ls))}]"
+
+    @property
+    def depth(self) -> int:
+        """Blocks the forward pass runs: up to the deepest layer used."""
+        return max((la for la in self.layers if is_block(la)), default=-1) + 1
+
+    def combine(self, vectors: Mapping[tuple[Layer, str], np.ndarray], pooling: str) -> np.ndarray:
+        """(N, D') float32 sentence vectors from the pooled per-layer vectors of one pass."""
+        parts = [np.asarray(vectors[(la, pooling)], dtype=np.float32) for la in self.layers]
+        if self.kind == "single":
+            return parts[0]
+        if self.kind == "concat":
+            return np.concatenate(parts, axis=1)
+        if self.kind == "weighted_sum":
+            return sum(np.float32(w) * p for w, p in zip(self.weights, parts)).astype(np.float32)
+        return np.mean(parts, axis=0, dtype=np.float32)  # layer_mean, first_last_layer_avg
+
+
+def single(layer: int) -> Aggregation:
+    return Aggregation("single", (layer,))
+
+
+def layer_mean(first: int, last: int) -> Aggregation:
+    if last <= first:
+        raise ValueError(f"layer_mean needs first < last; got {first}..{last}")
+    return Aggregation("layer_mean", tuple(range(first, last + 1)))
+
+
+def concat(*layers: int) -> Aggregation:
+    return Aggregation("concat", tuple(layers))
+
+
+def first_last_layer_avg(first: Layer, last: int) -> Aggregation:
+    return Aggregation("first_last_layer_avg", (first, last))
+
+
+def weighted_sum(layers: Sequence[int], weights: Sequence[float] | None = None) -> Aggregation:
+    """Fixed weights, normalised to sum 1; default proportional to k + 1."""
+    layers = tuple(layers)
+    w = np.asarray([la + 1 for la in layers] if weights is None else weights, dtype=np.float64)
+    if w.shape != (len(layers),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weighted_sum needs one finite weight >= 0 per layer, not all 0; got {weights} for "
+                         f"layers {layers}")
+    return Aggregation("weighted_sum", layers, tuple(float(x) for x in w / w.sum()))
+
+
+# The aggregations the comparison commands offer by name (`--aggregate`), for a model of L
+# blocks: the two "first-last avg" of the literature and the mean of every block.
+STUDY_AGGREGATIONS = {
+    "first_last": lambda n_layer: first_last_layer_avg(0, n_layer - 1),
+    "emb_last": lambda n_layer: first_last_layer_avg(EMBEDDING, n_layer - 1),
+    "all_mean": lambda n_layer: layer_mean(0, n_layer - 1),
+}
+
+
+def study_aggregation(name: str, encoder: Encoder) -> Aggregation:
+    """A named aggregation (STUDY_AGGREGATIONS) resolved for this encoder's depth."""
+    if name not in STUDY_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {name!r}; choose from {', '.join(STUDY_AGGREGATIONS)}")
+    layers = encoder.layers()
+    n_layer = n_blocks(layers)
+    if n_layer < 2:
+        raise ValueError(f"aggregation {name} combines layers of a model with at least 2 blocks; {encoder.name} has "
+                         f"{n_layer}; leave it out of --aggregate for this model")
+    agg = STUDY_AGGREGATIONS[name](n_layer)
+    if EMBEDDING in agg.layers and EMBEDDING not in layers:
+        raise ValueError(f"aggregation {name} needs the embedding layer, which {encoder.name} does not expose")
+    return agg
+
+
+def layers_needed(aggregations: Sequence[Aggregation]) -> list[Layer]:
+    """Every layer the aggregations use, shallowest first (the embedding before block 0)."""
+    return sorted({la for a in aggregations for la in a.layers}, key=lambda la: la if is_block(la) else -1)
+
+
+def n_blocks(layers: Sequence[Layer]) -> int:
+    """Number of blocks of an encoder, from its layer names (GloVe: 1)."""
+    return sum(1 for la in layers if is_block(la))
+
+
+# ---------------------------------------------------------------- scoring
+
+Setting = tuple[Layer, str]  # (layer or aggregation name, pooling)
+K = TypeVar("K", bound=Hashable)
 
 
 def unique_sentences(sets: Sequence[PairSet]) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
@@ -50,6 +205,152 @@ def score(sims: np.ndarray, gold: np.ndarray) -> dict:
         return {"spearman": None, "pearson": None, "spearman_ci95": [None, None], "undefined_reason": str(e)}
 
 
+def score_vectors(vectors: Mapping[K, np.ndarray], idx: Sequence[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[dict[K, tuple[np.ndarray, ...]], dict[K, tuple[int, ...]]]:
+    """Cosine of every pair of every set, per setting: the building block of every scorer.
+
+    Args:
+        vectors: setting -> (N, D) sentence vectors (any key: `score_sets` uses (layer,
+            pooling), early exit its methods).
+        idx: per pair set, the rows of `vectors` holding each pair's two sentences
+            (`unique_sentences`).
+    Returns:
+        (sims, zero): sims[key][i] is set i's (N_i,) float64 similarities in pair order;
+        zero[key][i] counts set i's pairs with a zero vector on either side.
+    """
+    sims, zero = {}, {}
+    for key, v in vectors.items():
+        sims[key] = tuple(cosine(v[i1], v[i2]) for i1, i2 in idx)
+        zero[key] = tuple(zero_vector_pairs(v[i1], v[i2]) for i1, i2 in idx)
+    return sims, zero
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    """What the one encoding call of a `Scored` saw and cost (recorded with every score)."""
+
+    n_sentences: int
+    n_tokens: int
+    n_truncated: int  # sentences cut at the encoder's max_length
+    n_empty: int  # sentences with no token left
+    seconds: float  # wall time of the encoding call
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's cosine similarities on several pair sets, all from one forward pass.
+
+    sims[(layer, pooling)][i] is the (N_i,) float64 array of set i's pair similarities;
+    an aggregation's setting is (aggregation.name, pooling).
+    """
+
+    model: str
+    provenance: dict
+    blocks: int
+    sets: tuple[PairSet, ...]
+    sims: dict[Setting, tuple[np.ndarray, ...]]
+    # aggregation key (a study name such as "first_last", else the aggregation's name) -> the Aggregation
+    aggregations: dict[str, Aggregation] = field(default_factory=dict)
+    zero_vector_pairs: dict[Setting, tuple[int, ...]] = field(default_factory=dict)
+    vector_sizes: dict[Setting, int] = field(default_factory=dict)
+    encode: EncodeStats | None = None
+
+    def index(self, name: str, split: str | None = None) -> int:
+        for i, s in enumerate(self.sets):
+            if s.name == name and (split is None or s.split == split):
+                return i
+        have = ", ".join(f"{s.name}/{s.split}" for s in self.sets)
+        raise ValueError(f"{self.model} was not scored on {name}" + (f"/{split}" if split else "") + f"; it has {have}")
+
+    @property
+    def settings(self) -> list[Setting]:
+        return list(self.sims)
+
+    def correlations(self, setting: Setting, i: int) -> dict:
+        """`score` of set i at a setting: spearman, pearson, spearman_ci95 (None when undefined)."""
+        return score(self.sims[setting][i], self.sets[i].gold)
+
+    def aggregation_at(self, layer: Layer) -> str | None:
+        """The aggregation key whose setting key is `layer` (e.g. "first_last_layer_avg[0,11]"
+        -> "first_last"); None for a single layer."""
+        return next((k for k, a in self.aggregations.items() if a.name == layer), None)
+
+    def study_name(self, layer: Layer) -> str | Layer:
+        """The setting as a published figure names it: the aggregation name, else the layer."""
+        return self.aggregation_at(layer) or layer
+
+
+def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer], poolings: Sequence[str],
+               batch_size: int = 32, label: str | None = None,
+               aggregations: Sequence[str | Aggregation] = ()) -> Scored:
+    """Encode the unique sentences of every set once; cosine of every pair per (layer, pooling)
+    and per (aggregation, pooling).
+
+    Args:
+        label: the model's name in results (default: encoder.name).
+        aggregations: study aggregation names (STUDY_AGGREGATIONS, resolved for this model's
+            depth and keyed by that name) or Aggregation objects (keyed by their name). Their
+            layers come from the same pass; only `layers` become single-layer settings.
+    """
+    sets = tuple(sets)
+    if not sets:
+        raise ValueError("score_sets got no pair sets; pass at least one PairSet")
+    aggs = {a: study_aggregation(a, encoder) if isinstance(a, str) else a for a in dict.fromkeys(aggregations)}
+    aggs = {(k if isinstance(k, str) else k.name): a for k, a in aggs.items()}
+    only_aggregated = [la for la in layers_needed(list(aggs.values())) if la not in layers]
+    sentences, idx = unique_sentences(sets)
+    t0 = time.perf_counter()
+    emb = encoder.encode(sentences, [*layers, *only_aggregated], poolings, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    vectors = {(la, p): v for (la, p), v in emb.vectors.items() if la not in only_aggregated}
+    vectors |= {(a.name, p): a.combine(emb.vectors, p) for a in aggs.values() for p in poolings}
+    sims, zero = score_vectors(vectors, idx)
+    stats = EncodeStats(emb.n_sentences, emb.n_tokens, emb.n_truncated, emb.n_empty, seconds, batch_size)
+    return Scored(label or encoder.name, encoder.provenance(), n_blocks(encoder.layers()), sets, sims, aggs, zero,
+                  {k: int(v.shape[1]) for k, v in vectors.items()}, stats)
+
+
+# ---------------------------------------------------------------- STS aggregates
+
+STS_AGGREGATES = {
+    "concat": "Spearman of the pooled pairs of all domains",
+    "mean": "mean of the per-domain correlations",
+    "wmean": "mean of the per-domain correlations weighted by their pair counts",
+}
+X = TypeVar("X")
+
+
+def sts_aggregate(kind: str, per_domain: Sequence[X], sims: Sequence[np.ndarray], gold: Sequence[np.ndarray],
+                  correlate: Callable[[np.ndarray, np.ndarray], X] = spearman) -> X:
+    """One STS aggregate over domains, as the STS literature names them.
+
+    Args:
+        kind: "concat" (correlate the concatenated pairs of every domain: SentEval's "all",
+            the figure SimCSE prints per STS year), "mean" (unweighted mean of the per-domain
+            correlations) or "wmean" (mean weighted by the domains' pair counts).
+        per_domain: each domain's correlation, a float or a (R,) array of bootstrap
+            resamples (averaged row by row); mean/wmean only.
+        sims, gold: each domain's (N_i,) similarities and gold scores, in domain order.
+        correlate: concat only: what to compute on the concatenated pairs (default:
+            metrics.spearman; a resampling of them; `score` for the full record).
+    Returns:
+        A float for float correlations, else what `correlate` or the arrays give.
+    """
+    if kind not in STS_AGGREGATES:
+        raise ValueError(f"unknown STS aggregate {kind!r}; choose from {', '.join(STS_AGGREGATES)}")
+    if kind == "concat":
+        return correlate(np.concatenate(sims), np.concatenate(gold))
+    if len(per_domain) != len(gold) or not per_domain:
+        raise ValueError(f"{kind} needs one correlation per domain; got {len(per_domain)} for {len(gold)} domains")
+    weights = np.array([len(g) for g in gold], dtype=np.float64) if kind == "wmean" else None
+    out = np.average(np.asarray(per_domain, dtype=np.float64), axis=0, weights=weights)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+# ---------------------------------------------------------------- flat records
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Records plus what paired comparisons need without a second forward pass: the cosine
@@ -73,11 +374,9 @@ def evaluate(
 
     Args:
         pairs: one pair set, or several (e.g. the domains of STS12) encoded together.
-        aggregate: with several sets, also score the aggregates of the per-set
-            correlations under the names the STS literature uses: "{aggregate}/concat"
-            (Spearman of the concatenated pairs, SentEval's "all"), "{aggregate}/mean"
-            (unweighted mean of the per-domain correlations) and "{aggregate}/wmean"
-            (mean weighted by the domains' pair counts).
+        aggregate: with several sets, also score the STS aggregates of the per-set
+            correlations (`sts_aggregate`) as "{aggregate}/concat", "{aggregate}/mean"
+            and "{aggregate}/wmean".
 
     Returns:
         One dict per (set, layer, pooling) with at least model, layer, pooling, dataset,
@@ -97,55 +396,51 @@ def evaluate_pairs(
 ) -> Evaluation:
     """`evaluate`, keeping the pair similarities and gold scores (see Evaluation)."""
     sets = [pairs] if isinstance(pairs, PairSet) else list(pairs)
-    sentences, idx = unique_sentences(sets)
-    t0 = time.perf_counter()
-    emb: Embeddings = encoder.encode(sentences, layers, poolings, batch_size=batch_size)
-    seconds = time.perf_counter() - t0
+    return evaluation_of(score_sets(encoder, sets, layers, poolings, batch_size=batch_size), aggregate)
+
+
+def evaluation_of(scored: Scored, aggregate: str | None = None) -> Evaluation:
+    """The flat records of `evaluate` from a scorer's result (see `evaluate` for `aggregate`)."""
+    sets, stats = scored.sets, scored.encode
     n_pairs = sum(len(p) for p in sets)
-    common = encoder.provenance() | {
+    common = scored.provenance | {
         "layer_convention": LAYER_CONVENTION,
-        "n_sentences": emb.n_sentences,
-        "n_tokens": emb.n_tokens,
-        "n_truncated": emb.n_truncated,
-        "n_empty_sentences": emb.n_empty,
-        "encode_seconds": seconds,
-        "pairs_per_second": n_pairs / seconds if seconds > 0 else None,
-        "batch_size": batch_size,
+        "n_sentences": stats.n_sentences,
+        "n_tokens": stats.n_tokens,
+        "n_truncated": stats.n_truncated,
+        "n_empty_sentences": stats.n_empty,
+        "encode_seconds": stats.seconds,
+        "pairs_per_second": n_pairs / stats.seconds if stats.seconds > 0 else None,
+        "batch_size": stats.batch_size,
     }
     aggregated = bool(aggregate) and len(sets) > 1
     gold = {p.name: p.gold for p in sets}
     if aggregated:
         gold[f"{aggregate}/concat"] = np.concatenate([p.gold for p in sets])
     records, similarities = [], {}
-    for (layer, pooling), vectors in emb.vectors.items():
-        head = {"model": encoder.name, "layer": layer, "pooling": pooling}
-        sims, per_set = [], []
-        for p, (i1, i2) in zip(sets, idx):
-            a, b = vectors[i1], vectors[i2]
-            sims.append(cosine(a, b))
-            similarities[(p.name, layer, pooling)] = sims[-1]
-            rec = head | p.provenance() | score(sims[-1], p.gold) | {"n_zero_vector_pairs": zero_vector_pairs(a, b)} | common
-            per_set.append(rec)
+    for (layer, pooling), sims in scored.sims.items():
+        head = {"model": scored.model, "layer": layer, "pooling": pooling}
+        per_set = []
+        for i, p in enumerate(sets):
+            similarities[(p.name, layer, pooling)] = sims[i]
+            per_set.append(head | p.provenance() | scored.correlations((layer, pooling), i)
+                           | {"n_zero_vector_pairs": scored.zero_vector_pairs[(layer, pooling)][i]} | common)
         records += per_set
-        if aggregated:
-            similarities[(f"{aggregate}/concat", layer, pooling)] = np.concatenate(sims)
-            base = head | {"split": sets[0].split, "n_pairs": n_pairs, "dataset_revision": [p.revision for p in sets]}
-            records.append(base | {"dataset": f"{aggregate}/concat", "aggregate": "Spearman of the pooled pairs of all domains"}
-                           | score(np.concatenate(sims), gold[f"{aggregate}/concat"])
-                           | {"n_zero_vector_pairs": sum(r["n_zero_vector_pairs"] for r in per_set)} | common)
-            records += [base | {"dataset": f"{aggregate}/{name}", "aggregate": what} | _mean_of(per_set, weighted)
-                        | common for name, what, weighted in (
-                            ("mean", "mean of the per-domain correlations", False),
-                            ("wmean", "mean of the per-domain correlations weighted by their pair counts", True))]
+        if not aggregated:
+            continue
+        golds = [p.gold for p in sets]
+        similarities[(f"{aggregate}/concat", layer, pooling)] = np.concatenate(sims)
+        base = head | {"split": sets[0].split, "n_pairs": n_pairs, "dataset_revision": [p.revision for p in sets]}
+        records.append(base | {"dataset": f"{aggregate}/concat", "aggregate": STS_AGGREGATES["concat"]}
+                       | sts_aggregate("concat", per_set, sims, golds, correlate=score)
+                       | {"n_zero_vector_pairs": sum(r["n_zero_vector_pairs"] for r in per_set)} | common)
+        for kind in ("mean", "wmean"):
+            if any(r["spearman"] is None for r in per_set):
+                value = {"spearman": None, "pearson": None, "spearman_ci95": [None, None],
+                         "undefined_reason": "a domain's correlation is undefined"}
+            else:
+                value = {m: sts_aggregate(kind, [r[m] for r in per_set], sims, golds) for m in ("spearman", "pearson")}
+                value["spearman_ci95"] = [None, None]
+            records.append(base | {"dataset": f"{aggregate}/{kind}", "aggregate": STS_AGGREGATES[kind]} | value
+                           | common)
     return Evaluation(records, similarities, gold)
-
-
-def _mean_of(per_set: list[dict], weighted: bool) -> dict:
-    """Mean (or pair-count-weighted mean) of the per-domain correlations; undefined if any is."""
-    if any(r["spearman"] is None for r in per_set):
-        return {"spearman": None, "pearson": None, "spearman_ci95": [None, None],
-                "undefined_reason": "a domain's correlation is undefined"}
-    w = np.array([r["n_pairs"] for r in per_set], dtype=np.float64) if weighted else None
-    return {"spearman": float(np.average([r["spearman"] for r in per_set], weights=w)),
-            "pearson": float(np.average([r["pearson"] for r in per_set], weights=w)),
-            "spearman_ci95": [None, None]}

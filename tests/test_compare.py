@@ -1,10 +1,11 @@
 """Paired comparison of two models (compare.py and `rwkv-eval compare`).
 
 The model-level check runs the real tiny trained RWKV-6 against GloVe on a seeded subset of
-STS-B test (the full set costs minutes on 2 cores; README has the full run): Δρ must be the
-difference of the two Spearmans that `evaluate` computes independently, and the paired
+STS-B test (the full set costs minutes on 2 cores; README has the full run): each side's
+Spearman must be scipy's, on numpy cosines of the encoders' own vectors of the pairs in
+pair order (no deduplication, another batch size, none of the scorer's code), and the paired
 interval must be narrower than the unpaired one. The rest runs on synthetic similarities
-whose answer is known.
+whose answer is known, and a hand-written paired bootstrap loop.
 """
 
 import json
@@ -13,21 +14,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rwkv_eval.analyses.aggregation import first_last_layer_avg
+from scipy import stats
+
 from rwkv_eval.cli import main
 from rwkv_eval.analyses.compare import (
     MODEL_PAIRS,
     ORACLE_LABEL,
-    Scored,
     compare_settings,
     match_relative_depth,
     relative_depth,
-    score_sets,
     select_setting,
 )
 from rwkv_eval.datasets import PairSet, load_pairs, sample
-from rwkv_eval.evaluation import evaluate
-from rwkv_eval.metrics import spearman
+from rwkv_eval.evaluation import Scored, first_last_layer_avg, score_sets
+from rwkv_eval.metrics import bootstrap_indices, spearman
 from rwkv_eval.models.glove import load_glove
 from rwkv_eval.models.rwkv import load_rwkv
 
@@ -43,20 +43,29 @@ def cli_records(shared_data, tmp_path_factory):
     return json.loads(out.read_text())
 
 
-def test_cli_delta_is_the_difference_of_the_two_spearmans_of_evaluate(cli_records, shared_data):
+def scipy_spearman_of_pair_vectors(encoder, pairs, layer):
+    """scipy's Spearman of numpy cosines of the encoder's mean-pooled vectors, both sides in
+    pair order (repeated sentences encoded again), batches of 7."""
+    a, b = (encoder.encode(list(side), [layer], ["mean"], batch_size=7)[(layer, "mean")].astype(np.float64)
+            for side in (pairs.sentence1, pairs.sentence2))
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return stats.spearmanr(cos, pairs.gold).statistic
+
+
+def test_cli_spearmans_are_scipy_on_the_encoders_own_vectors_and_delta_their_difference(cli_records, shared_data):
     records = cli_records["records"]
     assert [(r["layer_a"], r["layer_b"], r["pooling"]) for r in records] == [(5, 0, "mean"), (11, 0, "mean")]
     pairs = sample(load_pairs("stsb", "test", shared_data), SUBSET, 0)
-    rwkv = {r["layer"]: r["spearman"] for r in evaluate(load_rwkv(shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth"),
-                                                         pairs, [5, 11], ["mean"])}
-    (glove,) = evaluate(load_glove(), pairs, [0], ["mean"])
+    tiny = load_rwkv(shared_data / "rwkv-tiny" / "tiny-rwkv-6v0-1m.pth")
+    rwkv = {layer: scipy_spearman_of_pair_vectors(tiny, pairs, layer) for layer in (5, 11)}
+    glove = {"spearman": scipy_spearman_of_pair_vectors(load_glove(), pairs, 0)}
     for r in records:
         for key in ("model_a", "model_b", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b",
                     "delta_spearman", "delta_ci95", "p_value", "n_pairs", "git_commit", "dataset_revision"):
             assert key in r, key
         assert r["n_pairs"] == SUBSET and r["split"] == f"test-{SUBSET}"
-        assert r["spearman_a"] == pytest.approx(rwkv[r["layer_a"]], abs=1e-12)
-        assert r["spearman_b"] == pytest.approx(glove["spearman"], abs=1e-12)
+        assert r["spearman_a"] == pytest.approx(rwkv[r["layer_a"]], abs=1e-6)
+        assert r["spearman_b"] == pytest.approx(glove["spearman"], abs=1e-6)
         assert r["delta_spearman"] == pytest.approx(r["spearman_a"] - r["spearman_b"], abs=1e-12)
         assert r["depth_a"] == (r["layer_a"] + 1) / 12 and r["depth_b"] == 1.0
 
@@ -119,6 +128,30 @@ def test_paired_interval_shrinks_when_the_models_share_pair_noise():
     assert width(r["delta_ci95"]) < 0.5 * width(r["delta_ci95_unpaired"])
     assert r["delta_spearman"] == pytest.approx(r["spearman_a"] - r["spearman_b"], abs=1e-12)
     assert r["n_resamples"] == 500 and r["bootstrap_seed"] == 0
+
+
+def test_paired_interval_is_a_hand_written_paired_bootstrap_loop():
+    """Δρ's paired CI: per resample (bootstrap_indices' documented draw, seed 5), scipy's
+    Spearman of A minus scipy's Spearman of B on the same resampled pairs; the 2.5/97.5%
+    percentiles. The unpaired interval draws B's resamples with seed + 1."""
+    rng = np.random.default_rng(8)
+    gold = rng.normal(size=80)
+    xa, xb = gold + rng.normal(size=80), gold + 1.5 * rng.normal(size=80)
+    s = pairset(gold)
+    (r,) = compare_settings(scored("a", {(0, "mean"): [xa]}, [s]), scored("b", {(1, "max"): [xb]}, [s]),
+                            [(0, 1, "mean", "max")], n_resamples=300, seed=5)
+    idx, other = bootstrap_indices(80, 300, 5), bootstrap_indices(80, 300, 6)
+    paired, unpaired = [], []
+    for i, j in zip(idx, other):
+        ra = stats.spearmanr(xa[i], gold[i]).statistic
+        paired.append(ra - stats.spearmanr(xb[i], gold[i]).statistic)
+        unpaired.append(ra - stats.spearmanr(xb[j], gold[j]).statistic)
+    assert r["delta_ci95"] == pytest.approx(list(np.percentile(paired, [2.5, 97.5])), abs=1e-9)
+    assert r["delta_ci95_unpaired"] == pytest.approx(list(np.percentile(unpaired, [2.5, 97.5])), abs=1e-9)
+    assert r["delta_spearman"] == pytest.approx(stats.spearmanr(xa, gold).statistic
+                                                - stats.spearmanr(xb, gold).statistic, abs=1e-12)
+    share = min(np.mean(np.array(paired) <= 0), np.mean(np.array(paired) >= 0))
+    assert r["p_value"] == pytest.approx(max(min(1.0, 2 * share), 1 / 301), abs=1e-12)
 
 
 def test_different_pairs_are_refused():
@@ -245,6 +278,7 @@ def test_aggregations_are_candidates_of_the_selection_and_compared_kind_against_
 
 def test_published_figures_follow_the_setting_and_the_full_test_split():
     from rwkv_eval.analyses.compare import published
+    from rwkv_eval.suite.gates import ANCHORS
 
     assert published("bert-base-uncased", "first_last", "mean", "stsb")["spearman"] == pytest.approx(0.5904)
     assert published("bert-base-uncased", "emb_last", "mean", "sickr")["spearman"] == pytest.approx(0.6206)
@@ -252,6 +286,9 @@ def test_published_figures_follow_the_setting_and_the_full_test_split():
     assert published("bert-base-uncased", 11, "mean", "stsb") is None
     assert published("bert-base-uncased", "first_last", "max", "stsb") is None
     assert published("sentence-transformers/all-MiniLM-L6-v2", 5, "mean", "stsb")["spearman"] == pytest.approx(0.8203)
+    # the suite's gate on it is derived from the same anchor (one definition of a published figure)
+    assert ANCHORS == {"all-minilm-l6-v2/stsb-test/L05/mean": (
+        0.8203, 0.002, "MTEB STSBenchmark test, cos_sim spearman, sentence-transformers/all-MiniLM-L6-v2")}
     assert published("other-model", "first_last", "mean", "stsb") is None
     # in a comparison record: on the full test split only
     rng = np.random.default_rng(0)
@@ -266,7 +303,7 @@ def test_published_figures_follow_the_setting_and_the_full_test_split():
 
 
 def test_cli_aggregate_names_are_the_study_aggregations():
-    from rwkv_eval.analyses.aggregation import STUDY_AGGREGATIONS
+    from rwkv_eval.evaluation import STUDY_AGGREGATIONS
     from rwkv_eval.cli import AGGREGATE_NAMES
 
     assert AGGREGATE_NAMES == tuple(STUDY_AGGREGATIONS)

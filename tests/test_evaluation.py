@@ -1,6 +1,7 @@
-"""evaluation (STS12-16 aggregates, kept similarities) and paired (significance against the
-best setting and a baseline), on a fake encoder whose vectors are known, against numpy and
-scipy computed here."""
+"""evaluation (the one scorer, STS12-16 aggregates, kept similarities) and paired
+(significance against the best setting and a baseline), against numpy and scipy computed
+here: on a fake encoder whose vectors are known, and on a small random RWKV-6 whose vectors
+are taken one sentence at a time (no batching, no deduplication, no shared code path)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from scipy import stats
 
 from rwkv_eval.datasets import PairSet
 from rwkv_eval.encoder import Embeddings
-from rwkv_eval.evaluation import evaluate, evaluate_pairs
+from rwkv_eval.evaluation import evaluate, evaluate_pairs, first_last_layer_avg, score_sets, sts_aggregate
 from rwkv_eval.metrics import paired_difference
 from rwkv_eval.analyses.paired import BETTER, SAME, WORSE, PairedSet, compare
 
@@ -79,14 +80,115 @@ def test_sts_aggregates_concat_mean_and_wmean_as_the_field_names_them():
     assert recs["sts12/wmean"]["spearman"] != pytest.approx(recs["sts12/mean"]["spearman"], abs=1e-6)
 
 
-def test_evaluation_keeps_the_similarities_it_scored():
-    sets = make_sets()
-    ev = evaluate_pairs(make_encoder(sets, {(0, "mean"): 0.3}), sets, [0], ["mean"], aggregate="sts12")
-    for r in ev.records:
-        if r["dataset"] in ev.gold:
-            sims = ev.similarities[(r["dataset"], 0, "mean")]
-            assert r["spearman"] == pytest.approx(stats.spearmanr(sims, ev.gold[r["dataset"]]).statistic, abs=1e-12)
-    assert len(ev.similarities[("sts12/concat", 0, "mean")]) == 160
+@pytest.fixture(scope="module")
+def rwkv():
+    from rwkv_eval.models.rwkv import RWKVEncoder
+    from rwkv_eval.models.rwkv6 import RWKV6, RWKV6Config
+    from rwkv_eval.models.tokenizers import ByteTokenizer
+
+    cfg = RWKV6Config(n_layer=3, n_embd=32, n_head=4, head_size=8, dim_ffn=64, vocab_size=256, dim_mix=4,
+                      dim_decay=8)
+    return RWKVEncoder(RWKV6.random(cfg, seed=4), ByteTokenizer(), name="test-rwkv6", revision="seed=4")
+
+
+WORDS = "the a cat dog sat ran on under mat park red blue quickly slowly and rain sun".split()
+
+
+def sentence_sets(sizes=(9, 23)):
+    """Two domains of unequal size; sentences repeat within and across them (the scorer
+    deduplicates, the oracle below does not)."""
+    rng = np.random.default_rng(7)
+    pool = [" ".join(rng.choice(WORDS, size=rng.integers(2, 9))) for _ in range(30)]
+    sets = []
+    for j, n in enumerate(sizes):
+        s1 = tuple(pool[k] for k in rng.integers(0, len(pool), n))
+        s2 = tuple(pool[k] for k in rng.integers(0, len(pool), n))
+        sets.append(PairSet(f"sts13/d{j}", "test", s1, s2, rng.uniform(0, 5, n), "graded", (0.0, 5.0), f"f{j}",
+                            f"{j:064x}"))
+    return sets
+
+
+_ALONE: dict = {}
+
+
+def one_at_a_time(enc, sentences, layer, pooling):
+    """(N, D) float64: each sentence encoded alone, in a batch of one (cached per sentence)."""
+    for s in sentences:
+        if s not in _ALONE:
+            _ALONE[s] = enc.encode([s], ["emb", 0, 1, 2], ["mean", "last"], batch_size=1)
+    return np.stack([_ALONE[s][(layer, pooling)][0] for s in sentences]).astype(np.float64)
+
+
+def numpy_cosine(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_records_are_numpy_cosines_and_scipy_spearman_of_vectors_taken_one_sentence_at_a_time(rwkv):
+    sets = sentence_sets()
+    ev = evaluate_pairs(rwkv, sets, [0, 2], ["mean", "last"], batch_size=4, aggregate="sts13")
+    recs = {(r["dataset"], r["layer"], r["pooling"]): r for r in ev.records}
+    for layer in (0, 2):
+        for pooling in ("mean", "last"):
+            sims, rhos = [], []
+            for p in sets:
+                sim = numpy_cosine(one_at_a_time(rwkv, p.sentence1, layer, pooling),
+                                   one_at_a_time(rwkv, p.sentence2, layer, pooling))
+                np.testing.assert_allclose(ev.similarities[(p.name, layer, pooling)], sim, atol=1e-5)
+                rho = stats.spearmanr(sim, p.gold).statistic
+                r = recs[(p.name, layer, pooling)]
+                assert r["spearman"] == pytest.approx(rho, abs=1e-6)
+                assert r["pearson"] == pytest.approx(stats.pearsonr(sim, p.gold).statistic, abs=1e-5)
+                assert r["n_pairs"] == len(p) and r["n_zero_vector_pairs"] == 0
+                sims.append(sim)
+                rhos.append(rho)
+            concat = stats.spearmanr(np.concatenate(sims), np.concatenate([p.gold for p in sets])).statistic
+            assert recs[("sts13/concat", layer, pooling)]["spearman"] == pytest.approx(concat, abs=1e-6)
+            assert recs[("sts13/mean", layer, pooling)]["spearman"] == pytest.approx(np.mean(rhos), abs=1e-6)
+            wmean = (9 * rhos[0] + 23 * rhos[1]) / 32
+            assert recs[("sts13/wmean", layer, pooling)]["spearman"] == pytest.approx(wmean, abs=1e-6)
+    n_unique = len({s for p in sets for s in p.sentence1 + p.sentence2})
+    assert {r["n_sentences"] for r in ev.records} == {n_unique} and n_unique < sum(2 * len(p) for p in sets)
+    assert len(ev.records) == 2 * 2 * (2 + 3)
+
+
+def test_an_aggregated_setting_is_the_layer_average_of_vectors_taken_one_sentence_at_a_time(rwkv):
+    sets = sentence_sets()
+    scored = score_sets(rwkv, sets, [1], ["mean"], batch_size=5, aggregations=["first_last", first_last_layer_avg(
+        "emb", 1)])
+    assert list(scored.aggregations) == ["first_last", "first_last_layer_avg[emb,1]"]
+    assert scored.settings == [(1, "mean"), ("first_last_layer_avg[0,2]", "mean"),
+                               ("first_last_layer_avg[emb,1]", "mean")]
+    for name, (first, last) in (("first_last_layer_avg[0,2]", (0, 2)), ("first_last_layer_avg[emb,1]", ("emb", 1))):
+        for i, p in enumerate(sets):
+            side = [(one_at_a_time(rwkv, s, first, "mean") + one_at_a_time(rwkv, s, last, "mean")) / 2
+                    for s in (p.sentence1, p.sentence2)]
+            np.testing.assert_allclose(scored.sims[(name, "mean")][i], numpy_cosine(*side), atol=1e-5, err_msg=name)
+        assert scored.vector_sizes[(name, "mean")] == 32
+    assert scored.encode.batch_size == 5 and scored.blocks == 3
+
+
+def test_sts_aggregate_on_unequal_domains_by_hand_on_floats_and_resampled_arrays():
+    """Three domains of 3, 5 and 12 pairs: concat correlates the pooled pairs; mean and wmean
+    average per-domain values (floats, or resampled arrays row by row) with weights 3, 5, 12."""
+    rng = np.random.default_rng(11)
+    gold = [rng.normal(size=n) for n in (3, 5, 12)]
+    sims = [g + rng.normal(size=len(g)) for g in gold]
+    rho = [0.1, 0.5, 0.9]
+    assert sts_aggregate("mean", rho, sims, gold) == pytest.approx(0.5, abs=1e-15)
+    assert sts_aggregate("wmean", rho, sims, gold) == pytest.approx((0.3 + 2.5 + 10.8) / 20, abs=1e-15)
+    assert isinstance(sts_aggregate("wmean", rho, sims, gold), float)
+    pooled = stats.spearmanr(np.concatenate(sims), np.concatenate(gold)).statistic
+    assert sts_aggregate("concat", rho, sims, gold) == pytest.approx(pooled, abs=1e-12)
+    resampled = [np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([0.5, 0.25])]
+    np.testing.assert_allclose(sts_aggregate("mean", resampled, sims, gold), [0.5, 1.25 / 3], atol=1e-15)
+    np.testing.assert_allclose(sts_aggregate("wmean", resampled, sims, gold), [(5 + 6) / 20, (3 + 3) / 20],
+                               atol=1e-15)
+    got = sts_aggregate("concat", resampled, sims, gold, correlate=lambda x, g: (len(x), float(g.sum())))
+    assert got == (20, pytest.approx(float(sum(g.sum() for g in gold))))
+    with pytest.raises(ValueError, match="unknown STS aggregate 'median'"):
+        sts_aggregate("median", rho, sims, gold)
+    with pytest.raises(ValueError, match="one correlation per domain; got 2 for 3 domains"):
+        sts_aggregate("wmean", rho[:2], sims, gold)
 
 
 def test_paired_comparison_finds_the_best_and_a_real_difference():

@@ -25,20 +25,19 @@ metrics.py: both models see the same resampled pairs, so the pair-level noise th
 (hard pairs are hard for both) cancels. `compare_settings` also reports the unpaired
 interval (independent resamples) that a naive comparison of two CIs would use.
 
-One forward pass per model serves every set, layer and pooling (`score_sets`).
+One forward pass per model serves every set, layer and pooling (evaluation.score_sets).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .aggregation import Aggregation, layers_needed, study_aggregation
 from ..datasets import PairSet
-from ..encoder import EMBEDDING, Encoder, Layer
-from ..evaluation import unique_sentences
+from ..encoder import EMBEDDING, Layer
+from ..evaluation import Scored, is_block
 from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -49,7 +48,6 @@ from ..metrics import (
     spearman,
     spearman_resampled,
 )
-from ..similarity import cosine
 
 ORACLE_LABEL = "oracle: best on the test split itself (optimistic, not a fair result)"
 
@@ -68,7 +66,8 @@ class ModelPair:
 class Anchor:
     """A published Spearman (x100) of a reference model at one setting.
 
-    `setting` is a study aggregation name (aggregation.STUDY_AGGREGATIONS) or a block index.
+    `setting` is a study aggregation name (evaluation.STUDY_AGGREGATIONS) or a block index;
+    suite/gates.ANCHORS derives its published-number gates from the block-index anchors.
     """
 
     setting: str | int
@@ -132,14 +131,9 @@ def published(model: str, setting: str | int, pooling: str, dataset: str) -> dic
 # ---------------------------------------------------------------- depth
 
 
-def n_blocks(layers: Sequence[Layer]) -> int:
-    """Number of blocks of an encoder, from its layer names (GloVe: 1)."""
-    return sum(1 for la in layers if isinstance(la, int) and not isinstance(la, bool))
-
-
 def relative_depth(layer: Layer, blocks: int) -> float | None:
     """Block k of L -> (k+1)/L; the embedding -> 0.0; other named layers ('final') -> None."""
-    if isinstance(layer, int) and not isinstance(layer, bool):
+    if is_block(layer):
         if not 0 <= layer < blocks:
             raise ValueError(f"layer {layer} out of range for a model of {blocks} blocks (0..{blocks - 1})")
         return (layer + 1) / blocks
@@ -152,7 +146,7 @@ def match_relative_depth(layers_a: Sequence[Layer], blocks_a: int, layers_b: Seq
 
     Example: A with 12 blocks, B with 24: block 5 of A (depth 0.5) -> block 11 of B.
     """
-    candidates = [lb for lb in layers_b if isinstance(lb, int) and not isinstance(lb, bool)]
+    candidates = [lb for lb in layers_b if is_block(lb)]
     if not candidates:
         raise ValueError(f"model B has no block layers among {list(layers_b)}; pass block layers to match depth")
     out = []
@@ -168,71 +162,6 @@ def match_relative_depth(layers_a: Sequence[Layer], blocks_a: int, layers_b: Seq
 
 
 # ---------------------------------------------------------------- scoring
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One model's cosine similarities on several pair sets, all from one forward pass.
-
-    sims[(layer, pooling)][i] is the (N_i,) float64 array of set i's pair similarities.
-    """
-
-    model: str
-    provenance: dict
-    blocks: int
-    sets: tuple[PairSet, ...]
-    sims: dict[tuple[Layer, str], tuple[np.ndarray, ...]]
-    # study aggregation name -> the Aggregation scored; its settings are (aggregation.name, pooling)
-    aggregations: dict[str, Aggregation] = field(default_factory=dict)
-
-    def index(self, name: str, split: str | None = None) -> int:
-        for i, s in enumerate(self.sets):
-            if s.name == name and (split is None or s.split == split):
-                return i
-        have = ", ".join(f"{s.name}/{s.split}" for s in self.sets)
-        raise ValueError(f"{self.model} was not scored on {name}" + (f"/{split}" if split else "") + f"; it has {have}")
-
-    @property
-    def settings(self) -> list[tuple[Layer, str]]:
-        return list(self.sims)
-
-    def aggregation_at(self, layer: Layer) -> str | None:
-        """The study aggregation name whose setting key is `layer` (e.g. "first_last_layer_avg[0,11]"
-        -> "first_last"); None for a single layer."""
-        return next((k for k, a in self.aggregations.items() if a.name == layer), None)
-
-    def study_name(self, layer: Layer) -> str | Layer:
-        """The setting as a published figure names it: the aggregation name, else the layer."""
-        return self.aggregation_at(layer) or layer
-
-
-def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer], poolings: Sequence[str],
-               batch_size: int = 32, label: str | None = None, aggregations: Sequence[str] = ()) -> Scored:
-    """Encode the unique sentences of every set once; cosine of every pair per (layer, pooling)
-    and per (aggregation, pooling).
-
-    Args:
-        label: the model's name in results (default: encoder.name).
-        aggregations: study aggregation names (aggregation.STUDY_AGGREGATIONS), resolved for
-            this model's depth; their layers come from the same pass, and only `layers` become
-            single-layer settings.
-    """
-    sets = tuple(sets)
-    if not sets:
-        raise ValueError("score_sets got no pair sets")
-    aggs = {name: study_aggregation(name, encoder) for name in dict.fromkeys(aggregations)}
-    needed = layers_needed(list(aggs.values()))
-    order = {la: i for i, la in enumerate(encoder.layers())}
-    encoded = sorted(set(layers) | set(needed), key=lambda la: order.get(la, len(order)))
-    sentences, idx = unique_sentences(sets)
-    emb = encoder.encode(sentences, encoded, poolings, batch_size=batch_size)
-    sims = {(la, p): tuple(cosine(v[i1], v[i2]) for i1, i2 in idx) for (la, p), v in emb.vectors.items()
-            if la in layers}
-    for agg in aggs.values():
-        for p in poolings:
-            v = agg.combine(emb.vectors, p)
-            sims[(agg.name, p)] = tuple(cosine(v[i1], v[i2]) for i1, i2 in idx)
-    return Scored(label or encoder.name, encoder.provenance(), n_blocks(encoder.layers()), sets, sims, aggs)
 
 
 def _ci(resampled: np.ndarray, confidence: float = 0.95) -> list[float]:

@@ -42,9 +42,8 @@ import torch.nn.functional as F
 
 from ..datasets import PairSet
 from ..encoder import EMBEDDING, BlockStepper, Encoder
-from ..evaluation import score, unique_sentences
+from ..evaluation import score, score_vectors, unique_sentences
 from ..pooling import check_poolings, pool
-from ..similarity import cosine
 from ..measure import interleaved_best
 
 CRITERIA = ("saturation", "pair")
@@ -357,14 +356,16 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
     full_s = seconds["full"]
 
     def sims_of(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, paired: bool) -> np.ndarray:
-        return cosine(vectors[0::2], vectors[1::2]) if paired else cosine(vectors[a], vectors[b])
+        """The pair similarities of one method's vectors (pair rule: rows a0, b0, a1, b1, ...)."""
+        pair_rows = (np.arange(0, len(vectors), 2), np.arange(1, len(vectors), 2)) if paired else (a, b)
+        return score_vectors({"method": vectors}, [pair_rows])[0]["method"][0]
 
     tuned: dict = {}
     if tune is not None:
         ttok, t1, t2, tpair = prepare(tune)
         temb = encoder.encode_tokens(ttok, depths, [pooling], batch_size)
         for d in depths:
-            tuned[d] = tune_threshold(cosine(temb[(d, pooling)][t1], temb[(d, pooling)][t2]), tune.gold)
+            tuned[d] = tune_threshold(sims_of(temb[(d, pooling)], t1, t2, False), tune.gold)
         for rule in rules:
             r = (encode_with_exit(encoder, ttok, pooling, rule, batch_size, last, **exit_kw)
                  if rule.criterion == "saturation"

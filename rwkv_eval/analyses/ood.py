@@ -26,7 +26,7 @@ Layer aggregations (`aggregations`, e.g. BERT's first-last average) are candidat
 settings of the selection like single layers. Where a reference model has a published
 figure for the selected setting (compare.published), the row carries it.
 
-One forward pass per model serves every set, layer and pooling (compare.score_sets).
+One forward pass per model serves every set, layer and pooling (evaluation.score_sets).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .compare import Scored, published, select_setting
+from .compare import published, select_setting
 from ..datasets import STS_DOMAINS, PairSet, load_pairs, sample
+from ..evaluation import STS_AGGREGATES, Scored, sts_aggregate
 from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -52,13 +53,13 @@ from ..metrics import (
 SELECT_ON = ("stsb", "validation")
 IN_DOMAIN = ("stsb", "test")
 OUT_OF_DOMAIN = (*STS_DOMAINS, "sickr")  # sts12 ... sts16 (every domain), then SICK-R test
-AGGREGATES = ("concat", "mean", "wmean")
+AGGREGATES = tuple(STS_AGGREGATES)  # concat, mean, wmean (evaluation.sts_aggregate)
 AGGREGATE_PREFIX = "sts12-16"  # the group of every STS12-16 domain; each year is a group too
 
 
 @dataclass(frozen=True)
 class OODSets:
-    """The pair sets of the protocol, in the order `score_sets` must see them."""
+    """The pair sets of the protocol, in the order `evaluation.score_sets` must see them."""
 
     validation: PairSet
     in_domain: PairSet
@@ -137,15 +138,11 @@ class _Model:
             names = [scored.sets[i].name for i in members]
             if any(self.rho[n] is None for n in names) or concat_idx.get(group) is None:
                 continue
-            x = np.concatenate([sims[i] for i in members])
-            g = np.concatenate([scored.sets[i].gold for i in members])
-            w = np.array([len(scored.sets[i]) for i in members], dtype=np.float64)
-            self.rho[f"{group}/concat"] = spearman(x, g)
-            self.res[f"{group}/concat"] = spearman_resampled(x, g, concat_idx[group])
-            self.rho[f"{group}/mean"] = float(np.mean([self.rho[n] for n in names]))
-            self.res[f"{group}/mean"] = np.mean([self.res[n] for n in names], axis=0)
-            self.rho[f"{group}/wmean"] = float(np.average([self.rho[n] for n in names], weights=w))
-            self.res[f"{group}/wmean"] = np.average([self.res[n] for n in names], axis=0, weights=w)
+            x, g = [sims[i] for i in members], [scored.sets[i].gold for i in members]
+            resample = lambda x, g, idx=concat_idx[group]: spearman_resampled(x, g, idx)  # noqa: E731
+            for kind in AGGREGATES:
+                self.rho[f"{group}/{kind}"] = sts_aggregate(kind, [self.rho[n] for n in names], x, g)
+                self.res[f"{group}/{kind}"] = sts_aggregate(kind, [self.res[n] for n in names], x, g, resample)
 
     def degradation(self, name: str) -> tuple[float | None, np.ndarray | None]:
         in_name = self.scored.sets[1].name

@@ -17,7 +17,7 @@ is how the first nightly run seeds the history).
 The default tolerance is per (device type, dtype), from measured run-to-run and
 batch-composition noise of a fixed model on fixed pairs (README, "How references,
 tolerances and seeding work"). Anchors are published numbers a case must reproduce
-whatever its reference says (all-MiniLM-L6-v2 on STS-B test, MTEB: 0.8203).
+whatever its reference says (all-MiniLM-L6-v2 on STS-B test: analyses/compare.REFERENCES).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..analyses.compare import REFERENCES
 from ..encoder import layer_id
+from ..evaluation import is_block
 
 # |Δρ| allowed between a case and its reference, per (device type, dtype).
 # cpu/float32: measured max over batch sizes 1/7/32/64, shuffled pair order and repeated
@@ -46,11 +48,12 @@ TOLERANCES: dict[tuple[str, str], float] = {
 }
 
 # Published numbers our implementation must reproduce: key without profile/device
-# (model/dataset-split/layer/pooling) -> (value, tolerance, source).
+# (model/dataset-split/layer/pooling) -> (value, tolerance, source). Derived from the
+# single-block anchors of compare.REFERENCES, where each published figure is written once
+# (an aggregation's figure, BERT's first-last avg., has no single-layer case to gate).
 ANCHORS: dict[str, tuple[float, float, str]] = {
-    "all-minilm-l6-v2/stsb-test/L05/mean": (
-        0.8203, 0.002, "MTEB STSBenchmark test, sentence-transformers/all-MiniLM-L6-v2 (cos_sim spearman 82.03)"),
-}
+    f"{ref.key}/{dataset}-test/{layer_id(a.setting)}/{a.pooling}": (value / 100, 0.002, f"{a.source}, {ref.spec}")
+    for ref in REFERENCES for a in ref.anchors if is_block(a.setting) for dataset, value in a.published.items()}
 
 PASS, FAIL, NEW, MISSING = "pass", "FAIL", "new (accepted)", "no reference"
 
