@@ -182,6 +182,19 @@ def load_model(cfg: RunConfig):
     return enc, parse_layers(cfg.layers, enc.layers())
 
 
+def load_models(cfgs: Sequence[RunConfig], aggregations: Sequence[str]) -> list:
+    """Every model of a comparison, each with its layers and every --aggregate resolved for it, before
+    any of them encodes: a setting one model cannot take (an aggregation of GloVe's single layer)
+    fails in seconds, not after the other models have encoded ~20k pairs."""
+    from .evaluation import study_aggregation
+
+    models = [load_model(cfg) for cfg in cfgs]
+    for enc, _ in models:
+        for name in aggregations:
+            study_aggregation(name, enc)
+    return models
+
+
 def run_warnings(enc, cfg: RunConfig, n_sentences: int, n_truncated: int) -> list[str]:
     """Where the run differs from what was asked, whatever the data: precision/device, cut sentences."""
     out = []
@@ -384,7 +397,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.dataset} has none")
         sets.append(sample(load_pairs(args.dataset, args.select_on, args.data_dir, default_root=_data_root()),
                            args.subset, args.seed))
-    models = [load_model(cfg) for cfg in cfgs]  # both loaded (and their layers checked) before any encoding
+    models = load_models(cfgs, args.aggregate)  # both loaded and checked before any encoding
     a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size, aggregations=args.aggregate)
             for (enc, layers), cfg in zip(models, cfgs))
     kw = {"n_resamples": args.resamples, "seed": cfgs[0].seed}
@@ -435,7 +448,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     from .records import environment, to_json, write_json_atomic
 
     sets = load_ood_sets(args.data_dir, args.subset, args.seed, default_root=_data_root())
-    models = [load_model(cfg) for cfg in cfgs]
+    models = load_models(cfgs, args.aggregate)
     scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model,
                          aggregations=args.aggregate)
               for (enc, layers), cfg in zip(models, cfgs)]

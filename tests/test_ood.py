@@ -214,6 +214,24 @@ def test_cli_pair_must_name_two_models(capsys):
     assert "expected LINEAR,SOFTMAX" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["ood", "compare"])
+def test_an_aggregation_a_model_cannot_take_fails_before_any_encoding(command, shared_data, tiny_assets, monkeypatch,
+                                                                      capsys):
+    """GloVe has one layer: `--aggregate first_last` is refused once both models are loaded, before the
+    first one encodes (it used to fail after the RWKV model had encoded every set)."""
+    import rwkv_eval.evaluation as evaluation
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a model encoded before every model's settings were checked")
+
+    monkeypatch.setattr(evaluation, "score_sets", no_encoding)
+    rwkv6 = str(tiny_assets / "tiny-rwkv-6v0-1m.pth")
+    data = ["--data-dir", str(shared_data)] + (["--subset", "8"] if command == "ood" else ["--dataset", "stsb"])
+    assert main([command, "--model", rwkv6, "--model", "glove-6b-50d", "--aggregate", "first_last", *data]) == 2
+    err = capsys.readouterr().err
+    assert "aggregation first_last combines layers of a model with at least 2 blocks" in err, err
+
+
 def test_report_section_and_degradation_plot(tmp_path):
     from rwkv_eval.report import main as report_main
 

@@ -52,7 +52,6 @@ from ..metrics import (
 
 SELECT_ON = ("stsb", "validation")
 IN_DOMAIN = ("stsb", "test")
-OUT_OF_DOMAIN = (*STS_DOMAINS, "sickr")  # sts12 ... sts16 (every domain), then SICK-R test
 AGGREGATES = tuple(STS_AGGREGATES)  # concat, mean, wmean (evaluation.sts_aggregate)
 AGGREGATE_PREFIX = "sts12-16"  # the group of every STS12-16 domain; each year is a group too
 
