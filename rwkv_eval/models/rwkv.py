@@ -139,7 +139,7 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
         tokenizer: 'world', 'byte', 'hf', a tokenizer object, or None to detect.
         max_length: tokens kept per sentence.
         revision: hub revision (hub ids only).
-        wkv_backend, chunk_size: see models/wkv.py (RWKV-6) and models/wkv7.py (RWKV-7).
+        wkv_backend, chunk_size: see models/wkv6.py (RWKV-6) and models/wkv7.py (RWKV-7).
     """
     if dtype not in MATMUL_DTYPES:
         raise ValueError(f"{spec}: dtype {dtype} is not supported; use float32, float16, bfloat16 or float64")

@@ -174,7 +174,7 @@ class RWKV6(nn.Module):
 
     Args:
         cfg: the shape (see `RWKV6Config.from_state_dict`).
-        wkv_backend: "chunked" (default) or "naive", see models/wkv.py.
+        wkv_backend: "chunked" (default) or "naive", see models/wkv6.py.
         chunk_size: tokens per chunk of the chunked WKV.
     """
 

@@ -14,7 +14,7 @@ RWKV-7 uses a = -kappa_hat, b = kappa_hat * alpha (kappa_hat: unit-norm "removal
 head, alpha in (0, 1): in-context learning rate), so the transition diag(w) - kappa_hat
 (alpha * kappa_hat)^T first decays the state, then removes part of what is stored along
 kappa_hat, then writes v along k (the delta rule). The paper and BlinkDL write the state
-transposed (V x K, S <- S (diag(w) + a b^T) + v k^T); this file keeps wkv.py's K x V layout.
+transposed (V x K, S <- S (diag(w) + a b^T) + v k^T); this file keeps wkv6.py's K x V layout.
 
 Layout shared by every backend:
     r, k, v, w, a, b  (B, T, H, K)  w is the LOG-decay: w <= 0, the decay is exp(w) in (0, 1].
@@ -90,7 +90,7 @@ def wkv7_chunked(r, k, v, w, a, b, state=None, chunk_size: int = DEFAULT_CHUNK_S
 
     The second line is a unit lower-triangular system (I - M_ab) U = rhs for the L x V
     matrix U, solved at once; the outputs o_t = S_t^T r_t and the chunk's final state then
-    follow from the first line. As in wkv.py every exponent is a pairwise difference
+    follow from the first line. As in wkv6.py every exponent is a pairwise difference
     <= 0, so strong decays cannot overflow fp32.
     """
     _check(r, k, v, w, a, b, state)
