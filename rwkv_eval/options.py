@@ -35,18 +35,18 @@ def check_layers(spec: str | Sequence | None, where: str = "--layers") -> None:
 
 
 def check_poolings(spec: str | Sequence[str], where: str = "--pooling") -> tuple[str, ...]:
-    """'mean,max' / ['mean', 'max'] / 'all' -> the poolings, in order, each once."""
-    from .pooling import POOLINGS
+    """'mean,max' / ['mean', 'max'] / 'all' -> the poolings, in order, each once (pooling.check_poolings)."""
+    from .pooling import POOLINGS, check_poolings as known
 
     if spec == "all":
         return POOLINGS
     items = [p.strip() for p in spec.split(",")] if isinstance(spec, str) else spec
     if not isinstance(items, (list, tuple)) or not items or not all(isinstance(p, str) for p in items):
         raise ValueError(f"{where}: expected 'all' or a list of poolings, got {spec!r}")
-    unknown = [p for p in items if p not in POOLINGS]
-    if unknown:
-        raise ValueError(f"{where}: unknown pooling {unknown[0]!r}; choose from {', '.join(POOLINGS)} or 'all'")
-    return tuple(dict.fromkeys(items))
+    try:
+        return known(tuple(items))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e} or 'all'") from None
 
 
 def check_dtype(value: str, where: str = "--dtype") -> str:

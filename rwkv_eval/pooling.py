@@ -26,9 +26,10 @@ POOLINGS: tuple[str, ...] = ("mean", "max", "last", "first_last", "weighted_mean
 
 
 def check_poolings(poolings: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The poolings asked for, in order, each once; an unknown or empty list is an error."""
     unknown = [p for p in poolings if p not in POOLINGS]
     if unknown:
-        raise ValueError(f"unknown pooling {unknown}; choose from {', '.join(POOLINGS)}")
+        raise ValueError(f"unknown pooling {unknown[0]!r}; choose from {', '.join(POOLINGS)}")
     if not poolings:
         raise ValueError(f"no pooling requested; choose from {', '.join(POOLINGS)}")
     return tuple(dict.fromkeys(poolings))
