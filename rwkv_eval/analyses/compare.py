@@ -15,7 +15,7 @@ attention in zero-shot STS accuracy? Three things make the comparison fair:
   split and reported on test (`select_setting`); the best-on-test setting is shown beside
   it, labelled oracle, because it is optimistic.
 * **Layer aggregations as settings** (`--aggregate`): BERT's classic zero-shot setting is
-  not one layer but the first-last average (aggregation.py). Aggregations join the
+  not one layer but the first-last average (evaluation.Aggregation). Aggregations join the
   candidate settings of the selection and are compared kind against kind
   (`compare_aggregations`); where a reference model has a published figure for the
   setting, the record carries it (`published`).
