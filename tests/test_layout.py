@@ -72,26 +72,23 @@ def test_no_import_crosses_a_wall(sources, forbidden):
 
 
 def environment_reads(path: Path) -> list[str]:
-    """`os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)` whose key is a name or an RWKV_EVAL_*
-    string (a name counts: it may hold one); Hugging Face's own HF_* switches are the hub's business."""
+    """Every `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)` of a file."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        key = None
-        if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
-            key = node.slice
-        elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv") and node.args:
-            key = node.args[0]
-        if key is not None and not (isinstance(key, ast.Constant) and not str(key.value).startswith("RWKV_EVAL")):
+        if (isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ") or (
+                isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv")):
             out.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {ast.unparse(node)}")
     return out
 
 
 def test_environment_reads_are_found():
     assert any("DEBUG_ENV" in r for r in environment_reads(PACKAGE / "cli.py"))
+    assert any("DATA_ENV" in r for r in environment_reads(PACKAGE / "suite" / "plugin.py"))
 
 
-def test_only_the_faces_read_the_suites_environment_variables():
-    """$RWKV_EVAL_* configure a run: only cli.py and the pytest plugin read them, and hand plain
-    values down (the loaders take a data root, they do not look one up)."""
+def test_only_the_faces_read_environment_variables():
+    """$RWKV_EVAL_* and the hub's offline switches configure a run: only cli.py and the pytest
+    plugin read them and hand plain values down (the loaders take a data root, profiles are
+    told whether the hub is reachable)."""
     faces = {PACKAGE / "cli.py", PACKAGE / "suite" / "plugin.py"}
     assert [r for p in sorted(PACKAGE.rglob("*.py")) if p not in faces for r in environment_reads(p)] == []

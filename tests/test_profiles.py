@@ -363,3 +363,23 @@ def test_build_profile_reads_no_environment(monkeypatch, shared_data):
     monkeypatch.setenv("RWKV_EVAL_DATA", str(shared_data))
     assert build_profile("smoke").data_dir is None
     assert build_profile("smoke", data_dir=str(shared_data)).data_dir == str(shared_data)
+
+
+def test_the_plugin_reads_the_hubs_offline_switches_and_profiles_are_told(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE / HF_DATASETS_OFFLINE are read by the plugin only; build_profile is told whether
+    a model not cached here may come from the hub (else it is reported missing, never assumed)."""
+    from rwkv_eval.suite.plugin import hub_access
+
+    for env, expected in (({}, (True, True)), ({"HF_DATASETS_OFFLINE": "1"}, (True, False)),
+                          ({"HF_HUB_OFFLINE": "1"}, (False, False)), ({"HF_HUB_OFFLINE": "0"}, (True, True))):
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert tuple(hub_access().values()) == expected, env
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the cache lookup itself stays local
+    toml = tmp_path / "hub.toml"
+    toml.write_text('[[models]]\nspec = "nobody-has/this-model"\n\n[[datasets]]\nname = "stsb-sample"\nsplit = "test"\n')
+    assert [m.spec for m in build_profile(str(toml), hub_models=True).models] == ["nobody-has/this-model"]
+    with pytest.raises(AssetMissing, match="nobody-has/this-model is not here"):
+        build_profile(str(toml))

@@ -89,7 +89,7 @@ class RunContext:
                                          data_dir=config.getoption("--data-dir") or os.environ.get(DATA_ENV),
                                          layers=config.getoption("--layers"), poolings=config.getoption("--pooling"),
                                          template=config.getoption("--template"),
-                                         datasets=config.getoption("--dataset") or ())
+                                         datasets=config.getoption("--dataset") or (), **hub_access())
             self.shard = parse_shard(config.getoption("--rwkv-shard"))
         except (AssetMissing, ValueError) as e:
             raise pytest.UsageError(str(e)) from e
@@ -180,6 +180,16 @@ class RunContext:
                     self._baseline_sets[(data_case.key, dataset)] = base
             self._paired[key] = compare(mine, base, BASELINE_SETTING, BASELINE_MODEL)
         return self._paired[key]
+
+
+def hub_access() -> dict[str, bool]:
+    """Whether assets missing here may come from the Hugging Face hub, by its own switches
+    (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE): read here, at the edge, and handed to build_profile."""
+    def on(name: str) -> bool:
+        return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+    return {"hub_models": not on("HF_HUB_OFFLINE"),
+            "hub_datasets": not on("HF_HUB_OFFLINE") and not on("HF_DATASETS_OFFLINE")}
 
 
 @pytest.fixture(scope="session")

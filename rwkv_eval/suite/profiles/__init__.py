@@ -53,7 +53,6 @@ not there.
 from __future__ import annotations
 
 import importlib
-import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -200,7 +199,7 @@ def load_profile(name_or_path: str) -> ProfileSpec:
 
 def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_dir: str | None = None,
                   layers: str | None = None, poolings: str | None = None, template: str | None = None,
-                  datasets: Sequence[str] = ()) -> Profile:
+                  datasets: Sequence[str] = (), hub_models: bool = False, hub_datasets: bool = False) -> Profile:
     """Resolve a profile against this machine, with the command-line overrides.
 
     Args:
@@ -214,6 +213,10 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
         datasets: --dataset NAME[:SPLIT], repeated; they replace the profile's datasets.
 
         data_dir: the data root (--data-dir, else $RWKV_EVAL_DATA: the plugin reads it), or None.
+        hub_models, hub_datasets: whether a model / a required dataset that is not here may come
+            from the Hugging Face hub at load time (the plugin: unless HF_HUB_OFFLINE /
+            HF_DATASETS_OFFLINE). The default, False, reports what is missing instead of
+            assuming it can be downloaded.
 
     Raises AssetMissing with what to download and how to point the suite at it.
     """
@@ -237,7 +240,7 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
 
     notes, problems, models, cases = [], [], [], []
     for e in entries:
-        resolved = _resolve_model(e.case, data_dir)
+        resolved = _resolve_model(e.case, data_dir, hub_models)
         if resolved is None:
             if e.optional:
                 notes.append(f"model {e.case.key} ({e.case.spec}) not found here: skipped")
@@ -252,7 +255,7 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
         raise ValueError(f"model key {', '.join(dup)} appears twice in profile {spec.name!r}; pass distinct models")
     for e in data_entries:
         # an optional dataset is one "present" on disk; a required one may come from the hub
-        if _data_available(data_dir, e.case) or (not e.optional and _hub_datasets_possible()):
+        if _data_available(data_dir, e.case) or (not e.optional and hub_datasets and _datasets_installed()):
             cases.append(e.case)
         elif e.optional:
             notes.append(f"dataset {e.case.key} not found under the data root ({data_dir or 'unset'}): skipped")
@@ -421,7 +424,7 @@ def _model_key(spec: str, template: str | None = None) -> str:
     return name + (f"+{_template_label(template)}" if template else "")
 
 
-def _resolve_model(case: ModelCase, data_dir: str | None) -> str | None:
+def _resolve_model(case: ModelCase, data_dir: str | None, hub: bool) -> str | None:
     """The spec to load on this machine, or None when the model is not here."""
     from ...models.load import GLOVE_NAMES, RANDOM_RE
 
@@ -439,7 +442,7 @@ def _resolve_model(case: ModelCase, data_dir: str | None) -> str | None:
         return str(path)
     if spec.startswith((".", "/", "~")) or spec.endswith((".pth", ".txt")) or spec.count("/") != 1:
         return None
-    return spec if _hub_model_available(spec, case.revision) else None
+    return spec if _hub_model_available(spec, case.revision, hub) else None
 
 
 def _local_copy(spec: str) -> str | None:
@@ -460,7 +463,7 @@ def _model_missing(spec: str, data_dir: str | None) -> str:
             "(or download the BlinkDL .pth) and pass --model PATH, or unset HF_HUB_OFFLINE")
 
 
-def _hub_model_available(spec: str, revision: str | None = None) -> bool:
+def _hub_model_available(spec: str, revision: str | None, hub: bool) -> bool:
     try:
         from huggingface_hub import snapshot_download
 
@@ -469,11 +472,7 @@ def _hub_model_available(spec: str, revision: str | None = None) -> bool:
     except Exception:  # not in the local cache (or huggingface_hub missing)
         # not cached: it can only come from the hub (a download failure at load time is
         # reported by the loader with the same instructions)
-        return not _offline()
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        return hub
 
 
 def _data_available(data_dir: str | None, case: DataCase) -> bool:
@@ -488,9 +487,7 @@ def _data_available(data_dir: str | None, case: DataCase) -> bool:
         return False
 
 
-def _hub_datasets_possible() -> bool:
-    if _offline() or os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
+def _datasets_installed() -> bool:
     try:
         import datasets  # noqa: F401
     except ImportError:
