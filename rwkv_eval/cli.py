@@ -25,8 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, NoReturn, Sequence
 
-from .datasets.registry import NAMES as DATASET_NAMES  # a live view: read when the parser is built
-from .datasets.registry import get
+from .datasets.registry import SPLITS, get, names
 from .options import DTYPES, check_dtype, check_layers, check_poolings
 
 AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # evaluation.STUDY_AGGREGATIONS, kept light (a test ties them)
@@ -490,8 +489,8 @@ def _data_options(p: argparse.ArgumentParser, datasets: Sequence[str] | None) ->
     """--dataset (when the command takes one: `datasets` are its choices), --split, --data-dir."""
     if datasets is not None:
         p.add_argument("--dataset", required=True, choices=datasets)
-        p.add_argument("--split", default=None, choices=("train", "train-1000", "validation", "test"),
-                       help="default: validation for mrpc, test otherwise")
+        p.add_argument("--split", default=None, choices=SPLITS,
+                       help="default: the dataset's (validation for mrpc, rte, qqp; test otherwise)")
     p.add_argument("--data-dir", default=None, help="data root (default: $RWKV_EVAL_DATA, then the hub)")
 
 
@@ -524,7 +523,7 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="Spearman/Pearson of cosine similarity vs gold, per layer and pooling")
     _model_options(ev)
-    _data_options(ev, DATASET_NAMES)
+    _data_options(ev, names())  # the registry as it is now: a set registered at run time is a choice
     _output_options(ev)
     ev.set_defaults(func=cmd_evaluate)
     em = sub.add_parser("embed", help="write pooled sentence vectors to an .npz (arrays L{layer}_{pooling})")
@@ -536,7 +535,7 @@ def parser() -> argparse.ArgumentParser:
     _model_options(cp, several="give twice: model A, then model B",
                    layers_help="layers of model A (default: all); B is matched by relative depth")
     cp.add_argument("--layers-b", default=None, help="candidate layers of model B (default: all)")
-    _data_options(cp, DATASET_NAMES)
+    _data_options(cp, names())
     _statistics_options(cp)
     cp.add_argument("--select-on", default=None, choices=("validation",),
                     help="also compare each model at its (layer, pooling) chosen on this split, and the oracle")
@@ -551,7 +550,7 @@ def parser() -> argparse.ArgumentParser:
     od.set_defaults(func=cmd_ood)
     ex = sub.add_parser("exit", help="early exit (saturation / pair) vs fixed-depth pruning: quality and measured time")
     _model_options(ex)
-    _data_options(ex, [d for d in DATASET_NAMES if not get(d).shipped])
+    _data_options(ex, [d for d in names() if not get(d).shipped])
     ex.add_argument("--criterion", default="saturation", choices=("saturation", "pair"))
     ex.add_argument("--tau", default="0.99,0.995,0.999", help="saturation: exit when cos(v_k, v_k-1) >= tau")
     ex.add_argument("--epsilon", default="0.01,0.003,0.001", help="pair: exit when the pair cosine moves < epsilon")

@@ -25,7 +25,7 @@ Sources (a data root holds one folder per set; the layouts tried are in each ent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Mapping
 
 from . import parsers
 from .parsers import Parser
@@ -152,23 +152,6 @@ def get(name: str) -> DatasetSpec:
 def names() -> tuple[str, ...]:
     """The registered names, in registration order (read at call time: late registrations show)."""
     return tuple(_REGISTRY)
-
-
-class _Names(Sequence[str]):
-    """`names()` as a sequence read at every use: argparse `choices=` and membership tests see a set
-    registered after this module was imported (the CLI builds its parser after plugins register)."""
-
-    def __getitem__(self, i):
-        return names()[i]
-
-    def __len__(self) -> int:
-        return len(_REGISTRY)
-
-    def __repr__(self) -> str:
-        return repr(names())
-
-
-NAMES: Sequence[str] = _Names()
 
 
 def specs() -> Iterator[DatasetSpec]:
