@@ -253,7 +253,10 @@ class TokenEncoder:
     dtype: torch.dtype = torch.float32
     max_length: int = 512
     pad_id: int = 0
-    show_progress: bool = True
+    # the progress bar of encode_tokens, on stderr: None = only when stderr is a terminal (so a
+    # log or a pipe gets no carriage-return noise), True = always, False = never
+    show_progress: bool | None = None
+    progress_delay_s: float = 2.0  # the bar appears once an encoding has run this long: short ones stay quiet
     template: str | None = None  # set by templates.with_template on a copy
     template_text: str | None = None
 
@@ -363,8 +366,10 @@ class TokenEncoder:
         N = len(token_ids)
         vectors: dict[tuple[Layer, str], np.ndarray] = {}
         states: dict[Layer, list[np.ndarray]] | None = {l: [None] * N for l in layers} if keep_states else None
-        bar = tqdm(total=N, desc=f"encode {self.name}", unit="sent", leave=False,
-                   disable=not (self.show_progress and sys.stderr.isatty()) or N < 1000)
+        # the one progress bar of every encoding (CLI, suite, analyses): stderr, never stdout,
+        # so --json on stdout stays parseable; tqdm's disable=None is "off unless a terminal"
+        bar = tqdm(total=N, desc=f"encode {self.name}", unit="sent", leave=False, file=sys.stderr,
+                   delay=self.progress_delay_s, disable=None if self.show_progress is None else not self.show_progress)
         with torch.inference_mode():
             for idx, ids, mask in self.batches(token_ids, batch_size):
                 for layer, h in self.states(ids, mask, layers):

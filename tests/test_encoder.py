@@ -100,3 +100,21 @@ def test_batches_keep_a_caller_order(encoders):
     assert [i for idx, _, _ in enc.batches(tok, 2) for i in idx] == [3, 0, 1, 2]  # default: longest first
     with pytest.raises(ValueError, match="permutation of the 4 row indices"):
         next(enc.batches(tok, 2, order=[0, 0, 1, 2]))
+
+
+def test_the_progress_bar_goes_to_stderr_once_an_encoding_runs_long(encoders, capfd):
+    """One bar for every encoding (encode_tokens): on stderr only, so --json on stdout stays clean;
+    shown when asked (or on a terminal) and only after progress_delay_s, so short encodings stay quiet."""
+    import copy
+
+    enc = copy.copy(encoders["glove"])
+    enc.show_progress, enc.progress_delay_s = True, 0.0
+    enc.encode(SENTENCES, [0], ["mean"])
+    out, err = capfd.readouterr()
+    assert out == "" and "encode glove-6b-50d" in err and "/4 [" in err
+    enc.progress_delay_s = 60.0  # a short encoding under the default delay shows nothing
+    enc.encode(SENTENCES, [0], ["mean"])
+    assert capfd.readouterr() == ("", "")
+    enc.show_progress, enc.progress_delay_s = None, 0.0  # default: stderr is no terminal here
+    enc.encode(SENTENCES, [0], ["mean"])
+    assert capfd.readouterr() == ("", "")
