@@ -14,7 +14,8 @@ Side by side in one run, on the same random-init weights and the same real sente
 * the cost of the 1,3,...,11 sweep as a fraction of a full 24-block pass of a
   Finch-1B6-shaped model (stopping after block 11 should cost about 12/24), and the
   full pass's achieved TFLOP/s as a fraction of the matmul limit and the device peak;
-* each model's peak memory against the size of its weights.
+* each model's peak memory against the size of its weights: the larger of encoding and
+  building it (measure.build_memory).
 
 `--device cuda --dtype bfloat16` (or float16) runs the same benchmarks on a GPU; see
 scripts/gpu_check.sh.
@@ -27,7 +28,7 @@ import importlib.util
 import pytest
 import torch
 
-from rwkv_eval.measure import device_info, interleaved_best, matmul_rate
+from rwkv_eval.measure import build_memory, device_info, interleaved_best, matmul_rate
 from rwkv_eval.models.random_init import SHAPES, random_rwkv_encoder
 
 STUDY_LAYERS = [1, 3, 5, 7, 9, 11]
@@ -81,8 +82,15 @@ def sentences(run) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def small(run):
-    return random_rwkv_encoder("small", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
+def small_built(run):
+    """The 12 x 768 random RWKV-6 and measure.build_memory's record of building it."""
+    return build_memory(lambda: random_rwkv_encoder("small", seed=0, device=run.device,
+                                                    dtype=getattr(torch, run.dtype)), run.device)
+
+
+@pytest.fixture(scope="module")
+def small(small_built):
+    return small_built[0]
 
 
 def test_matmul_limit(benchmark, run, results):
@@ -100,14 +108,15 @@ def test_matmul_limit(benchmark, run, results):
         "torch_threads": torch.get_num_threads()})
 
 
-def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memory, small, sentences, results):
+def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memory, small, small_built, sentences,
+                                                results):
     token_ids = small.tokenize(sentences)
     n_tokens = sum(len(t) for t in token_ids)
 
     def work():
         return small.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=32)
 
-    memory = peak_memory(work, small)
+    memory = peak_memory(work, small, build=small_built[1])
     s = timed(work)
     params = non_embedding_params(small.model)
     limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
@@ -164,7 +173,8 @@ def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, pe
                                                        results):
     """Layers 1..11 of a 24-block Finch-1B6-shaped model: the run stops after block 11."""
     small.model.cpu()  # one model resident: the 12 x 768 model's weights must not count in this peak
-    enc = random_rwkv_encoder("finch-1b6", seed=0, device=run.device, dtype=getattr(torch, run.dtype))
+    enc, built = build_memory(lambda: random_rwkv_encoder("finch-1b6", seed=0, device=run.device,
+                                                          dtype=getattr(torch, run.dtype)), run.device)
     token_ids = enc.tokenize(sentences[:SWEEP_SENTENCES])
     n_tokens = sum(len(t) for t in token_ids)
 
@@ -174,7 +184,7 @@ def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, pe
     def sweep():
         return enc.encode_tokens(token_ids, STUDY_LAYERS, ["mean"], batch_size=SWEEP_SENTENCES)
 
-    memory = peak_memory(sweep, enc)  # also the warm-up
+    memory = peak_memory(sweep, enc, build=built)  # also the warm-up
     timed(sweep, min_rounds=1, min_time=0.0)
     # the ratio from interleaved rounds, best of each: this host's matmul rate drifts by
     # 2x within seconds, and interleaving keeps both sides under the same drift

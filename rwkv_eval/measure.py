@@ -13,7 +13,8 @@ the benchmark fixtures of the pytest plugin (suite/plugin.py) call these functio
   min_rounds/min_time idea, which `pedantic` lacks), so a millisecond case gets enough
   rounds for a stable median and a multi-second one is not repeated needlessly.
 * `peak_memory` measures one model's peak while it encodes, with only that model
-  resident (the caller releases the others): on CUDA `max_memory_allocated(device)`
+  resident (the caller releases the others), and takes the larger of that and the peak of
+  building it (`build_memory`, measured the same way when the model is built): on CUDA `max_memory_allocated(device)`
   after `empty_cache` + `reset_peak_memory_stats(device)`; on CPU torch's allocations
   are invisible to tracemalloc, so it is the model's weights plus the rise of the
   process's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs)
@@ -266,46 +267,77 @@ def release(device: str) -> bool:
     return _malloc_trim()
 
 
-def peak_memory(fn: Callable[[], Any], device: str, weights: int) -> dict[str, Any]:
-    """Peak memory of one call of fn() by the one model resident on `device`.
-
-    Args:
-        fn: the work (encoding a batch), already warmed up.
-        device: where the model runs ("cpu", "cuda:N").
-        weights: the model's `weights_bytes`.
-    Returns:
-        model_weights_mb, peak_memory_mb (weights + activations), peak_memory_delta_mb
-        (activations), process_peak_mb (host RSS high-water mark, all resident), memory_kind.
-    """
+def _peak_rise(fn: Callable[[], Any], device: str) -> tuple[Any, int | None, int | None, int | None, str]:
+    """(fn's result, peak bytes above what was in use before the call (None: unreadable), the
+    device's whole peak in bytes (CUDA; None on CPU, where only the rise is seen), the process's
+    resident high-water mark in KiB, how it was measured), the previous models already
+    released: the one method under `peak_memory` and `build_memory`."""
     index = cuda_index(device)
     trimmed = release(device)
     if index is not None:
         torch.cuda.synchronize(index)
         torch.cuda.reset_peak_memory_stats(index)
         base = torch.cuda.memory_allocated(index)
-        fn()
+        out = fn()
         torch.cuda.synchronize(index)
         peak = torch.cuda.max_memory_allocated(index)
-        hwm = _status_kib("VmHWM")
-        return {"model_weights_mb": weights / MB, "peak_memory_mb": peak / MB,
-                "peak_memory_delta_mb": (peak - base) / MB,
-                "process_peak_mb": hwm / 1024 if hwm is not None else None,
-                "memory_kind": f"cuda max_memory_allocated(cuda:{index}) after empty_cache + reset, "
-                               "only this model resident"}
+        return out, peak - base, peak, _status_kib("VmHWM"), (f"cuda max_memory_allocated(cuda:{index}) after empty_cache "
+                                                        "+ reset, only this model resident")
     resettable = _reset_hwm()
     before = _status_kib("VmRSS")
-    fn()
+    out = fn()
     hwm = _status_kib("VmHWM")
     if before is None or hwm is None:
-        return {"model_weights_mb": weights / MB, "peak_memory_mb": None, "peak_memory_delta_mb": None,
-                "process_peak_mb": None, "memory_kind": "cpu: /proc/self/status unreadable, not measured"}
-    rise = max(hwm - before, 0) * 1024
-    kind = ("cpu: model weights + VmHWM rise above VmRSS before the call (VmHWM reset via /proc/self/clear_refs"
+        return out, None, None, None, "cpu: /proc/self/status unreadable, not measured"
+    kind = ("VmHWM rise above VmRSS before the call (VmHWM reset via /proc/self/clear_refs"
             + (", free heap trimmed first)" if trimmed else "; heap not trimmed: the rise may miss reused pages)")
-            if resettable else
-            "cpu: model weights + process-lifetime VmHWM rise (clear_refs not allowed: the rise may read 0)")
-    return {"model_weights_mb": weights / MB, "peak_memory_mb": (weights + rise) / MB,
-            "peak_memory_delta_mb": rise / MB, "process_peak_mb": hwm / 1024, "memory_kind": kind}
+            if resettable else "process-lifetime VmHWM rise (clear_refs not allowed: the rise may read 0)")
+    return out, max(hwm - before, 0) * 1024, None, hwm, kind
+
+
+def build_memory(build: Callable[[], Any], device: str) -> tuple[Any, dict[str, Any]]:
+    """Build a model and measure the peak of building it, which can pass the peak of using it:
+    a random init holds its weights twice (the module and the state dict loaded into it), a
+    checkpoint its file's tensors beside the model's.
+
+    Returns:
+        (the model, {"build_peak_memory_mb": peak above the memory in use before the build,
+        "build_memory_kind"}) — hand the dict to `peak_memory(..., build=)`.
+    """
+    model, rise, _, _, kind = _peak_rise(build, device)
+    return model, {"build_peak_memory_mb": None if rise is None else rise / MB, "build_memory_kind": kind}
+
+
+def peak_memory(fn: Callable[[], Any], device: str, weights: int, build: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """Peak memory of one call of fn() by the one model resident on `device`, and of building
+    that model when `build` (from `build_memory`) is given: the case's peak is the larger.
+
+    Args:
+        fn: the work (encoding a batch), already warmed up.
+        device: where the model runs ("cpu", "cuda:N").
+        weights: the model's `weights_bytes`.
+        build: `build_memory`'s measurement of building this model, or None (not known).
+    Returns:
+        model_weights_mb, peak_memory_mb (max of the encoding's peak, weights + activations
+        (on CUDA all that is allocated on the device), and the build's), peak_memory_delta_mb (activations), process_peak_mb (host RSS high-water
+        mark during the call, all resident), memory_kind; with `build` also
+        encode_peak_memory_mb and build_peak_memory_mb.
+    """
+    _, rise, whole, hwm, kind = _peak_rise(fn, device)
+    encode_peak = whole / MB if whole is not None else None if rise is None else (weights + rise) / MB
+    out = {"model_weights_mb": weights / MB, "peak_memory_mb": encode_peak,
+           "peak_memory_delta_mb": None if rise is None else rise / MB,
+           "process_peak_mb": hwm / 1024 if hwm is not None else None,
+           "memory_kind": kind if cuda_index(device) is not None or rise is None else f"cpu: model weights + {kind}"}
+    if build is None:
+        return out
+    built = build.get("build_peak_memory_mb")
+    peaks = [p for p in (encode_peak, built) if p is not None]
+    return out | {"encode_peak_memory_mb": encode_peak, "build_peak_memory_mb": built,
+                  "peak_memory_mb": max(peaks) if peaks else None,
+                  "memory_kind": f"{out['memory_kind']}; the larger of that and the build's peak "
+                                 f"({build.get('build_memory_kind')})"}
 
 
 def matmul_rate(device: str, dtype: torch.dtype, n: int, runner=None, min_time: float = 0.5) -> dict[str, Any]:

@@ -321,6 +321,7 @@ def test_suite_records_the_device_and_dtype_that_computed_each_case(tmp_path):
     assert (e["device"], e["dtype"], e["run_device"], e["run_dtype"]) == ("cpu", "float32", "cpu", "bfloat16")
     assert 70 < e["model_weights_mb"] < 80 and e["model_weights_mb"] <= e["peak_memory_mb"] < e["process_peak_mb"]
     assert e["memory_kind"].startswith("cpu: model weights + VmHWM rise")
+    assert 0 < e["build_peak_memory_mb"] <= e["peak_memory_mb"]  # the fixture took the build's peak into account
     assert e["timed_rounds"] >= 3 and e["timing"] == "median of wall-clock times on cpu"
     assert bench["stats"]["rounds"] == e["timed_rounds"]
 
@@ -344,3 +345,48 @@ def test_environment_names_the_gpu_of_the_run_not_the_current_one(monkeypatch):
     assert environment(torch.device("cuda:0"))["cuda_device"] == "NVIDIA T4"
     assert environment("cpu")["cuda_device"] is None
     assert environment()["cuda_device"] == "NVIDIA T4"  # no device given: the current one
+
+
+def test_build_memory_sees_a_build_that_peaks_above_what_it_keeps():
+    """A random init holds its weights twice while it builds (module + state dict): the
+    recorded peak of a case is the larger of building and encoding, each kept apart."""
+    n = 200 * measure.MB // 4
+
+    def build():
+        scratch = torch.ones(n)  # ~200 MB, dropped when the build returns
+        return scratch[: n // 20].clone()  # ~10 MB kept: the "weights"
+
+    model, built = measure.build_memory(build, "cpu")
+    assert model.numel() == n // 20
+    assert 150 < built["build_peak_memory_mb"] < 260, built
+    assert built["build_memory_kind"].startswith("VmHWM rise")
+    out = measure.peak_memory(lambda: model.sum(), "cpu", weights=10 * measure.MB, build=built)
+    assert out["encode_peak_memory_mb"] < 100, out
+    assert out["peak_memory_mb"] == built["build_peak_memory_mb"] and out["build_peak_memory_mb"] == out["peak_memory_mb"]
+    assert "the larger of that and the build's peak" in out["memory_kind"]
+    without = measure.peak_memory(lambda: model.sum(), "cpu", weights=10 * measure.MB)
+    assert "build_peak_memory_mb" not in without and without["peak_memory_mb"] < 100, without
+
+
+def test_build_memory_on_cuda_reads_the_run_device(fake_cuda):
+    model, built = measure.build_memory(fake_cuda.work, "cuda:1")
+    assert model == "out" and built["build_peak_memory_mb"] == 40 and "cuda:1" in built["build_memory_kind"]
+    assert fake_cuda.log[1:] == [("synchronize", 1), ("reset_peak_memory_stats", 1), ("memory_allocated", 1),
+                                 ("work", None), ("synchronize", 1), ("max_memory_allocated", 1)]
+    # the encoding's peak (all 140 allocated) is above the build's 40: the case records the encoding's
+    out = measure.peak_memory(fake_cuda.work, "cuda:1", weights=60 * measure.MB, build=built)
+    assert (out["peak_memory_mb"], out["encode_peak_memory_mb"], out["build_peak_memory_mb"]) == (140, 140, 40)
+
+
+def test_the_suite_records_the_build_peak_of_the_model_it_loaded():
+    """RunContext.model measures building the model; the peak_memory fixture hands that record
+    on, so a case's peak_memory_mb covers its model's build."""
+    from rwkv_eval.suite import plugin
+
+    ctx = plugin.RunContext.__new__(plugin.RunContext)
+    ctx.device, ctx.dtype, ctx._encoders, ctx._build_memory = "cpu", "float32", {}, {}
+    case = type("Case", (), {"spec": "random-rwkv6:tiny", "revision": None})()
+    enc = ctx.model(case)
+    record = ctx.build_memory(enc)
+    assert record is not None and record["build_peak_memory_mb"] >= 0 and record["build_memory_kind"]
+    assert ctx.build_memory(object()) is None

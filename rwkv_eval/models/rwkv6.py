@@ -238,7 +238,8 @@ class RWKV6(nn.Module):
         """A randomly initialised model with RWKV-LM's x060 init for the mixing and decay
         parameters (per-layer ramps), and scaled Gaussian weights (not RWKV-LM's zero
         output projections, which would make every block the identity). Same seed, same model."""
-        model = cls(cfg, **kwargs)
+        with torch.device("meta"):  # no storage: the state dict below becomes the weights (assign=True),
+            model = cls(cfg, **kwargs)  # so the build holds them once, not twice
         gen = torch.Generator().manual_seed(seed)
         C, L = cfg.n_embd, cfg.n_layer
 
@@ -284,7 +285,7 @@ class RWKV6(nn.Module):
             sd[f + "key.weight"] = normal(cfg.dim_ffn, C, std=C ** -0.5)
             sd[f + "receptance.weight"] = normal(C, C, std=C ** -0.5)
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(sd, strict=True, assign=True)
         return to_precision(model, dtype)
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:

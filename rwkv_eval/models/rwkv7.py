@@ -249,7 +249,8 @@ class RWKV7(nn.Module):
         """A randomly initialised model with RWKV-LM's x070 ramps for the token-shift, decay,
         k_k/k_a and ln_x parameters, and small random LoRAs and scaled Gaussian weights where
         RWKV-LM starts at zero (which would make every block the identity). Same seed, same model."""
-        model = cls(cfg, **kwargs)
+        with torch.device("meta"):  # no storage: the state dict below becomes the weights (assign=True),
+            model = cls(cfg, **kwargs)  # so the build holds them once, not twice
         gen = torch.Generator().manual_seed(seed)
         C, L = cfg.n_embd, cfg.n_layer
 
@@ -289,7 +290,7 @@ class RWKV7(nn.Module):
             sd[f + "x_k"] = 1 - ddd ** (r1 ** 4)
             sd[f + "key.weight"] = normal(cfg.dim_ffn, C, std=C ** -0.5)
             sd[f + "value.weight"] = normal(C, cfg.dim_ffn, std=cfg.dim_ffn ** -0.5 / math.sqrt(2 * L))
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(sd, strict=True, assign=True)
         return to_precision(model, dtype)
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:

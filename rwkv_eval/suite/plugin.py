@@ -101,6 +101,7 @@ class RunContext:
         self._paired: dict = {}
         self._baseline_sets: dict = {}
         self._encoders: dict = {}
+        self._build_memory: dict = {}  # (spec, revision) -> measure.build_memory's dict
         self._pairs: dict = {}
         self._accuracy: dict = {}
 
@@ -111,14 +112,18 @@ class RunContext:
         if key not in self._encoders:
             import torch
 
-            from rwkv_eval.measure import release
+            from rwkv_eval.measure import build_memory
             from rwkv_eval.models.load import load_encoder
 
-            self._encoders.clear()
-            release(self.device)
-            self._encoders[key] = load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype),
-                                               seed=0, revision=case.revision)
+            self._encoders.clear()  # build_memory releases it before measuring
+            self._encoders[key], self._build_memory[key] = build_memory(
+                lambda: load_encoder(case.spec, device=self.device, dtype=getattr(torch, self.dtype), seed=0,
+                                     revision=case.revision), self.device)
         return self._encoders[key]
+
+    def build_memory(self, encoder) -> dict | None:
+        """measure.build_memory's record of building `encoder` (a model this context loaded), else None."""
+        return next((self._build_memory[k] for k, e in self._encoders.items() if e is encoder), None)
 
     def encoder(self, case):
         """What the case is scored with: its model, or a copy of it sharing the weights that applies
@@ -288,14 +293,15 @@ def timed(benchmark, run):
 
 
 @pytest.fixture
-def peak_memory():
-    """peak_memory(fn, encoder): the peak memory of one call of fn() by `encoder`'s model,
-    on the encoder's own device (GloVe: cpu in every profile), in a separate untimed run;
-    see measure.peak_memory for the method, named in memory_kind."""
+def peak_memory(run):
+    """peak_memory(fn, encoder, build=None): the peak memory of one call of fn() by `encoder`'s model,
+    on the encoder's own device (GloVe: cpu in every profile), in a separate untimed run, or of
+    building that model if that was higher: `build` is measure.build_memory's record, by default
+    the one taken when `run.model` loaded the encoder; see measure.peak_memory, named in memory_kind."""
     from rwkv_eval.measure import peak_memory as measure_peak, weights_bytes
 
-    def measure(fn, encoder) -> dict:
-        return measure_peak(fn, str(encoder.device), weights_bytes(encoder))
+    def measure(fn, encoder, build: dict | None = None) -> dict:
+        return measure_peak(fn, str(encoder.device), weights_bytes(encoder), build or run.build_memory(encoder))
 
     return measure
 
