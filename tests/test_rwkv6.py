@@ -206,3 +206,71 @@ def test_directory_with_one_pth(tiny, tmp_path):
 def test_unsupported_dtype_is_refused(tiny):
     with pytest.raises(ValueError, match="dtype torch.int8 is not supported; use float32, float16, bfloat16"):
         load_rwkv(tiny, dtype=torch.int8)
+
+
+@pytest.mark.parametrize("backend", ["chunked", "naive"])
+def test_tiny_checkpoint_reproduces_expected_logits_packed_behind_another_sentence(tiny, tiny_assets, backend):
+    """The oracle's three tokens start mid-row and mid-chunk after 20 other bytes: with `starts`
+    there, token shift and WKV state restart empty, and the logits are the oracle's."""
+    expected = np.fromfile(tiny_assets / "expected-logits-6v0-1m.bin", dtype="<f4")
+    enc = load_rwkv(tiny, wkv_backend=backend, chunk_size=8)
+    before = list(b"another sentence, 20")
+    idx = torch.tensor([before + TOKENS])
+    starts = torch.zeros_like(idx, dtype=torch.bool)
+    starts[0, [0, len(before)]] = True
+    with torch.no_grad():
+        x = dict(enc.model.states(idx, starts=starts))[11]
+        logits = enc.model.head(enc.model.ln_out(x))
+    diff = np.abs(logits[0, -1].numpy() - expected).max()
+    assert diff < 1e-4, f"max abs diff {diff:.3g} vs expected logits (limit 1e-4)"
+    alone = dict(enc.model.states(torch.tensor([before])))[11]
+    torch.testing.assert_close(x[:, :len(before)], alone, rtol=0, atol=1e-5)  # the first sentence is untouched
+    with pytest.raises(ValueError, match="starts must be a bool mask of idx's shape"):
+        next(enc.model.states(idx, starts=starts[:, 1:]))
+
+
+def test_pack_rows_places_every_token_once_in_fewer_positions():
+    from rwkv_eval.models.rwkv import pack_rows
+
+    lengths = [30, 3, 17, 0, 12, 9, 30, 1]
+    p = pack_rows(lengths, T=30, chunk=16)
+    assert p is not None and p.n_rows * p.row_tokens < len(lengths) * 30 and p.row_tokens % 16 == 0
+    assert sorted(p.dst.tolist()) == [i * 30 + t for i, n in enumerate(lengths) for t in range(n)]
+    assert len(set(p.src.tolist())) == sum(lengths) and p.src.max() < p.n_rows * p.row_tokens
+    row_of = p.src // p.row_tokens
+    for i, n in enumerate(lengths):  # each sentence in one row, contiguous, starting at a start
+        mine = p.src[(p.dst >= i * 30) & (p.dst < i * 30 + n)]
+        if n:
+            assert len(set(row_of[np.isin(p.src, mine)].tolist())) == 1 and np.all(np.diff(mine) == 1)
+            assert mine[0] in p.starts
+    assert len(p.starts) == sum(n > 0 for n in lengths)
+    assert pack_rows([16, 16, 15], T=16, chunk=16) is None  # nothing to gain: the padded batch as is
+
+
+@pytest.mark.parametrize("which", ["tiny_encoder", "random_encoder"])
+def test_packed_batch_gives_the_padded_batch_vectors(which, request):
+    """Packing changes the work, not the result: every pooled vector of a packed batch equals the
+    padded batch's (fp32 summation order only), and the batch really was packed."""
+    import copy
+
+    from rwkv_eval.models.rwkv import pack_rows
+
+    enc = request.getfixturevalue(which)
+    sentences = SENTENCES * 3 + ["a", "short one", "a much longer sentence than the others, with commas, and more"]
+    tokens = enc.tokenize(sentences)
+    T = max(map(len, tokens))
+    assert pack_rows([len(t) for t in tokens], T, enc.model.chunk_size) is not None
+    padded = copy.copy(enc)
+    padded.pack = False
+    poolings = ["mean", "max", "last", "first_last", "weighted_mean"]
+    a = enc.encode_tokens(tokens, enc.layers(), poolings, batch_size=len(sentences), keep_states=True)
+    b = padded.encode_tokens(tokens, enc.layers(), poolings, batch_size=len(sentences), keep_states=True)
+    for key in b.vectors:
+        scale = max(1.0, float(np.abs(b[key]).max()))
+        diff = float(np.abs(a[key] - b[key]).max())
+        assert diff <= 1e-5 * scale, f"{key}: packed vs padded max abs diff {diff:.3g} (scale {scale:.3g})"
+    for layer in b.states:
+        for i, (x, y) in enumerate(zip(a.states[layer], b.states[layer])):
+            assert x.shape == y.shape and np.allclose(x, y, rtol=0, atol=1e-5 * max(1.0, float(np.abs(y).max(initial=0)))), \
+                (layer, i)
+    assert enc.provenance()["packed"] and not padded.provenance()["packed"]

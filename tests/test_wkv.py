@@ -124,3 +124,36 @@ def test_both_chunk_paths_agree_with_naive_in_one_call():
     out, state = wkv6_chunked(r, k, v, w, u, s0, chunk_size=16)
     assert_close("out", out, ref_out)
     assert_close("final state", state, ref_state)
+
+
+PACKED = [  # (sequence lengths per row (each row exactly filled), H, K, chunk_size, decay)
+    ([[5, 11], [16]], 2, 8, 16, "rwkv6"),  # a start inside a chunk; a row with one sequence
+    ([[1, 1, 3, 16, 2, 9]], 1, 4, 8, "logsigmoid"),  # T=1 sequences, a start on a chunk boundary
+    ([[7, 20, 6], [30, 3]], 2, 8, 8, "strong"),  # decays that take the pairwise (unfactorised) path
+    ([[13, 4], [17]], 2, 16, 16, "rwkv6"),  # T=17 not a multiple of the chunk, pad after the last
+]
+
+
+@pytest.mark.parametrize("rows,H,K,chunk_size,decay", PACKED,
+                         ids=[f"rows{'_'.join('-'.join(map(str, r)) for r in p[0])}-K{p[2]}-L{p[3]}-{p[4]}" for p in PACKED])
+@pytest.mark.parametrize("backend", WKV6_BACKENDS)
+def test_packed_rows_reset_the_state_at_each_start(rows, H, K, chunk_size, decay, backend):
+    """Sentences packed one after another in a row, with `starts` at each: every output equals
+    that sentence run alone from an empty state, and the final state is the last sentence's."""
+    T = sum(rows[0])
+    assert all(sum(r) == T for r in rows)
+    r, k, v, w, u, s0 = make_inputs(len(rows), T, H, K, decay, seed=5, with_state=True)
+    starts = torch.zeros(len(rows), T, dtype=torch.bool)
+    for b, lengths in enumerate(rows):
+        starts[b, torch.tensor([0, *lengths[:-1]]).cumsum(0)] = True
+    out, state = wkv6(r, k, v, w, u, s0, backend=backend, chunk_size=chunk_size, starts=starts)
+    for b, lengths in enumerate(rows):
+        a = 0
+        for n in lengths:
+            sl = (slice(b, b + 1), slice(a, a + n))
+            ref_out, ref_state = wkv6_naive(r[sl], k[sl], v[sl], w[sl], u)
+            assert_close(f"{backend} row {b} tokens {a}..{a + n - 1}", out[sl], ref_out)
+            a += n
+        assert_close(f"{backend} row {b} final state", state[b:b + 1], ref_state)
+    with pytest.raises(ValueError, match=r"starts as a \(B, T\)"):
+        wkv6(r, k, v, w, u, starts=starts[:, 1:], backend=backend)

@@ -9,7 +9,12 @@ blocks one at a time (`RWKVStepper`, for early exit).
 
 Batches are right-padded by `TokenEncoder.batches`; RWKV is causal, so the valid
 positions of a padded row equal those of the sentence alone and the mask is not needed
-by the model (pooling uses it). float16/bfloat16 run on any device (on CPU slowly, for
+by the model (pooling uses it). An RWKV-6 packs a batch's sentences into fewer rows
+first (`pack_rows`: first fit, longest first), the model resetting its token shift and
+WKV state where each sentence starts, and hands the states back in the padded layout:
+the padding the batch would have computed (~20% of the positions of 32 sorted
+sentences, more in the WKV's chunks) is not computed; the results are those of the
+padded batch up to fp32 summation order. float16/bfloat16 run on any device (on CPU slowly, for
 tests) as mixed precision: half-precision matmuls, float32 residual stream, WKV state and
 norms (models/precision.py); the hidden states handed to pooling are float32.
 
@@ -21,10 +26,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from ..encoder import Layer, TokenEncoder
@@ -69,10 +75,12 @@ class RWKVEncoder(TokenEncoder):
         max_length: tokens kept per sentence (the rest is cut and counted).
         arch: "rwkv6" or "rwkv7"; None = from the model's class.
         sha256: of the weights file(s), when there is one.
+        pack: pack each batch's sentences into fewer rows (RWKV-6; see `pack_rows`).
     """
 
     def __init__(self, model: RWKV6 | RWKV7, tokenizer: Tokenizer, *, name: str, revision: str,
-                 max_length: int = DEFAULT_MAX_LENGTH, arch: str | None = None, sha256: str | None = None):
+                 max_length: int = DEFAULT_MAX_LENGTH, arch: str | None = None, sha256: str | None = None,
+                 pack: bool = True):
         if not isinstance(model, (RWKV6, RWKV7)):
             raise TypeError(f"model must be an RWKV6 or RWKV7; got {type(model).__name__}")
         arch = arch or ("rwkv7" if isinstance(model, RWKV7) else "rwkv6")
@@ -90,6 +98,7 @@ class RWKVEncoder(TokenEncoder):
         self.device, self.dtype = model.head.weight.device, model.head.weight.dtype  # the matmul dtype
         self.compute_dtype = model.ln_out.weight.dtype  # residual stream, state, norms
         self.pad_id = 0
+        self.pack = pack and isinstance(model, RWKV6)  # RWKV-7's WKV has no per-token state reset (yet)
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer.encode_batch(texts)
@@ -109,10 +118,24 @@ class RWKVEncoder(TokenEncoder):
             raise ValueError(f"layer {unknown[0]!r} out of range for {self.name} ('emb', 0..{self.n_layers - 1})")
         wanted = set(layers)
         deepest = max((l for l in layers if isinstance(l, int)), default=-1)
+        ids = ids.to(self.device)
+        packed = pack_rows(mask.sum(dim=1).tolist(), ids.shape[1], self.model.chunk_size) if self.pack else None
         with torch.inference_mode():
-            for layer, x in self.model.states(ids.to(self.device), last=deepest):
-                if layer in wanted:
-                    yield layer, x
+            if packed is None:
+                yield from ((layer, x) for layer, x in self.model.states(ids, last=deepest) if layer in wanted)
+                return
+            B, T = ids.shape
+            src, dst = (torch.as_tensor(i, device=self.device) for i in (packed.src, packed.dst))
+            rows = torch.full((packed.n_rows * packed.row_tokens,), self.pad_id, dtype=ids.dtype, device=self.device)
+            rows[src] = ids.view(-1)[dst]
+            starts = torch.zeros(packed.n_rows * packed.row_tokens, dtype=torch.bool, device=self.device)
+            starts[torch.as_tensor(packed.starts, device=self.device)] = True
+            shape = (packed.n_rows, packed.row_tokens)
+            for layer, x in self.model.states(rows.view(shape), last=deepest, starts=starts.view(shape)):
+                if layer in wanted:  # back to the padded (B,T,C) layout; padding positions hold zeros
+                    out = x.new_zeros(B * T, x.shape[-1])
+                    out[dst] = x.reshape(-1, x.shape[-1])[src]
+                    yield layer, out.view(B, T, -1)
 
     def block_stepper(self) -> RWKVStepper:
         return RWKVStepper(self.model)
@@ -122,7 +145,7 @@ class RWKVEncoder(TokenEncoder):
         return {**super().provenance(), "arch": self.arch, "backend": "native",
                 "sha256": self.sha256, "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
                 "precision": "mixed: matmul weights in dtype; residual, WKV state, decays, norms in compute_dtype",
-                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
+                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend, "packed": self.pack,
                 "config": asdict(c)}  # RWKV6Config or RWKV7Config fields
 
 
@@ -155,3 +178,54 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
         tokenizer = choose_tokenizer(tokenizer, cfg.vocab_size, ckpt.directory, source=ckpt.source)
     return RWKVEncoder(model, tokenizer, name=ckpt.source, revision=ckpt.revision, max_length=max_length,
                        arch=ckpt.arch, sha256=ckpt.sha256)
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Where a batch's tokens go in packed rows: flat positions, (n_rows, row_tokens) layout."""
+
+    n_rows: int
+    row_tokens: int
+    src: np.ndarray  # (n,) positions in the packed rows of every real token
+    dst: np.ndarray  # (n,) the same tokens' positions in the padded (B, T) batch
+    starts: np.ndarray  # positions in the packed rows where a sentence begins
+
+
+def pack_rows(lengths: list[int], T: int, chunk: int, max_widen: int = 4) -> Packing | None:
+    """Sentences of these lengths (a padded batch of width T) packed into fewer rows, first
+    fit, longest first, or None when packing computes no fewer positions than the padding.
+
+    Rows are a whole number of WKV chunks wide (the chunked WKV pads to one anyway): the
+    narrowest width that holds the longest sentence, or up to `max_widen` times it when
+    wider rows hold the same tokens in fewer positions (short sentences beside a long one).
+    Empty sentences take no place: their states stay zero, as pooling's mask reads them.
+    """
+    base = -(-max(T, 1) // chunk) * chunk
+    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: -lengths[i])
+    best: tuple[int, int, list[list[int]]] | None = None
+    for width in range(base, base * max_widen + 1, base):
+        rows: list[list[int]] = []
+        free: list[int] = []
+        for i in order:
+            r = next((j for j, f in enumerate(free) if f >= lengths[i]), None)
+            if r is None:
+                rows.append([])
+                free.append(width)
+                r = len(rows) - 1
+            rows[r].append(i)
+            free[r] -= lengths[i]
+        if best is None or len(rows) * width < best[0] * best[1]:
+            best = (len(rows), width, rows)
+    n_rows, width, rows = best
+    if n_rows * width >= len(lengths) * T:
+        return None
+    src, dst, starts = [], [], []
+    for r, members in enumerate(rows):
+        offset = r * width
+        for i in members:
+            n = lengths[i]
+            starts.append(offset)
+            src.append(np.arange(offset, offset + n))
+            dst.append(np.arange(i * T, i * T + n))
+            offset += n
+    return Packing(n_rows, width, np.concatenate(src), np.concatenate(dst), np.asarray(starts, dtype=np.int64))

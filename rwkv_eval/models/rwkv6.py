@@ -19,7 +19,9 @@ Logits (ln_out + head) are only computed when asked for, to check against the or
 
 RWKV is causal: with right padding, every valid position is computed exactly as if the
 sentence were alone (padding only ever comes after it). The token shift sees zeros
-before position 0, as from an empty state.
+before position 0, as from an empty state. Several sentences may share a row ("packed",
+models/rwkv.py): `starts` (B, T) marks where each begins, and there the token shift sees
+zeros and the WKV state restarts empty, so each is computed as if alone.
 """
 
 from __future__ import annotations
@@ -81,11 +83,14 @@ SHAPES: dict[str, RWKV6Config] = {
 }
 
 
-def token_shift_delta(x: torch.Tensor) -> torch.Tensor:
-    """x_{t-1} - x_t for every t, with x_{-1} = 0: (B, T, C) -> (B, T, C), in one pass."""
+def token_shift_delta(x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
+    """x_{t-1} - x_t for every t, with x_{-1} = 0 and x_{t-1} = 0 where a sequence `starts`
+    ((B, T) bool, packed rows): (B, T, C) -> (B, T, C), in one pass."""
     dx = torch.empty_like(x)
     torch.sub(x[:, :-1], x[:, 1:], out=dx[:, 1:])
     torch.neg(x[:, :1], out=dx[:, :1])
+    if starts is not None:
+        dx[starts] = -x[starts]
     return dx
 
 
@@ -112,10 +117,10 @@ class TimeMix6(nn.Module):
         self.gate = Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
         H, K = self.n_head, self.head_size
-        dx = token_shift_delta(x)  # x_{t-1} - x_t
+        dx = token_shift_delta(x, starts)  # x_{t-1} - x_t
         # ddlerp (paper eq. 16-19): five mixing amounts, each shifted by a low-rank function of x
         xxx = torch.tanh(torch.addcmul(x, dx, self.time_maa_x) @ self.time_maa_w1)  # (B,T,5*D_mix)
         xxx = xxx.view(B * T, 5, -1).transpose(0, 1)  # (5, B*T, D_mix)
@@ -131,7 +136,7 @@ class TimeMix6(nn.Module):
                         self.time_decay_w2)  # (B*T,C): time_decay + tanh(xw W1) W2
         w = d.exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
-        y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size)
+        y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size, starts=starts)
         y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
         return self.output(y.mul_(g))
 
@@ -148,8 +153,8 @@ class ChannelMix6(nn.Module):
         self.receptance = Linear(C, C, bias=False)
         self.value = Linear(cfg.dim_ffn, C, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dx = token_shift_delta(x)  # x_{t-1} - x_t
+    def forward(self, x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
+        dx = token_shift_delta(x, starts)  # x_{t-1} - x_t
         k = torch.relu_(self.key(torch.addcmul(x, dx, self.time_maa_k))).square_()  # (B,T,dim_ffn)
         return torch.sigmoid_(self.receptance(torch.addcmul(x, dx, self.time_maa_r))).mul_(self.value(k))
 
@@ -164,9 +169,9 @@ class Block6(nn.Module):
         self.att = TimeMix6(cfg, wkv_backend, chunk_size)
         self.ffn = ChannelMix6(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.att(self.ln1(x))
-        return x + self.ffn(self.ln2(x))
+    def forward(self, x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.att(self.ln1(x), starts)
+        return x + self.ffn(self.ln2(x), starts)
 
 
 class RWKV6(nn.Module):
@@ -183,7 +188,7 @@ class RWKV6(nn.Module):
         if wkv_backend not in WKV6_BACKENDS:
             raise ValueError(f"unknown WKV-6 backend {wkv_backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
         self.config = cfg
-        self.wkv_backend = wkv_backend
+        self.wkv_backend, self.chunk_size = wkv_backend, chunk_size
         self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.blocks = nn.ModuleList(Block6(cfg, i, wkv_backend, chunk_size) for i in range(cfg.n_layer))
         self.ln_out = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)
@@ -192,12 +197,14 @@ class RWKV6(nn.Module):
     def layers(self) -> tuple[Layer, ...]:
         return (EMBEDDING, *range(self.config.n_layer))
 
-    def states(self, idx: torch.Tensor, last: int | None = None) -> Iterator[tuple[Layer, torch.Tensor]]:
+    def states(self, idx: torch.Tensor, last: int | None = None, starts: torch.Tensor | None = None
+               ) -> Iterator[tuple[Layer, torch.Tensor]]:
         """Yield ("emb", x) and then (k, x) after each block k, up to block `last` included.
 
         Args:
             idx: (B, T) long token ids; right padding needs no mask (the model is causal).
             last: deepest block to run (None = all; -1 = only the embedding).
+            starts: (B, T) bool, True where a packed sequence begins (None: one per row).
         Yields:
             (layer, (B, T, C) tensor in the compute dtype: float32, float64 for a float64 model).
         """
@@ -207,10 +214,13 @@ class RWKV6(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-6 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
+        if starts is not None and (starts.shape != idx.shape or starts.dtype != torch.bool):
+            raise ValueError(f"starts must be a bool mask of idx's shape {tuple(idx.shape)}; got {starts.dtype} "
+                             f"{tuple(starts.shape)}")
         x = self.embed(idx)  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         for i in range(last + 1):
-            x = self.blocks[i](x)
+            x = self.blocks[i](x, starts)
             yield i, x
 
     def forward(self, idx: torch.Tensor, layers: Sequence[Layer] = (), return_logits: bool = False

@@ -15,6 +15,9 @@ Layout shared by every backend:
                                 RWKV-6 computes it as w = -exp(time_decay + lora(x)).
     u           (H, K)         the "bonus" for the current token (checkpoint: time_faaaa)
     state       (B, H, K, K)   S[b, h, i, j]: key index i, value index j; None = zeros
+    starts      (B, T) bool    or None: True where a new sequence begins in the row (packed
+                                sentences, models/rwkv.py): S is reset to zeros before that
+                                token, as if the sequence ran alone from an empty state
 Returns (out (B, T, H, K) in r's dtype, final state (B, H, K, K) float32).
 All arithmetic is float32 whatever the input dtype (fla's convention: compute in fp32,
 cast back); float64 inputs are computed in float64 (the precision tests' reference).
@@ -40,7 +43,7 @@ DEFAULT_CHUNK_SIZE = 16
 FACTORIZE_LIMIT = 60.0
 
 
-def _check(r, k, v, w, u, state) -> None:
+def _check(r, k, v, w, u, state, starts=None) -> None:
     if not (r.ndim == 4 and r.shape == k.shape == v.shape == w.shape):
         raise ValueError(f"wkv6 expects r, k, v, w of one shape (B, T, H, K); got r {tuple(r.shape)}, "
                          f"k {tuple(k.shape)}, v {tuple(v.shape)}, w {tuple(w.shape)}")
@@ -49,6 +52,9 @@ def _check(r, k, v, w, u, state) -> None:
         raise ValueError(f"wkv6 expects u of shape (H, K) = {(H, K)}; got {tuple(u.shape)}")
     if state is not None and tuple(state.shape) != (B, H, K, K):
         raise ValueError(f"wkv6 expects state of shape (B, H, K, K) = {(B, H, K, K)}; got {tuple(state.shape)}")
+    if starts is not None and (tuple(starts.shape) != (B, T) or starts.dtype != torch.bool):
+        raise ValueError(f"wkv6 expects starts as a (B, T) = {(B, T)} bool mask; got {starts.dtype} "
+                         f"{tuple(starts.shape)}")
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -66,21 +72,23 @@ def _prepare(r, k, v, w, u, state):
     return r, k, v, w, u, S
 
 
-def wkv6_naive(r, k, v, w, u, state=None):
+def wkv6_naive(r, k, v, w, u, state=None, starts=None):
     """Exact token-by-token WKV-6 recurrence in float32 (see the module docstring for shapes)."""
-    _check(r, k, v, w, u, state)
+    _check(r, k, v, w, u, state, starts)
     dtype = r.dtype
     r, k, v, w, u, S = _prepare(r, k, v, w, u, state)
     T = r.shape[2]
     out = torch.empty_like(v)  # (B,H,T,K)
     for t in range(T):
+        if starts is not None:  # a new sequence: forget the state of the one before it in the row
+            S = S * (~starts[:, t]).to(S.dtype)[:, None, None, None]
         kv = k[:, :, t, :, None] * v[:, :, t, None, :]  # (B,H,K,V) = k_t v_t^T
         out[:, :, t] = (r[:, :, t, None, :] @ (u[:, :, None] * kv + S)).squeeze(2)  # (B,H,1,K)@(B,H,K,V)
         S = torch.exp(w[:, :, t, :, None]) * S + kv
     return out.transpose(1, 2).to(dtype), S  # (B,H,T,K) -> (B,T,H,K)
 
 
-def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None):
     """WKV-6 in chunks of `chunk_size` tokens; same result as `wkv6_naive` up to fp32 rounding.
 
     Inside a chunk, with b_t = w_1 + ... + w_t (cumulative log-decay from the chunk start)
@@ -97,8 +105,14 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     chunk) whose decay summed over the chunk passes FACTORIZE_LIMIT, they are formed
     pairwise as exp(a_t - b_s) instead (an L x L x K tensor, as fla's chunk_naive does),
     where every exponent used is <= 0, so nothing overflows however strong the decay.
+
+    With `starts` (packed rows), c_t counts the starts in the chunk up to t: a pair (t, s)
+    counts only when c_t = c_s (same sequence), S_0 reaches only the rows with c_t = 0 (the
+    sequence that entered the chunk), and the chunk's final state keeps S_0 only when the
+    chunk has no start, and only the tokens of its last sequence. Every decay product used
+    then spans tokens of one sequence, as if each ran alone.
     """
-    _check(r, k, v, w, u, state)
+    _check(r, k, v, w, u, state, starts)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     dtype = r.dtype
@@ -133,23 +147,34 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
                 decay = (an[:, :, None, :] - bn[:, None, :, :]).clamp_(max=0).exp_()  # (M,L_t,L_s,K)
                 att[:, :, n][rows] = (decay.mul_(kn[:, None]) @ rn[..., None]).squeeze(-1)  # (M,L_t,L_s)
     strict_lower = torch.ones(L, L, dtype=torch.bool, device=r.device).tril(-1)
-    att.masked_fill_(~strict_lower, 0.0)
+    k_last = k * (b_last - b).exp()  # (B,H,N,L,K): k_s decayed to the chunk's end
+    decay_last = b_last.exp().transpose(-1, -2)  # (B,H,N,K,1)
+    ra_in = ra  # rows that read the state entering the chunk
+    if starts is None:
+        att.masked_fill_(~strict_lower, 0.0)
+    else:
+        c = F.pad(starts, (0, pad)).view(B, N, L).cumsum(dim=-1)  # (B,N,L) starts in the chunk up to t
+        same = (c[..., :, None] == c[..., None, :]) & strict_lower  # (B,N,L_t,L_s)
+        att.masked_fill_(~same[:, None], 0.0)
+        ra_in = ra * (c == 0)[:, None, ..., None]  # (B,H,N,L,K)
+        k_last = k_last * (c == c[..., -1:])[:, None, ..., None]  # only the chunk's last sequence
+        decay_last = decay_last * (c[..., -1] == 0)[:, None, :, None, None]  # S_0 survives no start
     bonus = (r * u[:, None, None, :] * k).sum(dim=-1, keepdim=True)  # (B,H,N,L,1): r_t . (u * k_t)
     # state entering each chunk: S_n = exp(b_L) * S_{n-1} + sum_s (k_s * exp(b_L - b_s)) v_s^T
-    kv = (k * (b_last - b).exp()).transpose(-1, -2) @ v  # (B,H,N,K,V)
-    decay_last = b_last.exp().transpose(-1, -2)  # (B,H,N,K,1)
+    kv = k_last.transpose(-1, -2) @ v  # (B,H,N,K,V)
     S_in = torch.empty_like(kv)  # (B,H,N,K,V)
     for n in range(N):
         S_in[:, :, n] = S
         S = decay_last[:, :, n] * S + kv[:, :, n]
-    out = att @ v + bonus * v + ra @ S_in  # (B,H,N,L,V)
+    out = att @ v + bonus * v + ra_in @ S_in  # (B,H,N,L,V)
     out = out.permute(0, 2, 3, 1, 4).reshape(B, N * L, H, K)[:, :T]  # (B,H,N,L,V) -> (B,T,H,V)
     return out.to(dtype), S
 
 
-def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None):
     """Dispatch to a WKV-6 backend by name ("chunked" or "naive"); unknown names are an error."""
-    fns: dict[str, Callable] = {"chunked": lambda *a: wkv6_chunked(*a, chunk_size=chunk_size), "naive": wkv6_naive}
+    fns: dict[str, Callable] = {"chunked": lambda *a: wkv6_chunked(*a, chunk_size=chunk_size, starts=starts),
+                                "naive": lambda *a: wkv6_naive(*a, starts=starts)}
     if backend not in fns:
         raise ValueError(f"unknown WKV-6 backend {backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
     return fns[backend](r, k, v, w, u, state)
