@@ -310,7 +310,8 @@ def encode_settings(encoder: Encoder, sentences: Sequence[str], layers: Sequence
     missing = [s for s in wanted if s not in vectors]
     if missing:
         emb = encoder.encode(sentences, list(dict.fromkeys(la for la, _ in missing)),
-                             list(dict.fromkeys(p for _, p in missing)), batch_size=batch_size)
+                             [p for p in dict.fromkeys(poolings) if any(m == p for _, m in missing)],
+                             batch_size=batch_size)
         counts = (emb.n_tokens, emb.n_truncated, emb.n_empty)
         new = {s: v for s, v in emb.vectors.items() if s not in vectors}
         vectors |= new
