@@ -60,7 +60,8 @@ def test_similarity(case, run, timed, peak_memory, benchmark):
         "run_device": run.device, "run_dtype": run.dtype, "run_dtype_source": run.dtype_source,
     } | memory)
     for key in ("model", "revision", "arch", "dataset", "split", "n_pairs", "dataset_source", "dataset_revision",
-                "sha256", "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend"):
+                "sha256", "spearman", "pearson", "n_zero_vector_pairs", "n_truncated", "max_length", "wkv_backend",
+                "n_sentences_encoded", "cache_hits", "cache_misses"):
         if key in main:
             info[key] = main[key]
     # None when unprompted, so every record says whether it was; part of the gate key when set

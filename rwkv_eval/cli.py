@@ -50,6 +50,7 @@ class RunConfig:
 
 PROG = "rwkv-eval"
 DEBUG_ENV = "RWKV_EVAL_DEBUG"
+CACHE_ENV = "RWKV_EVAL_CACHE_DIR"  # the embedding cache's folder when --cache-dir is not given
 
 
 class StageError(RuntimeError):
@@ -240,24 +241,52 @@ def table(records: list[dict]) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     (cfg,), split = check_args(args)
-    from .datasets import load_pairs
-    from .evaluation import evaluate
+    cache = embedding_cache(args)
+    post, fit_split = _check_postprocess(args, split)
+    from .datasets import load_pairs, sample
+    from .evaluation import evaluation_of, score_sets
     from .records import environment, to_json, write_json_atomic
 
+    def load(split: str):
+        with _during(f"reading {args.dataset} {split}" + (f" from {args.data_dir}" if args.data_dir else "")):
+            pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
+        return [sample(p, args.subset, cfg.seed) for p in pairs] if isinstance(pairs, list) else \
+            sample(pairs, args.subset, cfg.seed)
+
     # Data first: a typo in a path should fail before a multi-GB model load.
-    with _during(f"reading {args.dataset} {split}" + (f" from {args.data_dir}" if args.data_dir else "")):
-        pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
+    pairs = load(split)
+    if args.diagnostics and isinstance(pairs, list):
+        raise ValueError(f"--diagnostics takes one pair set; {args.dataset} has {len(pairs)} domains: pick a "
+                         "single-set dataset (stsb, sickr, stsb-sample)")
+    fit = load(fit_split) if fit_split else None
+    val_split = "validation" if args.diagnostics and "validation" in get(args.dataset).splits and \
+        split != "validation" else None
+    validation = load(val_split) if val_split else None
     enc, layers = load_model(cfg)
     aggregate = args.dataset if isinstance(pairs, list) else None
+    settings = {"batch_size": cfg.batch_size, "cache": cache, "postprocess": post, "fit_set": fit}
     with _during(f"encoding with {cfg.model}"):
-        records = evaluate(enc, pairs, layers, cfg.poolings, batch_size=cfg.batch_size, aggregate=aggregate)
+        scored = score_sets(enc, pairs if isinstance(pairs, list) else [pairs], layers, cfg.poolings,
+                            keep_vectors=args.diagnostics, **settings)
+        val_scored = validation and score_sets(enc, [validation], layers, cfg.poolings, **settings)
+    records = evaluation_of(scored, aggregate).records
     first = records[0]
     common = run_warnings(enc, cfg, first.get("n_sentences", 0), first.get("n_truncated", 0))
     env = environment(enc.device) | {"seed": cfg.seed}
     records = [r | env | {"warnings": common + data_warnings(r)} for r in records]
-    text = to_json(records) if args.json else table(records)
+    diagnostics = None
+    if args.diagnostics:
+        from .analyses.diagnostics import layer_diagnostics
+
+        diagnostics = [layer_diagnostics(scored, p, val_scored, seed=cfg.seed, n_resamples=args.resamples)
+                       for p in cfg.poolings]
+    if args.json:
+        text = to_json({"records": records, "diagnostics": diagnostics} if diagnostics else records)
+    else:
+        text = table(records) + ("".join("\n\n" + diagnostics_table(d) for d in diagnostics) if diagnostics else "")
     if args.output:
-        write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
+        write_json_atomic(args.output, {"config": asdict(cfg), "records": records}
+                          | ({"diagnostics": diagnostics} if diagnostics else {}))
     for message in dict.fromkeys(m for r in records for m in r["warnings"]):
         warn(message)
     print(text)
@@ -382,6 +411,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(args.model) != 2:
         raise ValueError(f"compare needs exactly two --model options (A and B); got {len(args.model)}")
     cfgs, split = check_args(args)
+    cache = embedding_cache(args)
     from .analyses.compare import compare_aggregations, compare_at_matched_depth, compare_selected
     from .evaluation import score_sets
     from .datasets import get, load_pairs, sample
@@ -397,7 +427,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sets.append(sample(load_pairs(args.dataset, args.select_on, args.data_dir, default_root=_data_root()),
                            args.subset, args.seed))
     models = load_models(cfgs, args.aggregate)  # both loaded and checked before any encoding
-    a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size, aggregations=args.aggregate)
+    a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size, aggregations=args.aggregate,
+                       cache=cache)
             for (enc, layers), cfg in zip(models, cfgs))
     kw = {"n_resamples": args.resamples, "seed": cfgs[0].seed}
     records = []
@@ -442,6 +473,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"--pair {','.join(bad[0])}: expected LINEAR,SOFTMAX, two of the --model values")
     cfgs, _ = check_args(args)
+    cache = embedding_cache(args)
     from .analyses.ood import load_ood_sets, ood_analysis
     from .evaluation import score_sets
     from .records import environment, to_json, write_json_atomic
@@ -449,7 +481,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     sets = load_ood_sets(args.data_dir, args.subset, args.seed, default_root=_data_root())
     models = load_models(cfgs, args.aggregate)
     scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model,
-                         aggregations=args.aggregate)
+                         aggregations=args.aggregate, cache=cache)
               for (enc, layers), cfg in zip(models, cfgs)]
     result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed)
     result |= {"config": [asdict(c) for c in cfgs], "environment": environment(models[0][0].device)}
@@ -509,6 +541,88 @@ def _statistics_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
 
 
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    """The embedding cache (cache.py): where, how large, or off."""
+    p.add_argument("--no-cache", action="store_true", help="encode everything; read and write no embedding cache")
+    p.add_argument("--cache-dir", default=None,
+                   help=f"embedding cache folder (default ${CACHE_ENV}, else $XDG_CACHE_HOME/rwkv-eval/embeddings, "
+                        "else ~/.cache/rwkv-eval/embeddings)")
+    p.add_argument("--cache-max-mb", type=int, default=2048,
+                   help="size limit of the cache's vector files; least recently used entries are evicted")
+
+
+def _diagnostics_options(p: argparse.ArgumentParser) -> None:
+    """Label-free layer diagnostics and anisotropy post-processing (evaluate)."""
+    p.add_argument("--diagnostics", action="store_true",
+                   help="also print per-layer anisotropy, effective rank, outlier share, their correlation with "
+                        "Spearman across layers, and the label-free layer choices vs validation and oracle (paired)")
+    p.add_argument("--postprocess", default="none",
+                   help="none | center | abtt:K (remove the top K principal directions) | whiten; fitted on the "
+                        "unlabelled sentences of --fit-split")
+    p.add_argument("--fit-split", default="train", choices=SPLITS,
+                   help="split --postprocess is fitted on (never the evaluated one)")
+    p.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per split (quick runs)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the paired choices "
+                                                                "(seed = --seed)")
+
+
+def embedding_cache(args: argparse.Namespace):
+    """The embedding cache the flags ask for (None with --no-cache); the default folder is
+    $RWKV_EVAL_CACHE_DIR, else the XDG cache folder (read here: only the faces read the environment)."""
+    if args.cache_max_mb < 1:
+        raise ValueError(f"--cache-max-mb must be >= 1; got {args.cache_max_mb}")
+    if args.no_cache:
+        if args.cache_dir is not None:
+            raise ValueError("--no-cache and --cache-dir contradict each other; give one of them")
+        return None
+    from .cache import EmbeddingCache, default_cache_dir
+
+    root = args.cache_dir or os.environ.get(CACHE_ENV) or default_cache_dir(os.environ.get("XDG_CACHE_HOME"),
+                                                                            Path.home())
+    return EmbeddingCache(root, args.cache_max_mb * 1024**2)
+
+
+def _check_postprocess(args: argparse.Namespace, split: str) -> tuple[object, str | None]:
+    """(--postprocess parsed, the split it is fitted on or None), checked before any model loads."""
+    from .postprocess import parse_postprocess
+
+    post = parse_postprocess(args.postprocess)
+    if args.subset is not None and args.subset < 2:
+        raise ValueError(f"--subset must be >= 2 pairs; got {args.subset}")
+    if args.resamples < 1:
+        raise ValueError(f"--resamples must be >= 1; got {args.resamples}")
+    if post.kind == "none":
+        return post, None
+    if args.fit_split == split:
+        raise ValueError(f"--postprocess {post.name} is fitted on --fit-split {args.fit_split}, the split being "
+                         "evaluated; fit it on another split (train)")
+    if args.fit_split not in get(args.dataset).splits:
+        raise ValueError(f"--postprocess {post.name} needs unlabelled sentences of --fit-split {args.fit_split}, which "
+                         f"{args.dataset} does not have (it has {', '.join(get(args.dataset).splits)}); pick one of "
+                         "those or a dataset with a train split (stsb, sickr)")
+    return post, args.fit_split
+
+
+def diagnostics_table(d: dict) -> str:
+    """The per-layer metrics, their correlation with Spearman, and the label-free choices, as text."""
+    cols = ("layer", "spearman", "anisotropy", "spectral_entropy", "effective_rank", "outlier_share", "n_outlier_dims")
+    rows = [[_fmt(r[c]) for c in cols] for r in d["layers"]]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    lines = [f"diagnostics: {d['model']} pooling {d['pooling']}, postprocess {d['postprocess']}; metrics on "
+             f"{d['metrics_on']}", "  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    lines.append("Spearman across layers of each metric with the layer's Spearman: " + ", ".join(
+        f"{m} {_fmt(c['spearman'])}" for m, c in d["correlation_with_spearman"].items()))
+    for name, c in d["choices"].items():
+        line = f"choice {name}: layer {c['layer']} rho {_fmt(c['spearman'])}"
+        for vs in ("vs_validation", "vs_oracle"):
+            if c.get(vs):
+                lo, hi = c[vs]["delta_ci95"]
+                line += f"; {vs} delta {_fmt(c[vs]['delta_spearman'])} [{_fmt(lo)}, {_fmt(hi)}]"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the one-line error of the rest of the command (argparse prints usage first)."""
 
@@ -525,6 +639,8 @@ def parser() -> argparse.ArgumentParser:
     _model_options(ev)
     _data_options(ev, names())  # the registry as it is now: a set registered at run time is a choice
     _output_options(ev)
+    _cache_options(ev)
+    _diagnostics_options(ev)
     ev.set_defaults(func=cmd_evaluate)
     em = sub.add_parser("embed", help="write pooled sentence vectors to an .npz (arrays L{layer}_{pooling})")
     _model_options(em)
@@ -540,6 +656,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--select-on", default=None, choices=("validation",),
                     help="also compare each model at its (layer, pooling) chosen on this split, and the oracle")
     _output_options(cp)
+    _cache_options(cp)
     cp.set_defaults(func=cmd_compare)
     od = sub.add_parser("ood", help="out-of-domain degradation: select on STS-B dev, score STS12-16 and SICK-R")
     _model_options(od, several="one or more models")
@@ -547,6 +664,7 @@ def parser() -> argparse.ArgumentParser:
     _data_options(od, None)
     _statistics_options(od)
     _output_options(od, "the JSON result")
+    _cache_options(od)
     od.set_defaults(func=cmd_ood)
     ex = sub.add_parser("exit", help="early exit (saturation / pair) vs fixed-depth pruning: quality and measured time")
     _model_options(ex)

@@ -29,9 +29,11 @@ from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
+from .cache import EmbeddingCache, sentences_digest
 from .datasets import PairSet
-from .encoder import EMBEDDING, Encoder, Layer
+from .encoder import EMBEDDING, Encoder, Layer, parse_layers
 from .metrics import UndefinedCorrelation, correlations, spearman
+from .postprocess import PostProcess, fit, parse_postprocess
 from .records import LAYER_CONVENTION
 from .similarity import cosine, zero_vector_pairs
 
@@ -233,8 +235,11 @@ class EncodeStats:
     n_tokens: int
     n_truncated: int  # sentences cut at the encoder's max_length
     n_empty: int  # sentences with no token left
-    seconds: float  # wall time of the encoding call
+    seconds: float  # wall time of the encoding call (cache reads included)
     batch_size: int
+    n_encoded: int = 0  # sentences run through the model: 0 when the cache held every setting
+    cache_hits: int = 0  # (layer, pooling) settings read from the embedding cache
+    cache_misses: int = 0  # settings encoded while a cache was in use (0 without one)
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,8 @@ class Scored:
     zero_vector_pairs: dict[Setting, tuple[int, ...]] = field(default_factory=dict)
     vector_sizes: dict[Setting, int] = field(default_factory=dict)
     encode: EncodeStats | None = None
+    # the (N, D) vectors scored per setting, rows = unique_sentences(sets) (score_sets(keep_vectors=True))
+    vectors: dict[Setting, np.ndarray] | None = field(default=None, repr=False)
 
     def index(self, name: str, split: str | None = None) -> int:
         for i, s in enumerate(self.sets):
@@ -281,9 +288,51 @@ class Scored:
         return self.aggregation_at(layer) or layer
 
 
+def encode_settings(encoder: Encoder, sentences: Sequence[str], layers: Sequence[Layer], poolings: Sequence[str],
+                    batch_size: int = 32, cache: EmbeddingCache | None = None
+                    ) -> tuple[dict[tuple[Layer, str], np.ndarray], EncodeStats]:
+    """Pooled vectors per (layer, pooling): the cache's where it has them (exact keys, see
+    cache.py), every other setting from ONE encode call (the layers and poolings missing).
+
+    Returns:
+        ({(layer, pooling): (N, D) float32}, in depth order then pooling order; EncodeStats).
+    """
+    t0 = time.perf_counter()
+    depth = {la: i for i, la in enumerate(encoder.layers())}
+    wanted = [(la, p) for la in sorted(parse_layers(list(layers), encoder.layers()), key=depth.get)
+              for p in dict.fromkeys(poolings)]
+    keys: dict[tuple[Layer, str], str] = {}
+    if cache is not None:
+        prov, digest = encoder.provenance(), sentences_digest(sentences)
+        keys = {s: k for s in wanted if (k := cache.key(prov, digest, *s)) is not None}
+    hits = cache.get(list(keys.values())) if keys else {}
+    vectors = {s: hits[keys[s]].vectors for s in wanted if keys.get(s) in hits}
+    missing = [s for s in wanted if s not in vectors]
+    if missing:
+        emb = encoder.encode(sentences, list(dict.fromkeys(la for la, _ in missing)),
+                             [p for p in dict.fromkeys(poolings) if any(m == p for _, m in missing)],
+                             batch_size=batch_size)
+        counts = (emb.n_tokens, emb.n_truncated, emb.n_empty)
+        new = {s: v for s, v in emb.vectors.items() if s not in vectors}
+        vectors |= new
+        if cache is not None:
+            meta = {"model": encoder.name, "n_sentences": len(sentences), "n_tokens": counts[0],
+                    "n_truncated": counts[1], "n_empty": counts[2]}
+            cache.put({keys[s]: (v, meta | {"layer": s[0], "pooling": s[1]}) for s, v in new.items() if s in keys})
+    else:
+        first = hits[keys[wanted[0]]]
+        counts = (first.n_tokens, first.n_truncated, first.n_empty)
+    stats = EncodeStats(len(sentences), *counts, time.perf_counter() - t0, batch_size,
+                        n_encoded=len(sentences) if missing else 0, cache_hits=len(wanted) - len(missing),
+                        cache_misses=len(missing) if cache is not None else 0)
+    return {s: vectors[s] for s in wanted}, stats
+
+
 def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer], poolings: Sequence[str],
                batch_size: int = 32, label: str | None = None,
-               aggregations: Sequence[str | Aggregation] = ()) -> Scored:
+               aggregations: Sequence[str | Aggregation] = (), cache: EmbeddingCache | None = None,
+               postprocess: str | PostProcess | None = None, fit_set: PairSet | None = None,
+               keep_vectors: bool = False) -> Scored:
     """Encode the unique sentences of every set once; cosine of every pair per (layer, pooling)
     and per (aggregation, pooling).
 
@@ -292,23 +341,46 @@ def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer
         aggregations: study aggregation names (STUDY_AGGREGATIONS, resolved for this model's
             depth and keyed by that name) or Aggregation objects (keyed by their name). Their
             layers come from the same pass; only `layers` become single-layer settings.
+        cache: read vectors from / store them in this embedding cache (cache.py); None encodes
+            everything. Timing never goes through here.
+        postprocess: "none" | "center" | "abtt:K" | "whiten" (postprocess.py), fitted per setting
+            on the unlabelled sentences of `fit_set`, which must be another split than every
+            scored set (the train split), and applied to every set's vectors.
+        keep_vectors: keep the scored vectors in `Scored.vectors` (label-free diagnostics).
     """
     sets = tuple(sets)
     if not sets:
         raise ValueError("score_sets got no pair sets; pass at least one PairSet")
+    post = parse_postprocess(postprocess)
+    if post.kind != "none" and fit_set is None:
+        raise ValueError(f"post-processing {post.name} is fitted on unlabelled sentences of another split; pass "
+                         "fit_set (e.g. the train split)")
+    if fit_set is not None and any((s.name, s.split) == (fit_set.name, fit_set.split) for s in sets):
+        raise ValueError(f"post-processing is fitted on {fit_set.name}/{fit_set.split}, a split this run scores; "
+                         "fit it on another split (the train split), never on the evaluated one")
     aggs = {a: study_aggregation(a, encoder) if isinstance(a, str) else a for a in dict.fromkeys(aggregations)}
     aggs = {(k if isinstance(k, str) else k.name): a for k, a in aggs.items()}
     only_aggregated = [la for la in layers_needed(list(aggs.values())) if la not in layers]
     sentences, idx = unique_sentences(sets)
-    t0 = time.perf_counter()
-    emb = encoder.encode(sentences, [*layers, *only_aggregated], poolings, batch_size=batch_size)
-    seconds = time.perf_counter() - t0
-    vectors = {(la, p): v for (la, p), v in emb.vectors.items() if la not in only_aggregated}
-    vectors |= {(a.name, p): a.combine(emb.vectors, p) for a in aggs.values() for p in poolings}
+
+    def settings(sentences: Sequence[str]) -> tuple[dict, EncodeStats]:
+        emb, stats = encode_settings(encoder, sentences, [*layers, *only_aggregated], poolings, batch_size, cache)
+        vectors = {(la, p): v for (la, p), v in emb.items() if la not in only_aggregated}
+        return vectors | {(a.name, p): a.combine(emb, p) for a in aggs.values() for p in poolings}, stats
+
+    vectors, stats = settings(sentences)
+    provenance = encoder.provenance()
+    if fit_set is not None and post.kind != "none":
+        fit_vectors, fit_stats = settings(unique_sentences([fit_set])[0])
+        vectors = {k: fit(post, fit_vectors[k]).apply(v) for k, v in vectors.items()}
+        provenance |= {"postprocess": post.name, "postprocess_fit": {
+            "dataset": fit_set.name, "split": fit_set.split, "n_sentences": fit_stats.n_sentences,
+            "n_encoded": fit_stats.n_encoded, "cache_hits": fit_stats.cache_hits}}
+    else:
+        provenance |= {"postprocess": "none"}
     sims, zero = score_vectors(vectors, idx)
-    stats = EncodeStats(emb.n_sentences, emb.n_tokens, emb.n_truncated, emb.n_empty, seconds, batch_size)
-    return Scored(label or encoder.name, encoder.provenance(), n_blocks(encoder.layers()), sets, sims, aggs, zero,
-                  {k: int(v.shape[1]) for k, v in vectors.items()}, stats)
+    return Scored(label or encoder.name, provenance, n_blocks(encoder.layers()), sets, sims, aggs, zero,
+                  {k: int(v.shape[1]) for k, v in vectors.items()}, stats, vectors if keep_vectors else None)
 
 
 # ---------------------------------------------------------------- STS aggregates
@@ -369,6 +441,7 @@ def evaluate(
     poolings: Sequence[str],
     batch_size: int = 32,
     aggregate: str | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> list[dict]:
     """Encode the sentences of `pairs` once and score every (layer, pooling).
 
@@ -377,13 +450,14 @@ def evaluate(
         aggregate: with several sets, also score the STS aggregates of the per-set
             correlations (`sts_aggregate`) as "{aggregate}/concat", "{aggregate}/mean"
             and "{aggregate}/wmean".
+        cache: an embedding cache (cache.py) to read and fill; None encodes everything.
 
     Returns:
         One dict per (set, layer, pooling) with at least model, layer, pooling, dataset,
         split, n_pairs, spearman, pearson, spearman_ci95, n_zero_vector_pairs and the
         provenance of model and data. Correlations are raw (not x100).
     """
-    return evaluate_pairs(encoder, pairs, layers, poolings, batch_size, aggregate).records
+    return evaluate_pairs(encoder, pairs, layers, poolings, batch_size, aggregate, cache).records
 
 
 def evaluate_pairs(
@@ -393,10 +467,11 @@ def evaluate_pairs(
     poolings: Sequence[str],
     batch_size: int = 32,
     aggregate: str | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> Evaluation:
     """`evaluate`, keeping the pair similarities and gold scores (see Evaluation)."""
     sets = [pairs] if isinstance(pairs, PairSet) else list(pairs)
-    return evaluation_of(score_sets(encoder, sets, layers, poolings, batch_size=batch_size), aggregate)
+    return evaluation_of(score_sets(encoder, sets, layers, poolings, batch_size=batch_size, cache=cache), aggregate)
 
 
 def evaluation_of(scored: Scored, aggregate: str | None = None) -> Evaluation:
@@ -412,6 +487,9 @@ def evaluation_of(scored: Scored, aggregate: str | None = None) -> Evaluation:
         "encode_seconds": stats.seconds,
         "pairs_per_second": n_pairs / stats.seconds if stats.seconds > 0 else None,
         "batch_size": stats.batch_size,
+        "n_sentences_encoded": stats.n_encoded,
+        "cache_hits": stats.cache_hits,
+        "cache_misses": stats.cache_misses,
     }
     aggregated = bool(aggregate) and len(sets) > 1
     gold = {p.name: p.gold for p in sets}

@@ -15,6 +15,21 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # vendored tiny RWKV-6/7 + 
 SHARED_DATA = Path(os.environ.get("RWKV_EVAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Hermetic embedding cache: the CLI, the plugin and every subprocess test of this session read
+    and write a fresh folder (RWKV_EVAL_CACHE_DIR), so no result depends on an earlier run; removed
+    at the end of the session."""
+    import tempfile
+
+    config._rwkv_cache = tempfile.TemporaryDirectory(prefix="rwkv-eval-cache-")
+    os.environ["RWKV_EVAL_CACHE_DIR"] = config._rwkv_cache.name
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "_rwkv_cache"):
+        config._rwkv_cache.cleanup()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():

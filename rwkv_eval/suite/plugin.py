@@ -46,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="cases without a reference pass and are recorded as new (seeds a history); default: they fail")
     g.addoption("--length-shapes", default="small", help="small | real: model shapes of benchmarks/test_length_scaling.py")
     add_grid_options(g)
+    add_cache_options(g)
 
 
 def add_grid_options(g) -> None:
@@ -152,7 +153,7 @@ class RunContext:
             pairs = self.pairs(data_case)
             aggregate = data_case.name if isinstance(pairs, list) else None
             ev = evaluate_pairs(encoder or self.encoder(model_case), pairs, model_case.layers, model_case.poolings,
-                                batch_size=ACCURACY_BATCH, aggregate=aggregate)
+                                batch_size=ACCURACY_BATCH, aggregate=aggregate, cache=embedding_cache(self.config))
             self._evaluations[key] = ev
             self._accuracy[key] = {(r["dataset"], r["layer"], r["pooling"]): r for r in ev.records}
         return self._accuracy[key]
@@ -434,3 +435,27 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         output_json["rwkv_eval_gates"] = {"accept_new_cases": ctx.accept_new_cases,
                                           "reference_sources": ctx.reference_sources,
                                           "default_tolerance": tolerance_for(ctx.device, ctx.dtype)}
+
+
+def add_cache_options(g) -> None:
+    """The embedding cache of the accuracy pass (rwkv_eval.cache); timed benchmarks never read it."""
+    g.addoption("--no-cache", action="store_true", help="accuracy: encode everything, no embedding cache")
+    g.addoption("--rwkv-cache-dir", default=None,
+                help="embedding cache folder of the accuracy pass (default $RWKV_EVAL_CACHE_DIR, else "
+                     "$XDG_CACHE_HOME/rwkv-eval/embeddings, else ~/.cache/rwkv-eval/embeddings)")
+
+
+def embedding_cache(config: pytest.Config):
+    """The run's embedding cache (None with --no-cache), made once; its folder is read here, at the edge."""
+    if not hasattr(config, "_rwkv_embedding_cache"):
+        from rwkv_eval.cache import EmbeddingCache, default_cache_dir
+
+        root = (config.getoption("--rwkv-cache-dir") or os.environ.get("RWKV_EVAL_CACHE_DIR")
+                or default_cache_dir(os.environ.get("XDG_CACHE_HOME"), Path.home()))
+        if config.getoption("--no-cache") and config.getoption("--rwkv-cache-dir"):
+            raise pytest.UsageError("--no-cache and --rwkv-cache-dir contradict each other; give one of them")
+        try:
+            config._rwkv_embedding_cache = None if config.getoption("--no-cache") else EmbeddingCache(root)
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from e
+    return config._rwkv_embedding_cache
