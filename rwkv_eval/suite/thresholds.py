@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .gates import references_from_run
-from ..records import write_json_atomic
+from ..records import check_writable, read_json, write_json_atomic
 
 DEFAULT_FILE = Path("benchmarks") / "thresholds.json"
 ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolerance`; refresh with "
@@ -30,10 +30,8 @@ ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolera
 
 def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_missing: bool = False) -> dict:
     """Merge the references of `run_json` into the file at `path` (atomically)."""
-    try:
-        run = json.loads(Path(run_json).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{run_json} is not JSON ({e}); pass the file of `pytest benchmarks --benchmark-json`") from e
+    check_writable(path, "--file")  # before reading anything: a device or a folder there is refused
+    run = read_json(run_json, str(run_json), "the file of `pytest benchmarks --benchmark-json`")
     new = {k: {"spearman": None if r.value is None else round(float(r.value), 6), "tolerance": r.tolerance}
            for k, r in references_from_run(run, str(run_json), tolerance).items()}
     if not new:
@@ -41,7 +39,7 @@ def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_mis
                          "is it a `pytest benchmarks --benchmark-json` output?")
     doc = {}
     if path.is_file():
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = read_json(path, f"--file {path}", "a references file written by this command, or a new path")
         if not isinstance(doc, dict) or not isinstance(doc.get("references", {}), dict):
             raise ValueError(f"{path} is not a references file (no 'references' object); "
                              "move it away or pass another --file")
@@ -50,6 +48,9 @@ def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_mis
         if not (only_missing and k in refs):
             refs[k] = v
     commit = run.get("commit_info") or {}
+    if not isinstance(commit, dict):
+        raise ValueError(f"{run_json}: field 'commit_info' is {json.dumps(commit)[:40]}, not an object; expected the "
+                         "file of `pytest benchmarks --benchmark-json`")
     doc = {"about": ABOUT, "source_commit": commit.get("id"), "source_dirty": commit.get("dirty"),
            "references": dict(sorted(refs.items()))}
     write_json_atomic(path, doc)
