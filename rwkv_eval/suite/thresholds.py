@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .gates import references_from_run
+from ..options import real_number
 from ..records import check_writable, read_json, write_json_atomic
 
 DEFAULT_FILE = Path("benchmarks") / "thresholds.json"
@@ -61,12 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rwkv_eval.suite.thresholds", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_json", type=Path)
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help=f"references file (default {DEFAULT_FILE})")
-    ap.add_argument("--tolerance", type=float, default=None,
+    ap.add_argument("--tolerance", type=real_number(0), default=None,
                     help="tolerance for these cases (default: measured noise of their device and dtype)")
     ap.add_argument("--only-missing", action="store_true", help="add references for new cases, keep existing ones")
     args = ap.parse_args(argv)
-    if args.tolerance is not None and not args.tolerance >= 0:
-        ap.error(f"--tolerance must be a non-negative number; got {args.tolerance}")
     try:
         doc = refresh(args.run_json, args.file, args.tolerance, args.only_missing)
     except (ValueError, OSError) as e:
