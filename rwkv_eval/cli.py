@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, NoReturn, Sequence
 
 from .datasets.registry import SPLITS, get, names
-from .options import DTYPES, check_dtype, check_layers, check_poolings
+from .options import (DTYPES, SEED_MAX, check_dtype, check_layers, check_poolings, number_list, once_action,
+                      real_number, whole_number)
 
+PAIR_COUNT = whole_number(3, meaning=" (pairs: a rank correlation needs at least 3)")  # --subset, --max-pairs
 AGGREGATE_NAMES = ("first_last", "emb_last", "all_mean")  # evaluation.STUDY_AGGREGATIONS, kept light (a test ties them)
 
 
@@ -88,11 +90,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     """One model's settings, every flag checked (the checks the pytest options share: options.py)."""
     from .measure import resolve_device
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1; got {args.batch_size}")
-    if args.max_length is not None and args.max_length < 1:
-        raise ValueError(f"--max-length must be >= 1 token; got {args.max_length}")
-    check_layers(args.layers)
+    check_layers(args.layers)  # --batch-size, --max-length, --seed: their argparse types (options.whole_number)
     return RunConfig(
         model=args.model,
         layers=args.layers,
@@ -294,25 +292,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def read_sentences(path: str) -> list[str]:
-    """One sentence per line (LF or CRLF, a BOM dropped); an empty line is an empty sentence."""
+    """One sentence per line (LF, CRLF or CR-only line endings; a BOM dropped); an empty line is
+    an empty sentence."""
     from .datasets import decode_text
+    from .datasets.parsers import text_lines
+    from .records import check_input_file
 
-    p = Path(path)
     expected = "give a UTF-8 text file with one sentence per line"
-    if p.is_dir():
-        raise IsADirectoryError(f"--input {path} is a directory; {expected}")
-    if not p.is_file():
-        what = "is a broken symbolic link" if p.is_symlink() else "does not exist"
-        raise FileNotFoundError(f"--input {path} {what}; {expected}")
+    p = check_input_file(path, f"--input {path}", expected)  # a FIFO would block: refused before opening
     try:
         raw = p.read_bytes()
     except OSError as e:
         raise PermissionError(f"--input {path}: cannot read it ({e.strerror}); {expected}") from e
-    text = decode_text(raw, f"--input {path}")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start an empty one
-    sentences = [line.removesuffix("\r") for line in lines]
+    sentences = text_lines(decode_text(raw, f"--input {path}"), f"--input {path}")
     if not sentences:
         raise ValueError(f"--input {path} is empty: nothing to embed")
     return sentences
@@ -322,7 +314,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     (cfg,), _ = check_args(args)
     import numpy as np
 
-    from .records import check_writable, environment, write_bytes_atomic, write_json_atomic
+    from .records import check_writable, environment, to_json, write_files_atomic
 
     if not args.output.endswith(".npz"):
         raise ValueError(f"--output {args.output} must end in .npz")
@@ -338,23 +330,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         "input": str(Path(args.input).resolve()), "n_sentences": emb.n_sentences, "n_tokens": emb.n_tokens,
         "n_truncated": emb.n_truncated, "n_empty": emb.n_empty, "arrays": sorted(arrays), "config": asdict(cfg),
         "warnings": warnings}
-    try:
-        write_bytes_atomic(args.output, lambda f: np.savez(f, **arrays))
-        write_json_atomic(meta_path, meta)
-    except BaseException:
-        Path(args.output).unlink(missing_ok=True)  # no arrays without their provenance
-        raise
+    meta_bytes = (to_json(meta) + "\n").encode("utf-8")
+    # the arrays and their provenance are one result: both complete, or the previous pair untouched
+    write_files_atomic([(args.output, lambda f: np.savez(f, **arrays)), (meta_path, lambda f: f.write(meta_bytes))])
     for message in warnings:
         warn(message)
     print(f"wrote {len(arrays)} arrays of {emb.n_sentences} sentences to {args.output}", file=sys.stderr)
     return 0
-
-
-def _floats(text: str, option: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{option} takes comma-separated numbers, e.g. 0.99,0.995; got {text!r}") from None
 
 
 def cmd_exit(args: argparse.Namespace) -> int:
@@ -366,21 +348,22 @@ def cmd_exit(args: argparse.Namespace) -> int:
 
     if len(cfg.poolings) != 1:
         raise ValueError(f"exit takes one --pooling (it decides the exit); got {', '.join(cfg.poolings)}")
-    values = _floats(args.tau if args.criterion == "saturation" else args.epsilon,
-                     "--tau" if args.criterion == "saturation" else "--epsilon")
-    patience = _floats(args.patience, "--patience")
-    if not all(p.is_integer() for p in patience):
-        raise ValueError(f"--patience takes whole numbers of blocks, e.g. 1,2; got {args.patience!r}")
-    patience = [int(p) for p in patience]
+    values = number_list(args.tau if args.criterion == "saturation" else args.epsilon,
+                         "--tau" if args.criterion == "saturation" else "--epsilon")
+    patience = number_list(args.patience, "--patience", "1,2")
+    depths = None if args.depths is None else number_list(args.depths, "--depths", "4,8,12")
+    for option, given, numbers in (("--patience", args.patience, patience), ("--depths", args.depths, depths or [])):
+        if not all(x.is_integer() for x in numbers):
+            raise ValueError(f"{option} takes whole numbers of blocks, e.g. 1,2; got {given!r}")
+    patience, depths = [int(p) for p in patience], depths and [int(d) for d in depths]
     rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
     pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
     tune = (load_pairs(args.dataset, args.tune_split, args.data_dir, default_root=_data_root())
             if get(args.dataset).binary else None)
-    if args.max_pairs:
+    if args.max_pairs is not None:
         pairs = sample(pairs, args.max_pairs, cfg.seed)
         tune = tune and sample(tune, args.max_pairs, cfg.seed)
     enc, _ = load_model(cfg)
-    depths = None if args.depths is None else [int(d) for d in _floats(args.depths, "--depths")]
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
                          rounds=args.rounds, select_after_full_pass=args.select_after_full_pass)
     env = environment(enc.device) | {"seed": cfg.seed}
@@ -509,9 +492,9 @@ def _model_options(p: argparse.ArgumentParser, several: str | None = None,
     p.add_argument("--tokenizer", default=None, choices=("world", "byte", "hf"), help="override the detected tokenizer")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to pin")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code (RWKV-6 HF backend)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=None, help="truncate sentences to this many tokens (counted)")
-    p.add_argument("--seed", type=int, default=0, help="seed for random-init models and sampling (recorded)")
+    p.add_argument("--batch-size", type=whole_number(1), default=32)
+    p.add_argument("--max-length", type=whole_number(1), default=None, help="truncate sentences to this many tokens (counted)")
+    p.add_argument("--seed", type=whole_number(0, SEED_MAX), default=0, help="seed for random-init models and sampling (recorded)")
     p.add_argument("--template", default=None,
                    help="wrap each sentence before encoding: promptEOL (use with --pooling last) or a string with "
                         "one {sentence}; recorded")
@@ -537,8 +520,8 @@ def _statistics_options(p: argparse.ArgumentParser) -> None:
                    help="also score a layer aggregation as a setting of every model (repeatable): first_last = "
                         "blocks 0 and L-1 averaged, emb_last = embedding and block L-1 (the two 'first-last avg.' of "
                         "the BERT literature), all_mean = every block")
-    p.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per set (quick runs)")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (seed = --seed)")
+    p.add_argument("--subset", type=PAIR_COUNT, default=None, help="a seeded subset of N pairs per set (quick runs)")
+    p.add_argument("--resamples", type=whole_number(1), default=1000, help="bootstrap resamples (seed = --seed)")
 
 
 def _cache_options(p: argparse.ArgumentParser) -> None:
@@ -626,6 +609,12 @@ def diagnostics_table(d: dict) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse with the one-line error of the rest of the command (argparse prints usage first)."""
 
+    def add_argument(self, *args, **kwargs):
+        """A single-valued option given twice is an error (options.once_action), not the last one kept."""
+        if args and args[0].startswith("-") and "action" not in kwargs:
+            kwargs["action"] = once_action()
+        return super().add_argument(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix(PROG).strip()
         self.exit(2, f"{PROG}: error: {command + ': ' if command else ''}{message}; see {self.prog} --help\n")
@@ -675,9 +664,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--patience", default="1,2", help="blocks in a row the criterion must hold")
     ex.add_argument("--depths", default=None, help="fixed depths (blocks) to compare; default every block")
     ex.add_argument("--tune-split", default="train", help="binary sets: split the cosine threshold is tuned on")
-    ex.add_argument("--max-pairs", type=int, default=None,
+    ex.add_argument("--max-pairs", type=PAIR_COUNT, default=None,
                     help="score a seeded sample of this many pairs (and as many tuning pairs); recorded in the note")
-    ex.add_argument("--rounds", type=int, default=1, help="timing rounds (interleaved, best of)")
+    ex.add_argument("--rounds", type=whole_number(1), default=1, help="timing rounds (interleaved, best of)")
     ex.add_argument("--select-after-full-pass", action="store_true",
                     help="for a model that cannot run block by block (e.g. transformers): apply the rule to the "
                          "layers of a full pass; no work is skipped (records: skips_work false)")

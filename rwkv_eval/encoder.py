@@ -154,8 +154,8 @@ class Encoder(Protocol):
         ...
 
 
-_RANGE = re.compile(r"^(\d+)-(\d+)$")
-_RELATIVE = re.compile(r"^(?:(\d+(?:\.\d*)?)%|(\d*\.\d+))$")  # 50% | 0.5 (a dot marks a fraction of depth)
+_RANGE = re.compile(r"^(\d+)-(\d+)$", re.ASCII)
+_RELATIVE = re.compile(r"^(?:(\d+(?:\.\d*)?)%|(\d*\.\d+))$", re.ASCII)  # 50% | 0.5 (a dot marks a fraction of depth)
 
 
 def layer_items(spec: str | Sequence[Layer]) -> list[Layer | tuple[str, float | int, int]]:
@@ -176,7 +176,7 @@ def layer_items(spec: str | Sequence[Layer]) -> list[Layer | tuple[str, float | 
             out.append(item)
             continue
         item = item.strip()
-        if item.lstrip("-").isdigit():
+        if item.isascii() and item.lstrip("-").isdigit():  # "³" is a digit to str, not to int()
             out.append(int(item))
         elif m := _RANGE.match(item):
             a, b = int(m[1]), int(m[2])

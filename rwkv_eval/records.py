@@ -4,7 +4,9 @@ Every record says where it came from — model id and revision/hash, dataset, sp
 size, layer, pooling, dtype, device, package versions and the git commit (with a dirty
 flag) — so two numbers from different nights can be told apart. Files are written to a
 temporary name and renamed, so an interrupted run never leaves half a JSON file where a
-good one was, nor a temporary file beside it.
+good one was, nor a temporary file beside it; a result of several files (arrays and their
+provenance) or a folder (a report) is replaced as a unit. An output path that exists must be
+a regular file (a folder, for a folder): renaming over a device or a FIFO would replace it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -21,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 SCHEMA_VERSION = 1
 LAYER_CONVENTION = ("k = residual stream after block k, 0-based (HF hidden_states[k] for RWKV, [k+1] for "
@@ -114,15 +118,52 @@ def _umask() -> int:
     return mask
 
 
-def check_writable(path: str | Path, what: str = "output") -> Path:
+def file_kind(path: str | Path) -> str | None:
+    """What `path` is when it is neither a regular file nor a folder ("a FIFO", "a character
+    device", ...; following symbolic links), else None. Opening a FIFO blocks until a writer
+    comes, and renaming over a device replaces it: both are refused before any work."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def check_input_file(path: str | Path, what: str, expected: str) -> Path:
+    """A file to read: it must exist and be a regular file; the error says which of these it is not.
+
+    `what` names the option ("--input s.txt"), `expected` what to give instead."""
+    path = Path(path)
+    if kind := file_kind(path):
+        raise ValueError(f"{what} is {kind}, not a regular file; {expected}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} is a directory; {expected}")
+    if not path.is_file():
+        state = "is a broken symbolic link" if path.is_symlink() else "does not exist"
+        raise FileNotFoundError(f"{what} {state}; {expected}")
+    return path
+
+
+def check_writable(path: str | Path, what: str = "output", folder: bool = False) -> Path:
     """Fail now, before hours of work, if `path` cannot be written atomically.
 
-    `path` must not be a directory, and its nearest existing ancestor must be a writable
+    `path` must be a regular file (a folder when `folder`) or not exist: a device, FIFO or
+    socket (or a link to one) would be replaced by the rename of the temp file, so it is an
+    error, as is a folder where a file goes. Its nearest existing ancestor must be a writable
     directory (missing parent folders are created at write time).
     """
     path = Path(path)
-    if path.is_dir():
+    if kind := file_kind(path):
+        raise ValueError(f"{what} {path} is {kind}; an output must be a regular file or not exist yet: "
+                         "give a file path")
+    if path.is_dir() and not folder:
         raise IsADirectoryError(f"{what} {path} is a directory; give a file path inside it, e.g. {path / 'out'}")
+    if folder and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{what} {path} is a file; give a folder path")
     if path.is_symlink() and not path.exists():
         raise FileNotFoundError(f"{what} {path} is a broken symbolic link; remove it or give another path")
     parent = path.parent
@@ -137,28 +178,91 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
     return path
 
 
-def write_bytes_atomic(path: str | Path, writer) -> Path:
-    """Write through `writer(file_object)` to a temp file, then rename over `path`.
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait while inside (main thread only): the renames that publish a
+    multi-part result are never split by a signal; one that came is handled right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    The file gets the permissions a plain open() would give (0666 minus the umask: 0644
-    under umask 022), not mkstemp's 0600. The temp file is removed on any error, Ctrl-C
-    (KeyboardInterrupt) or SIGTERM (`Terminated`, see `terminate_raises`).
+
+def write_files_atomic(parts: Sequence[tuple[str | Path, Callable]]) -> list[Path]:
+    """Write a result of one or more files as a unit: each `(path, writer)` is written through
+    `writer(file_object)` to a temp file beside `path`; only when all are complete are they
+    renamed over their paths, with SIGINT/SIGTERM held for the renames.
+
+    So on any error, Ctrl-C (KeyboardInterrupt), SIGTERM (`Terminated`, see
+    `terminate_raises`) or a full disk while writing, every previous file is left byte-identical
+    and no temp file remains: a result never sits beside the provenance of another.
+    Files get the permissions a plain open() would give (0666 minus the umask: 0644 under
+    umask 022), not mkstemp's 0600.
     """
-    path = check_writable(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths = [check_writable(path) for path, _ in parts]
+    temps: list[str] = []
     with terminate_raises():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as f:
-                writer(f)
-                f.flush()
-                os.fchmod(f.fileno(), 0o666 & ~_umask())
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            for path, (_, writer) in zip(paths, parts):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                temps.append(tmp)
+                with os.fdopen(fd, "wb") as f:
+                    writer(f)
+                    f.flush()
+                    os.fchmod(f.fileno(), 0o666 & ~_umask())
+                    os.fsync(f.fileno())
+            with _signals_held():
+                for path in paths:  # checked again: something may have appeared there meanwhile
+                    check_writable(path)
+                for tmp, path in zip(temps, paths):
+                    os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            for tmp in temps:
+                Path(tmp).unlink(missing_ok=True)
             raise
-    return path
+    return paths
+
+
+def write_bytes_atomic(path: str | Path, writer) -> Path:
+    """One file written through `writer(file_object)`, atomically (write_files_atomic)."""
+    return write_files_atomic([(path, writer)])[0]
+
+
+def write_dir_atomic(folder: str | Path, build: Callable[[Path], Any], what: str = "output folder") -> Any:
+    """Build a folder in a temp folder beside it through `build(temp_folder)`, then swap it in
+    whole: a folder re-written under the same name and interrupted is the old one, never a mix.
+
+    The old folder is renamed aside, the new one renamed in, the old one removed, with
+    SIGINT/SIGTERM held for the swap; on any failure the temp folder is removed.
+    Returns what `build` returns.
+    """
+    folder = check_writable(folder, what, folder=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with terminate_raises():
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+        old = None
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())
+            result = build(tmp)
+            with _signals_held():
+                if folder.exists():
+                    old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
+                    os.replace(folder, old)
+                os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None and not folder.exists():
+                os.replace(old, folder)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return result
 
 
 def _first_non_finite(obj: Any, where: str = "") -> str | None:
@@ -185,3 +289,20 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     data = (to_json(obj) + "\n").encode("utf-8")
     return write_bytes_atomic(path, lambda f: f.write(data))
+
+
+def read_json(path: str | Path, what: str, expected: str) -> Any:
+    """The JSON in a file we did not necessarily write; any failure is a ValueError/OSError naming
+    `what` (the option or role, e.g. "--accuracy-baseline run.json") and `expected` (what to pass).
+
+    A FIFO or device is refused before it is opened (opening a FIFO blocks). Callers check
+    the shape of what it returns."""
+    path = check_input_file(path, what, f"pass {expected}")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: cannot read it ({e.strerror}); pass {expected}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{what} is not JSON ({e}); pass {expected}") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple, Sequence
 
@@ -56,6 +57,23 @@ def decode_text(raw: bytes, where: str, error: type[ValueError] = ValueError) ->
     return text.removeprefix("\ufeff")
 
 
+def text_lines(text: str, where: str) -> list[str]:
+    """The lines of a text file, whatever its line endings: LF, CRLF, or CR alone (classic Mac
+    OS; read as one line, every sentence would become one). The final line break ends the last
+    line, it does not start an empty one. A CR inside a line of an LF file is an error naming
+    the line: it is a mix of conventions, and which one was meant cannot be told."""
+    if "\r" in text and "\n" not in text:
+        lines = text.split("\r")
+    else:
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        if bad := next((n for n, line in enumerate(lines, start=1) if "\r" in line), None):
+            raise ValueError(f"{where}, line {bad}: a carriage return (CR) inside the line; line endings must be LF, "
+                             "CRLF or CR alone, not mixed: convert the file (e.g. dos2unix)")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def rows(raw: bytes, where: str) -> Rows:
     """(1-based line, fields) of a tab-separated file read with quoting off; a BOM is dropped.
 
@@ -93,12 +111,26 @@ def sentence(text: object, loc: str, column: str) -> str:
     return text
 
 
+NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def parse_number(text: object) -> float | None:
+    """The one reader of a number written in a file or on a command line: a plain decimal such
+    as 4, -0.5, .25 or 1e-3 (ASCII, surrounding spaces allowed) -> a finite float; anything
+    else -> None.
+
+    Python's float() also takes "0_5" (= 5.0), "inf", "nan", "1e999" (= inf) and non-ASCII
+    digits: a score or a setting written that way is a typo or a broken file, never read
+    as a number."""
+    if not isinstance(text, str) or not NUMBER_RE.fullmatch(text.strip()):
+        return None
+    x = float(text)
+    return x if math.isfinite(x) else None
+
+
 def score(text: object, loc: str, lo: float, hi: float, what: str = "score") -> float:
-    try:
-        x = float(text)
-    except (TypeError, ValueError):
-        x = math.nan
-    if not math.isfinite(x):
+    x = parse_number(text)
+    if x is None:
         raise DatasetFormatError(f"{loc}: {what} {text!r} is not a number; expected a number in [{lo:g}, {hi:g}]")
     if not lo <= x <= hi:
         raise DatasetFormatError(f"{loc}: {what} {x:g} out of range; expected [{lo:g}, {hi:g}]")

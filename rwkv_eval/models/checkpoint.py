@@ -29,6 +29,7 @@ import json
 import pickle
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -100,6 +101,36 @@ def _first_sentence(text: str) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def check_pth_archive(path: Path) -> None:
+    """Before anything is unpacked: the sizes a zip-format .pth declares, read from its
+    archive headers. torch.save stores its entries uncompressed, so together they cannot
+    exceed the file; a few MB declaring GBs (compressed entries) is refused before torch
+    inflates them, and a zip cut short (its directory, at the end, missing) is named as
+    such. A legacy (pre-1.6, non-zip) .pth is left to torch.load."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        if f.read(4) != ZIP_MAGIC:
+            return
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint, the file may be truncated or corrupted "
+                         f"(its zip directory: {e}); compare its sha256 with the published one") from None
+    declared = sum(e.file_size for e in entries)
+    if declared > size:
+        big = max(entries, key=lambda e: e.file_size)
+        raise ValueError(f"{path}: refused before unpacking: its archive declares {declared} bytes unpacked from "
+                         f"{size} bytes on disk (entry {big.filename!r}: {big.file_size} bytes); torch.save writes "
+                         "entries uncompressed, so this file was not written by it. Re-save the weights with "
+                         "torch.save, or get them from a source you trust")
+
+
 def read_pth(path: Path) -> dict[str, torch.Tensor]:
     """A BlinkDL .pth as a state dict; only tensors in a dict, nothing else is unpickled.
 
@@ -107,6 +138,7 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
     refused by torch's weights-only unpickler before anything runs; the message says it
     was refused for safety, which is not the same as a damaged file.
     """
+    check_pth_archive(path)
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -236,11 +268,52 @@ def save_hf(sd: dict[str, torch.Tensor], directory: Path, *, safetensors: bool =
     return files
 
 
+@lru_cache(maxsize=None)
+def hub_unreachable(endpoint: str) -> str | None:
+    """Why the Hugging Face hub at `endpoint` cannot be reached (one request, 5 s, no retries),
+    or None when it answers. huggingface_hub retries a refused connection for ~25 s and logs
+    each try, per file: asked first, a machine without network learns it in one line."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=5).close()
+    except urllib.error.HTTPError:  # it answered, if only with an error status
+        return None
+    except (OSError, ValueError) as e:  # URLError (refused, no route, DNS), a timeout, a malformed endpoint
+        reason = getattr(e, "reason", e)
+        return f"{type(reason).__name__}: {' '.join(str(reason).split()) or 'no answer'}"
+    return None
+
+
+def hub_error(spec: str) -> str | None:
+    """One line saying that `spec` cannot come from the hub (what, from where, how to work
+    offline), or None when the hub is enabled and answers (or huggingface_hub is absent: the
+    loader reports that)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return (f"{spec} is not in the local Hugging Face cache and the hub is switched off (HF_HUB_OFFLINE); "
+                f"on a machine with network run `huggingface-cli download {spec}`, or pass a local path")
+    why = hub_unreachable(constants.ENDPOINT)
+    return why and (f"{spec} is not in the local Hugging Face cache and the hub at {constants.ENDPOINT} is "
+                    f"unreachable ({why}); on a machine with network run `huggingface-cli download {spec}`, "
+                    "then work offline with HF_HUB_OFFLINE=1, or pass a local path")
+
+
 def _snapshot(repo_id: str, revision: str | None) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:
         raise ImportError(f"{repo_id}: loading a hub id needs huggingface_hub (pip install rwkv-eval[hub])") from e
+    if problem := hub_error(repo_id):  # offline or unreachable: the local cache only, else one line
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HF_ALLOW_PATTERNS,
+                                          local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached (or not that revision)
+            raise FileNotFoundError(f"{repo_id}@{revision or 'main'}: {problem}") from None
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HF_ALLOW_PATTERNS))
     except Exception as e:  # offline and not cached, unknown repo or revision, network error

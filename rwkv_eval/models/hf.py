@@ -59,7 +59,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..encoder import EMBEDDING, Layer, TokenEncoder
-from .checkpoint import sha256_files
+from .checkpoint import hub_error, sha256_files
 
 FINAL = "final"
 EMBEDDING_FIRST = "embedding-first"  # hidden_states = (emb, block 0, ..., block L-2, block L-1 or final norm)
@@ -93,9 +93,13 @@ def _config_dict(spec: str, revision: str | None, local: bool) -> dict:
     if local and not (Path(spec) / "config.json").is_file():
         raise FileNotFoundError(f"{spec} has no config.json; expected a transformers model directory "
                                 "(config.json + weights), e.g. one written by save_pretrained")
+    problem = None if local else hub_error(spec)  # hub off or unreachable: the local cache only
     try:
-        cfg, _ = transformers.PretrainedConfig.get_config_dict(spec, revision=revision)
+        cfg, _ = transformers.PretrainedConfig.get_config_dict(spec, revision=revision,
+                                                               local_files_only=problem is not None)
     except (OSError, ValueError) as e:
+        if problem:  # not cached either: one line, not ~25 s of retries
+            raise FileNotFoundError(f"model {spec!r} (revision {revision!r}): {problem}") from None
         hint = ("HF_HUB_OFFLINE is set and it is not in the local cache; download it once online"
                 if _hub_offline() else "check the hub id, the revision and the network")
         raise FileNotFoundError(f"cannot read the config of model {spec!r} (revision {revision!r}): {hint}. "

@@ -23,6 +23,7 @@ import torch
 from ..encoder import Encoder
 
 GLOVE_NAMES = ("glove-6b-50d", "glove", "glove-50d")
+RANDOM_DEFAULT_SHAPE = {"rwkv6": "smoke", "rwkv7": "goose-0b1"}  # random-rwkv6 / random-rwkv7 without :SHAPE
 RANDOM_RE = re.compile(r"^random-(?P<arch>rwkv[67]|hf)(?::(?P<shape>[\w.-]+))?$")
 
 
@@ -60,6 +61,7 @@ def load_encoder(
 ) -> Encoder:
     if backend not in ("auto", "native", "hf"):
         raise ValueError(f"backend must be auto, native or hf; got {backend!r}")
+    check_model_path(spec)
     glove = spec in GLOVE_NAMES or spec.startswith("gensim:") or spec.endswith(".txt")
     if (m := RANDOM_RE.match(spec)) or glove:
         # options these models have no use for are errors, not silently dropped
@@ -83,9 +85,8 @@ def load_encoder(
     if m:
         from .random_init import random_rwkv_encoder
 
-        default = "smoke" if m["arch"] == "rwkv6" else "goose-0b1"
-        return random_rwkv_encoder(m["shape"] or default, seed=seed, device=device, dtype=dtype, arch=m["arch"],
-                                    **opts)
+        return random_rwkv_encoder(m["shape"] or RANDOM_DEFAULT_SHAPE[m["arch"]], seed=seed, device=device,
+                                   dtype=dtype, arch=m["arch"], **opts)
     path = Path(spec)
     native = backend == "native" or (
         backend == "auto"
@@ -112,3 +113,53 @@ def load_encoder(
 
     return load_hf(spec, device=device, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code,
                    tokenizer=tokenizer, **opts)
+
+
+def check_model_path(spec: str) -> None:
+    """A model path that exists must be a regular file or a directory: opening a FIFO blocks
+    forever, and a device is no model. Refused before anything opens it."""
+    from ..records import file_kind
+
+    if kind := file_kind(Path(spec).expanduser()):
+        raise ValueError(f"model {spec} is {kind}, not a model file or directory; pass a .pth, GloVe .txt, "
+                         "model directory or hub id")
+
+
+def model_layers(spec: str) -> tuple | None:
+    """The layers `load_encoder(spec)` gives, found without building the model: from a shape
+    table (random-init), the tensor names of a .pth (read memory-mapped, no tensor data), a
+    config.json, or GloVe's single layer. None where only loading can tell (hub ids,
+    random-hf, a legacy .pth). Lets a caller check a layer list in a second, not after a
+    load. Raises what the loader would for a file that cannot be read (a truncated .pth)."""
+    from ..encoder import EMBEDDING
+
+    check_model_path(spec)
+    path = Path(spec).expanduser()
+    if spec in GLOVE_NAMES or spec.startswith("gensim:") or spec.endswith(".txt"):
+        return (0,)
+    if (m := RANDOM_RE.match(spec)) and m["arch"] != "hf":
+        from .random_init import random_shapes
+
+        cfg = random_shapes(m["arch"]).get(m["shape"] or RANDOM_DEFAULT_SHAPE[m["arch"]])
+        return None if cfg is None else (EMBEDDING, *range(cfg.n_layer))
+    if path.is_file() and spec.endswith(".pth"):
+        from .checkpoint import ZIP_MAGIC, check_pth_archive
+
+        check_pth_archive(path)
+        with open(path, "rb") as f:
+            if f.read(4) != ZIP_MAGIC:
+                return None
+        try:
+            keys = torch.load(path, map_location="cpu", weights_only=True, mmap=True).keys()
+        except Exception:  # noqa: BLE001 - the loader reports an unreadable file with its own words
+            return None
+        blocks = {int(k.split(".")[1]) for k in keys if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+        return (EMBEDDING, *range(max(blocks) + 1)) if blocks else None
+    if path.is_dir() and (path / "config.json").is_file():
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        n = config.get("num_hidden_layers", config.get("n_layer")) if isinstance(config, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool):
+            return None
+        return (EMBEDDING, *range(n)) if _is_native_rwkv_dir(path) else (EMBEDDING, *range(n), "final")
+    return None
+

@@ -72,8 +72,7 @@ def state_dict_sha256(model: torch.nn.Module) -> str:
 
 def random_rwkv_encoder(shape: str = "smoke", seed: int = 0, device: str | torch.device = "cpu",
                          dtype: torch.dtype = torch.float32, max_length: int = 512, arch: str = "rwkv6") -> RWKVEncoder:
-    model_cls, shapes = (RWKV6, SHAPES) if arch == "rwkv6" else (RWKV7, RWKV7_SHAPES)
-    shapes = {**shapes, "growth": GROWTH_SHAPES[arch]}
+    model_cls, shapes = (RWKV6 if arch == "rwkv6" else RWKV7), random_shapes(arch)
     if shape not in shapes:
         raise ValueError(f"unknown random {arch} shape {shape!r}; choose from {', '.join(shapes)}")
     cfg = shapes[shape]
@@ -85,3 +84,8 @@ def random_rwkv_encoder(shape: str = "smoke", seed: int = 0, device: str | torch
     return RWKVEncoder(model, tokenizer, name=f"random-{arch}:{shape}",
                        revision=f"random-init seed={seed}", max_length=max_length, arch=arch,
                        sha256=state_dict_sha256(model))
+
+
+def random_shapes(arch: str) -> dict:
+    """The shapes random-ARCH:SHAPE may name: the model file's own, smoke (RWKV-6) and growth."""
+    return {**(SHAPES if arch == "rwkv6" else RWKV7_SHAPES), "growth": GROWTH_SHAPES[arch]}

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..encoder import layer_id as layer_label
-from ..records import Terminated, terminate_raises, write_bytes_atomic, write_json_atomic
+from ..records import Terminated, check_writable, terminate_raises, write_bytes_atomic, write_dir_atomic, write_json_atomic
 from .aggregation import aggregation_plots
 from .early_exit import early_exit_plots
 from . import linear_vs_softmax
@@ -92,8 +92,14 @@ def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None 
     name = name or default_name(new)
     if name in (".", "..") or "/" in name or "\\" in name or not name.strip():
         raise ValueError(f"report name {name!r} is not a plain folder name; pass e.g. --name nightly-2026-11-26")
+    # built in a temp folder and swapped in whole: an interrupted re-write leaves the old report
     folder = Path(out_dir) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    write_dir_atomic(folder, lambda tmp: _write_report_files(new, olds, tmp, name, compare, ood), "report folder")
+    return folder
+
+
+def _write_report_files(new: Run, olds: Sequence[Run], folder: Path, name: str, compare: dict | None,
+                        ood: dict | None) -> None:
     extra, questions = [], []
     if compare or length_rows(new):
         extra.append(lambda plt, out: linear_vs_softmax.make_plots(plt, new, compare, out))
@@ -108,7 +114,6 @@ def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None 
     write_json_atomic(folder / SMALLER_FILE, smaller)
     text = summary_markdown(new, olds, name, plots, note, questions).encode("utf-8")
     write_bytes_atomic(folder / SUMMARY_FILE, lambda f: f.write(text))
-    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,8 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ood", default=None, help="`rwkv-eval ood --output` JSON: question II section")
     args = ap.parse_args(argv)
     try:
-        if Path(args.out).exists() and not Path(args.out).is_dir():
-            raise NotADirectoryError(f"--out {args.out} is a file; give the folder that holds the reports")
+        check_writable(args.out, "--out", folder=True)  # the folder that holds the reports
         with terminate_raises():
             new = parse_run(load_run(args.run), args.run)
             olds = [parse_run(load_run(p), p) for p in args.older]

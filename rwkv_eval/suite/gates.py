@@ -32,6 +32,7 @@ from typing import Any, Iterable
 from ..analyses.compare import REFERENCES
 from ..encoder import layer_id
 from ..evaluation import is_block
+from ..records import read_json
 
 # |Δρ| allowed between a case and its reference, per (device type, dtype).
 # cpu/float32: measured max over batch sizes 1/7/32/64, shuffled pair order and repeated
@@ -163,13 +164,10 @@ def load_references_file(path: str | Path) -> dict[str, Reference]:
     path = Path(path)
     hint = "expected {\"references\": {KEY: {\"spearman\": NUMBER, \"tolerance\": NUMBER (optional)}}}; " \
            "write it with `python -m rwkv_eval.suite.thresholds RUN.json`"
-    if not path.is_file():
-        raise ValueError(f"references file {path} does not exist; pass --thresholds FILE "
-                         f"(default benchmarks/thresholds.json)")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"references file {path} is not JSON ({e}); {hint}") from e
+        doc = read_json(path, f"references file {path}", f"--thresholds FILE (default benchmarks/thresholds.json); {hint}")
+    except OSError as e:  # missing or unreadable: a usage error, as the callers report ValueErrors
+        raise ValueError(str(e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("references"), dict):
         got = type(doc).__name__ if not isinstance(doc, dict) else f"keys {sorted(doc)[:6]}"
         raise ValueError(f"references file {path} has no 'references' object (got {got}); {hint}")
@@ -220,6 +218,7 @@ def references_from_run(run: object, source: str, tolerance: float | None = None
         if not isinstance(info, dict) or "spearman" not in info:
             continue  # throughput benchmarks have no accuracy
         try:
+            _check_key_fields(info)
             tol = tolerance if tolerance is not None else tolerance_for(str(info["device"]), str(info["dtype"]))
             for metric, value in gated_numbers(info).items():
                 if not _number(value):
@@ -231,16 +230,29 @@ def references_from_run(run: object, source: str, tolerance: float | None = None
     return out
 
 
+_KEY_TEXT = ("profile", "model_key", "dataset", "split", "pooling", "device", "dtype")
+
+
+def _check_key_fields(info: dict) -> None:
+    """The extra_info fields reference_key reads, with their JSON types (a TypeError naming the field)."""
+    for field in _KEY_TEXT:
+        if field not in info:
+            raise KeyError(field)
+        if not isinstance(info[field], str):
+            raise TypeError(f"field {field!r} is {json.dumps(info[field])[:40]}, not a string")
+    if isinstance(info.get("layer"), bool) or not isinstance(info.get("layer"), (int, str)):
+        raise TypeError(f"field 'layer' is {json.dumps(info.get('layer'))[:40]}, not a block index or a layer name")
+    if not isinstance(info.get("template"), (str, type(None))):
+        raise TypeError(f"field 'template' is {json.dumps(info['template'])[:40]}, not a string or null")
+
+
 def load_run_references(path: str | Path) -> dict[str, Reference]:
     """References from one baseline run file; a missing or foreign file is a ValueError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--accuracy-baseline {path}: no such file; pass a JSON written by "
-                         "`pytest benchmarks --benchmark-json` or saved by --benchmark-autosave")
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"--accuracy-baseline {path} is not JSON ({e})") from e
+        run = read_json(path, f"--accuracy-baseline {path}", "a JSON written by `pytest benchmarks "
+                        "--benchmark-json` or saved by --benchmark-autosave")
+    except OSError as e:  # a file that cannot be read is a usage error of the option, as a missing one is
+        raise ValueError(str(e)) from e
     refs = references_from_run(run, f"baseline run {path}")
     if not refs:
         raise ValueError(f"--accuracy-baseline {path} has no benchmark with a spearman in "
@@ -259,8 +271,8 @@ def history_references(storage: str | Path) -> dict[str, Reference]:
     out: dict[str, Reference] = {}
     for f in files:  # oldest first, so newer runs overwrite
         try:
-            out.update(references_from_run(json.loads(f.read_text(encoding="utf-8")), f"history {f}"))
-        except (OSError, UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
+            out.update(references_from_run(read_json(f, f"history {f}", "a pytest-benchmark JSON"), f"history {f}"))
+        except (OSError, ValueError):  # read_json refuses FIFOs and devices (opening one would block)
             continue
     return out
 

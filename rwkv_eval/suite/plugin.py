@@ -74,6 +74,7 @@ class RunContext:
         from rwkv_eval.suite.shards import parse_shard
 
         self.config = config
+        check_options(config)
         # the values the CLI takes too go through its checks: the device and dtype here, --layers
         # and --pooling in build_profile (both rwkv_eval.options)
         dtype = config.getoption("--dtype")
@@ -94,6 +95,7 @@ class RunContext:
             self.shard = parse_shard(config.getoption("--rwkv-shard"))
         except (AssetMissing, ValueError) as e:
             raise pytest.UsageError(str(e)) from e
+        self.model_layers = check_models(config, self.profile)
         self.profile_name = self.profile.name  # a .toml profile is named by its file (gate keys start with it)
         self.references, self.reference_sources = load_references(config, self.profile.thresholds)
         self.accept_new_cases: bool = config.getoption("--accept-new-cases")
@@ -240,7 +242,7 @@ def shard_models(run: RunContext) -> tuple:
         models = []
         # last to first: the model left resident (run.encoder keeps one) is the first the run needs
         for m in reversed(select_models(run.profile.models, run.shard)):
-            layers = m.static_layers()
+            layers = run.model_layers[m.key] if m.key in run.model_layers else m.static_layers()
             if layers is None:
                 try:
                     layers = parse_layers(m.layers, run.encoder(m).layers())
@@ -459,3 +461,83 @@ def embedding_cache(config: pytest.Config):
         except ValueError as e:
             raise pytest.UsageError(str(e)) from e
     return config._rwkv_embedding_cache
+
+
+# ---------------------------------------------------------------- option checks, before collection
+
+SINGLE_VALUED = ("--rwkv-profile", "--device", "--dtype", "--data-dir", "--thresholds", "--accuracy-baseline",
+                 "--length-shapes", "--layers", "--pooling", "--template", "--rwkv-shard")
+LENGTH_SHAPES = ("small", "real")  # benchmarks/test_length_scaling.py's shape sets
+
+
+def check_options(config: pytest.Config) -> None:
+    """Every path and value option of the suite, checked once, before anything is collected:
+    a usage error in one line, never a note or a silently smaller run (a --data-dir typo
+    used to drop every dataset and model under it with notes only). The profile, --layers
+    and --pooling syntax and --device/--dtype are checked where they are read (build_profile,
+    RunContext); the models and their depths by check_models."""
+    from rwkv_eval.records import check_input_file
+
+    args = config.invocation_params.args
+    for option in SINGLE_VALUED:
+        given = [a for a in args if a == option or str(a).startswith(option + "=")]
+        if len(given) > 1:
+            raise pytest.UsageError(f"{option} given {len(given)} times; it takes one value: give it once")
+    for option, env in (("--data-dir", None), (None, DATA_ENV)):
+        root = config.getoption(option) if option else None if config.getoption("--data-dir") else os.environ.get(env)
+        name = option or f"${env}"
+        if root and not Path(root).is_dir():
+            state = "is not a folder" if Path(root).exists() else "does not exist"
+            raise pytest.UsageError(f"{name} {root} {state}; give the data root (the folder holding mrpc/, stsb/, "
+                                    f"sick/, sts12-16/, rwkv-tiny/) or leave it out")
+    for option, expected in (("--thresholds", "a references file (python -m rwkv_eval.suite.thresholds RUN.json)"),
+                             ("--accuracy-baseline", "a JSON of `pytest benchmarks --benchmark-json`")):
+        if path := config.getoption(option):
+            try:
+                check_input_file(path, f"{option} {path}", f"give {expected}")
+            except (ValueError, OSError) as e:
+                raise pytest.UsageError(str(e)) from None
+    if (shapes := config.getoption("--length-shapes")) not in LENGTH_SHAPES:
+        raise pytest.UsageError(f"--length-shapes {shapes}: expected one of {', '.join(LENGTH_SHAPES)}")
+
+
+def check_models(config: pytest.Config, profile) -> dict:
+    """Each model of the profile against what it must be, before collection: its file readable
+    (a truncated .pth, a FIFO), its layers within its depth (read cheaply: models.load.model_layers;
+    a subject model whose depth only loading tells is loaded at collection when --layers names
+    its layers: None in the result), a hub model reachable. --layers/--pooling/--template given to a profile without a model
+    they apply to is an error, not ignored. Returns {model key: its resolved layers, or None}."""
+    from rwkv_eval.encoder import parse_layers
+    from rwkv_eval.models.checkpoint import hub_error
+    from rwkv_eval.models.load import model_layers
+
+    given = [o for o in ("--layers", "--pooling", "--template") if config.getoption(o) is not None]
+    if given and not any(m.subject for m in profile.models):
+        raise pytest.UsageError(f"{'/'.join(given)} apply to the subject models of a profile, and profile "
+                                f"{profile.name} has none: add --model SPEC, or edit the profile's layers/poolings")
+    out = {}
+    for m in profile.models:
+        try:
+            available = model_layers(m.spec)
+            if available is None and not Path(m.spec).expanduser().exists() and "/" in m.spec \
+                    and (problem := _uncached_hub_problem(m.spec, m.revision, hub_error)):
+                raise ValueError(problem)
+            if available is not None:
+                out[m.key] = parse_layers(m.layers, available)
+            elif m.subject and config.getoption("--layers") is not None:
+                out[m.key] = None  # only loading tells its depth: shard_models loads it at collection
+        except (ValueError, OSError) as e:
+            raise pytest.UsageError(f"model {m.key} ({m.spec}): {' '.join(str(e).split())}") from None
+    return out
+
+
+def _uncached_hub_problem(spec: str, revision: str | None, hub_error) -> str | None:
+    """Why a hub model that is not in the local cache cannot be fetched, or None."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(spec, revision=revision, local_files_only=True)
+        return None
+    except Exception:  # noqa: BLE001 - not cached (or huggingface_hub missing: the loader says so)
+        return hub_error(spec)
+

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from .gates import FAIL, MISSING
 from .profiles import ModelCase, Profile
-from ..records import write_json_atomic
+from ..records import check_writable, read_json, write_json_atomic
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -60,13 +60,7 @@ def merge(runs: Sequence[dict], names: Sequence[str] | None = None) -> dict:
     names = list(names or [f"input {i + 1}" for i in range(len(runs))])
     if not runs:
         raise ValueError("merge needs the JSON of every shard; got none")
-    headers = []
-    for run, name in zip(runs, names):
-        h = run.get("rwkv_shard")
-        if not isinstance(h, dict):
-            raise ValueError(f"{name}: no rwkv_shard header; expected the --benchmark-json of a "
-                             "`pytest benchmarks --rwkv-shard i/N` run")
-        headers.append(h)
+    headers = [check_shard_run(run, name) for run, name in zip(runs, names)]
     first = headers[0]
     for h, name in zip(headers, names):
         for key in ("profile", "count", "datasets"):
@@ -98,6 +92,48 @@ def merge(runs: Sequence[dict], names: Sequence[str] | None = None) -> dict:
     return merged
 
 
+_HEADER_TYPES = {"profile": (str, "a string"), "index": (int, "a whole number"), "count": (int, "a whole number"),
+                 "models": (list, "a list"), "datasets": (list, "a list")}
+_EXPECTED = "expected the --benchmark-json of a `pytest benchmarks --rwkv-shard i/N` run"
+
+
+def check_shard_run(run: object, name: str) -> dict:
+    """The rwkv_shard header of one shard's JSON, after checking every field merge reads: a
+    foreign or damaged file is a ValueError naming the file and the field, never a traceback."""
+    def wrong(field: str, value: object, expected: str) -> ValueError:
+        return ValueError(f"{name}: {field} is {json.dumps(value)[:40]} ({type(value).__name__}), expected "
+                          f"{expected}; {_EXPECTED}")
+
+    if not isinstance(run, dict):
+        raise wrong("the top level", run, "an object")
+    h = run.get("rwkv_shard")
+    if not isinstance(h, dict):
+        raise ValueError(f"{name}: no rwkv_shard header; {_EXPECTED}")
+    for key, (kind, described) in _HEADER_TYPES.items():
+        if key not in h:
+            raise ValueError(f"{name}: rwkv_shard has no {key!r}; {_EXPECTED}")
+        if isinstance(h[key], bool) or not isinstance(h[key], kind):
+            raise wrong(f"rwkv_shard.{key}", h[key], described)
+    if not 1 <= h["index"] <= h["count"]:
+        raise ValueError(f"{name}: rwkv_shard index {h['index']} of count {h['count']}; expected 1 <= index <= count")
+    if not all(isinstance(m, str) for m in h["models"]):
+        raise wrong("rwkv_shard.models", h["models"], "a list of model keys (strings)")
+    benchmarks = run.get("benchmarks", [])
+    if not isinstance(benchmarks, list):
+        raise wrong("benchmarks", benchmarks, "a list")
+    for i, b in enumerate(benchmarks):
+        if not isinstance(b, dict):
+            raise wrong(f"benchmarks[{i}]", b, "an object")
+        if not isinstance(b.get("fullname"), str):
+            raise wrong(f"benchmarks[{i}].fullname", b.get("fullname"), "a string (the case's test id)")
+        if not isinstance(info := b.get("extra_info", {}), dict):
+            raise wrong(f"benchmarks[{i}].extra_info", info, "an object")
+        for key in ("model_key", "gate", "gate_key"):
+            if not isinstance(info.get(key, ""), str):
+                raise wrong(f"benchmarks[{i}].extra_info.{key}", info[key], "a string")
+    return h
+
+
 def gate_counts(run: dict) -> dict[str, int]:
     counts: dict[str, int] = {}
     for b in run["benchmarks"]:
@@ -114,23 +150,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args(argv)
     try:
-        runs = []
-        for p in args.inputs:
-            try:
-                runs.append(json.loads(p.read_text()))
-            except (OSError, json.JSONDecodeError) as e:
-                raise ValueError(f"{p}: cannot read a benchmark JSON ({e})") from None
+        check_writable(args.output, "-o")  # before reading the shards
+        runs = [read_json(p, str(p), "a benchmark JSON of a `pytest benchmarks --rwkv-shard i/N` run")
+                for p in args.inputs]
         merged = merge(runs, [str(p) for p in args.inputs])
-    except ValueError as e:
-        print(f"rwkv_eval.suite.shards: error: {e}", file=sys.stderr)
+        write_json_atomic(args.output, merged)
+    except (ValueError, OSError) as e:
+        print(f"rwkv_eval.suite.shards: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    write_json_atomic(args.output, merged)
     counts = gate_counts(merged)
     print(f"{args.output}: {len(merged['benchmarks'])} cases from {len(runs)} shards; gates: "
           + ", ".join(f"{n} {g}" for g, n in sorted(counts.items())))
     for b in merged["benchmarks"]:
         if b.get("extra_info", {}).get("gate") in (FAIL, MISSING):
-            print(f"  {b['extra_info']['gate']} {b['extra_info'].get('gate_key', b['name'])}")
+            print(f"  {b['extra_info']['gate']} {b['extra_info'].get('gate_key', b['fullname'])}")
     return 1 if counts.get(FAIL) or counts.get(MISSING) else 0
 
 

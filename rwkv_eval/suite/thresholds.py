@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from .gates import references_from_run
-from ..records import write_json_atomic
+from ..options import real_number
+from ..records import check_writable, read_json, write_json_atomic
 
 DEFAULT_FILE = Path("benchmarks") / "thresholds.json"
 ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolerance`; refresh with "
@@ -30,10 +31,8 @@ ABOUT = ("Spearman references per benchmark case, gated two-sided within `tolera
 
 def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_missing: bool = False) -> dict:
     """Merge the references of `run_json` into the file at `path` (atomically)."""
-    try:
-        run = json.loads(Path(run_json).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{run_json} is not JSON ({e}); pass the file of `pytest benchmarks --benchmark-json`") from e
+    check_writable(path, "--file")  # before reading anything: a device or a folder there is refused
+    run = read_json(run_json, str(run_json), "the file of `pytest benchmarks --benchmark-json`")
     new = {k: {"spearman": None if r.value is None else round(float(r.value), 6), "tolerance": r.tolerance}
            for k, r in references_from_run(run, str(run_json), tolerance).items()}
     if not new:
@@ -41,7 +40,7 @@ def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_mis
                          "is it a `pytest benchmarks --benchmark-json` output?")
     doc = {}
     if path.is_file():
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = read_json(path, f"--file {path}", "a references file written by this command, or a new path")
         if not isinstance(doc, dict) or not isinstance(doc.get("references", {}), dict):
             raise ValueError(f"{path} is not a references file (no 'references' object); "
                              "move it away or pass another --file")
@@ -50,6 +49,9 @@ def refresh(run_json: Path, path: Path, tolerance: float | None = None, only_mis
         if not (only_missing and k in refs):
             refs[k] = v
     commit = run.get("commit_info") or {}
+    if not isinstance(commit, dict):
+        raise ValueError(f"{run_json}: field 'commit_info' is {json.dumps(commit)[:40]}, not an object; expected the "
+                         "file of `pytest benchmarks --benchmark-json`")
     doc = {"about": ABOUT, "source_commit": commit.get("id"), "source_dirty": commit.get("dirty"),
            "references": dict(sorted(refs.items()))}
     write_json_atomic(path, doc)
@@ -60,12 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rwkv_eval.suite.thresholds", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_json", type=Path)
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help=f"references file (default {DEFAULT_FILE})")
-    ap.add_argument("--tolerance", type=float, default=None,
+    ap.add_argument("--tolerance", type=real_number(0), default=None,
                     help="tolerance for these cases (default: measured noise of their device and dtype)")
     ap.add_argument("--only-missing", action="store_true", help="add references for new cases, keep existing ones")
     args = ap.parse_args(argv)
-    if args.tolerance is not None and not args.tolerance >= 0:
-        ap.error(f"--tolerance must be a non-negative number; got {args.tolerance}")
     try:
         doc = refresh(args.run_json, args.file, args.tolerance, args.only_missing)
     except (ValueError, OSError) as e:
