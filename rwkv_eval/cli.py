@@ -433,7 +433,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def ood_table(result: dict) -> str:
-    lines = []
+    lines = [f"overlap with STS-B (pairs compared normalised; scored on novel pairs: {', '.join(o['removed'])} "
+             f"removed; fewer than {result['min_novel_pairs']} novel pairs: no interval or verdict)"
+             for o in result["overlap"][:1]]
+    for o in result["overlap"]:
+        shared = "  ".join(f"{k} {v}" for k, v in o["overlap"].items())
+        lines.append(f"  {o['domain']:32s} pairs {o['n_pairs']:5d}  {shared}  novel {o['n_novel']}"
+                     + ("  (too few novel pairs)" if o["too_few_pairs"] else ""))
     for m in result["models"]:
         sel = m["selection"]["selected"]
         lines.append(f"{m['model']}: selected on {result['selected_on']}: layer {sel['layer']} {sel['pooling']}; "
@@ -441,11 +447,17 @@ def ood_table(result: dict) -> str:
                      f"spread std {_fmt(m['spread']['std'])}")
         for r in m["domains"] + m["aggregates"]:
             pub = f"  published {_fmt(r['published']['spearman'])}" if "published" in r else ""
-            lines.append(f"  {r['domain']:32s} rho {_fmt(r['spearman'])}  degradation {_fmt(r['degradation'])}{pub}")
+            whole = (f"  whole domain rho {_fmt(r['full_domain']['spearman'])}"
+                     if "full_domain" in r and r.get("n_novel") != r["n_pairs"] else "")
+            lines.append(f"  {r['domain']:32s} rho {_fmt(r['spearman'])}  degradation {_fmt(r['degradation'])}{pub}"
+                         + whole)
     for p in result["pairs"]:
-        lines.append(f"{p['linear']} vs {p['softmax']}: is the linear model's degradation smaller?")
-        for r in p["overall"]:
-            lines.append(f"  {r['domain']:32s} delta {_fmt(r['delta_degradation'])}  {r['verdict']}")
+        lines.append(f"{p['linear']} vs {p['softmax']}: is the linear model's degradation smaller? "
+                     f"(verdicts at adjusted p < 0.05: {p['correction']['domains']['method']} over the domains, "
+                     f"{p['correction']['overall']['method']} over the aggregates)")
+        for r in p["domains"] + p["overall"]:
+            lines.append(f"  {r['domain']:32s} delta {_fmt(r['delta_degradation'])}  p_adj {_fmt(r['p_adjusted'])}  "
+                         f"{r['verdict']}")
     return "\n".join(lines)
 
 
@@ -466,8 +478,9 @@ def cmd_ood(args: argparse.Namespace) -> int:
     scored = [score_sets(enc, sets.all, layers, cfg.poolings, batch_size=cfg.batch_size, label=cfg.model,
                          aggregations=args.aggregate, cache=cache)
               for (enc, layers), cfg in zip(models, cfgs)]
-    result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed)
-    result |= {"config": [asdict(c) for c in cfgs], "environment": environment(models[0][0].device)}
+    result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed, overlap=sets.overlap)
+    result |= {"missing_domains": list(sets.missing), "stsb_dev_test_shared_pairs": sets.stsb_shared,
+               "config": [asdict(c) for c in cfgs], "environment": environment(models[0][0].device)}
     if args.output:
         write_json_atomic(args.output, result)
     print(to_json(result) if args.json else ood_table(result))

@@ -150,8 +150,9 @@ def test_paired_interval_is_a_hand_written_paired_bootstrap_loop():
     assert r["delta_ci95_unpaired"] == pytest.approx(list(np.percentile(unpaired, [2.5, 97.5])), abs=1e-9)
     assert r["delta_spearman"] == pytest.approx(stats.spearmanr(xa, gold).statistic
                                                 - stats.spearmanr(xb, gold).statistic, abs=1e-12)
-    share = min(np.mean(np.array(paired) <= 0), np.mean(np.array(paired) >= 0))
-    assert r["p_value"] == pytest.approx(max(min(1.0, 2 * share), 1 / 301), abs=1e-12)
+    # two-sided bootstrap p with the observed statistic counted among the 300 + 1 draws: floor 2/301
+    far = min(np.sum(np.array(paired) <= 0), np.sum(np.array(paired) >= 0))
+    assert r["p_value"] == pytest.approx(min(1.0, 2 * (1 + far) / 301), abs=1e-12)
 
 
 def test_different_pairs_are_refused():
@@ -347,3 +348,61 @@ def test_report_shows_aggregate_rows_and_published_figures():
     text = "\n".join(accuracy_lines({"records": [rec]}))
     assert "| aggregate | stsb/test | first_last_layer_avg[0,11] | first_last_layer_avg[0,11] |" in text
     assert "(published 0.5904)" in text and "(published" not in text.split("| 0.5000")[1].split("|")[0]
+
+
+# ---------------------------------------------------------------- paired.compare: many settings
+
+
+def paired_evaluation(sims: dict, gold: np.ndarray):
+    """An evaluation.Evaluation of one pair set "d" with the given similarities per setting."""
+    from rwkv_eval.evaluation import Evaluation
+
+    return Evaluation(records=[], similarities={("d", layer, pooling): x for (layer, pooling), x in sims.items()},
+                      gold={"d": gold})
+
+
+def test_vs_best_marks_are_holm_adjusted_and_say_the_best_was_chosen_on_these_pairs():
+    """Twelve settings: the best, one far worse, ten a little worse. The marks follow the
+    Holm-adjusted p over the eleven non-best settings (metrics.adjust_p, checked by hand
+    in test_metrics); raw p alone would mark more settings worse."""
+    from rwkv_eval.analyses.paired import BEST_CHOSEN_ON, PairedSet, compare
+    from rwkv_eval.metrics import adjust_p
+
+    rng = np.random.default_rng(11)
+    gold = rng.normal(size=200)
+    sims = {(0, "mean"): gold + 0.5 * rng.normal(size=200), (1, "mean"): gold + 3.0 * rng.normal(size=200)}
+    sims |= {(k, "mean"): gold + 0.62 * rng.normal(size=200) for k in range(2, 12)}
+    ps = PairedSet(paired_evaluation(sims, gold), "d", n_resamples=1000)
+    out = compare(ps)
+    best = ps.best()
+    family = [s for s in sims if s != best]
+    raw = [out[s]["vs_best"]["p_value"] for s in family]
+    holm = adjust_p(raw, "holm")
+    for s, p_adj in zip(family, holm):
+        vb = out[s]["vs_best"]
+        assert vb["p_adjusted"] == pytest.approx(p_adj) and vb["correction"] == "holm" and vb["family_size"] == 11
+        assert vb["significantly_worse"] == (p_adj < 0.05 and vb["delta_spearman"] < 0)
+        assert vb["best_chosen_on"] == BEST_CHOSEN_ON and "winner's curse" in vb["best_chosen_on"]
+        assert vb["resolution"]["sufficient"]
+    assert out[best]["vs_best"]["is_best"] and not out[best]["vs_best"]["significantly_worse"]
+    assert out[(1, "mean")]["vs_best"]["significantly_worse"]
+    raw_worse = sum(p < 0.05 for p in raw)
+    holm_worse = sum(out[s]["vs_best"]["significantly_worse"] for s in family)
+    assert holm_worse < raw_worse  # the correction changed some marks on this data
+
+
+def test_vs_baseline_verdicts_are_holm_adjusted_over_the_models_settings():
+    from rwkv_eval.analyses.paired import PairedSet, compare
+    from rwkv_eval.metrics import adjust_p
+
+    rng = np.random.default_rng(12)
+    gold = rng.normal(size=150)
+    sims = {(k, "mean"): gold + (0.4 + 0.1 * k) * rng.normal(size=150) for k in range(6)}
+    base = PairedSet(paired_evaluation({(0, "mean"): gold + 1.0 * rng.normal(size=150)}, gold), "d", 500)
+    out = compare(PairedSet(paired_evaluation(sims, gold), "d", 500), base, (0, "mean"), "base")
+    vb = [out[s]["vs_baseline"] for s in sims]
+    for v, p_adj in zip(vb, adjust_p([v["p_value"] for v in vb], "holm")):
+        assert v["p_adjusted"] == pytest.approx(p_adj) and v["family_size"] == 6
+        assert v["verdict"] == ("no significant difference" if p_adj >= 0.05
+                                else "better" if v["delta_spearman"] > 0 else "worse")
+    assert {v["verdict"] for v in vb} >= {"better"}

@@ -73,3 +73,79 @@ def test_cosine_matches_a_direct_formula_and_rejects_nonfinite():
     a[3, 2] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
         cosine(a, b)
+
+
+# ---------------------------------------------------------------- p-values and many comparisons
+
+
+def test_bootstrap_p_value_counts_the_observed_statistic_and_has_floor_two_over_b_plus_one():
+    """p = min(1, 2 (1 + #far side) / (B + 1)): every resample above 0 gives the floor 2/(B+1),
+    not 1/(B+1) (a two-sided p below 2/(B+1) cannot come from B resamples)."""
+    from rwkv_eval.metrics import resampled_summary
+
+    assert resampled_summary(np.linspace(0.1, 1.0, 999))["p_value"] == pytest.approx(2 / 1000)
+    d = np.r_[-np.ones(30), np.ones(69)]  # 30 of 99 at or below 0
+    assert resampled_summary(d)["p_value"] == pytest.approx(2 * 31 / 100)
+    assert resampled_summary(np.r_[-np.ones(50), np.ones(49)])["p_value"] == 1.0
+
+
+def test_holm_by_hand_and_benjamini_hochberg_against_its_definition():
+    from rwkv_eval.metrics import adjust_p
+
+    p = [0.01, None, 0.04, 0.03, 0.2]
+    # Holm, m = 4: sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 = 0.04, 0.09, 0.08, 0.2; running max
+    assert adjust_p(p, "holm") == pytest.approx([0.04, None, 0.09, 0.09, 0.2])
+    # BH: p_(i) m / i, then the running minimum from the top: 0.04, 0.06, 0.0533 -> 0.0533, 0.2
+    assert adjust_p(p, "benjamini-hochberg") == pytest.approx([0.04, None, 0.16 / 3, 0.16 / 3, 0.2])
+    assert adjust_p([None], "holm") == [None]
+    with pytest.raises(ValueError, match="unknown multiple-comparison correction 'bonf'"):
+        adjust_p(p, "bonf")
+
+
+def test_bootstrap_resolution_says_when_b_is_too_small_for_the_family():
+    from rwkv_eval.metrics import bootstrap_resolution
+
+    ok = bootstrap_resolution(1000, 24)  # 2/1001 < 0.05/24
+    assert ok["sufficient"] and ok["min_p"] == pytest.approx(2 / 1001)
+    low = bootstrap_resolution(1000, 51)  # 0.05/51 < 2/1001: Holm's first step cannot reject
+    assert not low["sufficient"] and low["n_resamples_needed"] == 2040
+    assert bootstrap_resolution(2040, 51)["sufficient"] and not bootstrap_resolution(2039, 51)["sufficient"]
+
+
+# ---------------------------------------------------------------- binary gold
+
+
+@pytest.mark.parametrize("n0,n1", [(1, 2), (2, 3), (3, 4), (1, 6)])
+def test_spearman_max_is_the_best_spearman_of_any_tie_free_ranking(n0, n1):
+    """Brute force: scipy's Spearman of every ordering of n0 + n1 distinct predictions against
+    the binary gold; the largest equals the closed form."""
+    from itertools import permutations
+
+    from rwkv_eval.metrics import spearman_max
+
+    gold = np.r_[np.zeros(n0), np.ones(n1)]
+    n = n0 + n1
+    best = max(stats.spearmanr(np.array(order, dtype=float), gold).statistic
+               for order in permutations(range(n)))
+    assert spearman_max(gold) == pytest.approx(best, abs=1e-12)
+    assert spearman_max(gold) == pytest.approx(np.sqrt(3 * n0 * n1 / (n * n - 1)), abs=1e-12)
+
+
+def test_spearman_max_of_mrpc_validation_balance_and_its_errors():
+    from rwkv_eval.metrics import spearman_max
+
+    gold = np.r_[np.ones(279), np.zeros(129)]  # MRPC validation: 279 of 408 positive
+    assert spearman_max(gold) == pytest.approx(0.8054, abs=1e-4)
+    assert spearman_max(gold) == pytest.approx(stats.spearmanr(np.arange(408.0), np.sort(gold)).statistic)
+    with pytest.raises(ValueError, match="binary"):
+        spearman_max(np.array([0.0, 0.5, 1.0]))
+    with pytest.raises(UndefinedCorrelation, match="all 4 gold labels"):
+        spearman_max(np.ones(4))
+
+
+def test_tuned_threshold_on_too_few_pairs_is_refused():
+    from rwkv_eval.metrics import MIN_TUNING_PAIRS, check_tuning_pairs
+
+    check_tuning_pairs(MIN_TUNING_PAIRS, "mrpc train")
+    with pytest.raises(ValueError, match=f"mrpc train-24: 24 tuning pairs .* at least {MIN_TUNING_PAIRS}"):
+        check_tuning_pairs(24, "mrpc train-24")

@@ -9,13 +9,20 @@ metrics.resampled_summary). The report marks the best setting and every setting 
 significantly worse than it, and says better / worse / no significant difference
 against the baseline.
 
+Many settings are compared at once, so the verdicts come from Holm-adjusted p-values
+(metrics.adjust_p), one family per model and pair set for "vs best" and one for "vs
+baseline"; the record names the correction, the family size and whether the resamples
+can reach its smallest threshold (metrics.bootstrap_resolution). The best is chosen by
+its point estimate on the very pairs it is compared on: its ρ is biased upward (the
+winner's curse), so the "vs best" marks are descriptive of this set, not a tested
+selection; every vs_best record says so (`BEST_CHOSEN_ON`). A fair selection picks on
+validation and reports on test (analyses/compare.select_setting).
+
 The resampled Spearmans of a setting are computed once and reused for all its
 comparisons (the similarities come from evaluation.Evaluation: no second forward pass).
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 
@@ -24,8 +31,11 @@ from ..evaluation import Evaluation
 from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
+    SIGNIFICANCE,
     UndefinedCorrelation,
+    adjust_p,
     bootstrap_indices,
+    bootstrap_resolution,
     resampled_summary,
     spearman,
     spearman_resampled,
@@ -33,10 +43,15 @@ from ..metrics import (
 
 Setting = tuple[Layer, str]
 BETTER, WORSE, SAME = "better", "worse", "no significant difference"
+CORRECTION = "holm"
+BEST_CHOSEN_ON = ("the same pairs (winner's curse: the best's ρ is biased upward, so Δρ to it is biased "
+                  "downward; descriptive, not a selection tested on held-out pairs)")
 
 
-def _verdict(ci: Sequence[float]) -> str:
-    return BETTER if ci[0] > 0 else WORSE if ci[1] < 0 else SAME
+def _verdict(delta: float, p_adjusted: float) -> str:
+    if p_adjusted >= SIGNIFICANCE:
+        return SAME
+    return BETTER if delta > 0 else WORSE
 
 
 class PairedSet:
@@ -76,24 +91,37 @@ def compare(model: PairedSet, baseline: PairedSet | None = None, baseline_settin
             baseline_name: str = "glove-6b-50d") -> dict[Setting, dict]:
     """For every setting of `model`: {"vs_best": ..., "vs_baseline": ...} (extra_info-ready).
 
-    vs_best: Δρ to the model's best setting by point estimate, and whether the setting is
-    significantly worse (the 95% CI of Δρ lies below 0); the best itself has Δρ = 0.
-    vs_baseline: Δρ to the baseline model's `baseline_setting`, with a verdict.
+    vs_best: Δρ to the model's best setting by point estimate (chosen on these pairs:
+    `best_chosen_on`), and whether the setting is significantly worse: Δρ < 0 with a
+    Holm-adjusted p below 0.05 over the model's other settings; the best itself has Δρ = 0
+    and is not in the family.
+    vs_baseline: Δρ to the baseline model's `baseline_setting`, with a verdict from the
+    Holm-adjusted p over the model's settings.
     """
     best = model.best()
-    out: dict[Setting, dict] = {}
+    out: dict[Setting, dict] = {setting: {} for setting in model.sims}
+    vs_best = {s: model.difference(s, model, best) for s in model.sims if s in model.rho and s != best}
+    vs_base = ({s: model.difference(s, baseline, baseline_setting) for s in model.sims if s in model.rho}
+               if baseline is not None and baseline_setting in baseline.rho else {})
     for setting in model.sims:
-        rec: dict = {}
         if setting not in model.rho:
-            rec["vs_best"] = {"undefined": "this setting's Spearman is undefined"}
-        else:
-            d = model.difference(setting, model, best)
-            rec["vs_best"] = d | {"best": {"layer": best[0], "pooling": best[1]}, "is_best": setting == best,
-                                  "significantly_worse": setting != best and d["delta_ci95"][1] < 0}
-            if baseline is not None and baseline_setting in baseline.rho:
-                b = model.difference(setting, baseline, baseline_setting)
-                rec["vs_baseline"] = b | {"model": baseline_name,
-                                          "layer": baseline_setting[0], "pooling": baseline_setting[1],
-                                          "verdict": _verdict(b["delta_ci95"])}
-        out[setting] = rec
+            out[setting]["vs_best"] = {"undefined": "this setting's Spearman is undefined"}
+    for family, name in ((vs_best, "vs_best"), (vs_base, "vs_baseline")):
+        adjusted = adjust_p([d["p_value"] for d in family.values()], CORRECTION)
+        n_resamples = len(model.idx)
+        for (setting, d), p_adj in zip(family.items(), adjusted):
+            out[setting][name] = d | {"p_adjusted": p_adj, "correction": CORRECTION, "family_size": len(family),
+                                      "resolution": bootstrap_resolution(n_resamples, len(family))}
+    for setting, d in vs_best.items():
+        out[setting]["vs_best"] |= {"significantly_worse": _verdict(d["delta_spearman"],
+                                                                    out[setting]["vs_best"]["p_adjusted"]) == WORSE}
+    if best is not None:
+        out[best]["vs_best"] = model.difference(best, model, best) | {"significantly_worse": False}
+    for setting in model.rho:
+        out[setting]["vs_best"] |= {"best": {"layer": best[0], "pooling": best[1]}, "is_best": setting == best,
+                                    "best_chosen_on": BEST_CHOSEN_ON}
+    for setting, d in vs_base.items():
+        out[setting]["vs_baseline"] |= {"model": baseline_name, "layer": baseline_setting[0],
+                                        "pooling": baseline_setting[1],
+                                        "verdict": _verdict(d["delta_spearman"], out[setting]["vs_baseline"]["p_adjusted"])}
     return out

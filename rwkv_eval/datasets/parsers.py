@@ -215,6 +215,9 @@ STS_DOMAIN = Table(("score", "sentence 1", "sentence 2"), "sentence 1", "sentenc
 STS_DOMAIN_UNSCORED_OK = Table(STS_DOMAIN.columns, "sentence 1", "sentence 2", "score", header=False,
                                unscored_ok=True)
 
+# BIOSSES as written from the hub copy (mteb/biosses-sts): the hub's column names as the header
+BIOSSES = Table(("sentence1", "sentence2", "score"), "sentence1", "sentence2", "score")
+
 GLUE_STSB_UNLABELLED: Sequence[str] = GLUE_STSB.columns[:-1]  # GLUE's test.tsv
 
 

@@ -16,6 +16,10 @@ Sources (a data root holds one folder per set; the layouts tried are in each ent
 - SICK-R (Marelli et al., SemEval-2014 Task 1); hub ``mteb/sickr-sts`` (test only).
 - GLUE RTE and QQP (Wang et al. 2019), binary like MRPC: scored as similarity, with accuracy
   at a threshold tuned on train.
+- BIOSSES (Soğancıoğlu et al. 2017, Bioinformatics 33(14)): 100 biomedical sentence pairs
+  scored 0-4, a source STS-B was not built from; hub ``mteb/biosses-sts`` (test only). No
+  file is published in a plain layout: ``biosses/test.tsv`` is the hub's three columns
+  written as a tab-separated file with a header (README: how).
 - SemEval STS 2012-2016 (Agirre et al.), one file per domain; hub ``mteb/sts12-sts`` ...
   ``mteb/sts16-sts``. Reference code: facebookresearch/SentEval, senteval/sts.py at commit
   961edcb3160302ba28c71c58e037cc50cc68021d, reads STS12-16 per domain and drops rows with an
@@ -276,6 +280,12 @@ for _name, _table, _title in (("rte", parsers.RTE, "GLUE RTE"), ("qqp", parsers.
                 {0: 1.0, 1: 0.0} if _name == "rte" else {0: 0.0, 1: 1.0}),
         how_to_get=f"{_title}: {_GLUE_HOW} and put train.tsv and dev.tsv (header {', '.join(_table.columns)}) "
                    f"in ROOT/{_name}/"))
+
+register(DatasetSpec(
+    "biosses", "BIOSSES (biomedical)", ("test",), {"test": (Layout("biosses/test.tsv", parsers.BIOSSES),)},
+    (0.0, 4.0), binary=False, hub=Hub("mteb/biosses-sts", ("test",)),
+    how_to_get="BIOSSES: write the hub copy mteb/biosses-sts (split test) as ROOT/biosses/test.tsv with the header "
+               "sentence1, sentence2, score (tab-separated; the README has the five lines of Python)"))
 
 # The SemEval years' domains, for analyses that group by year (the OOD protocol).
 STS_DOMAINS: dict[str, tuple[str, ...]] = {f"sts{y[2:]}": d for y, d in _STS_YEARS.items()}
