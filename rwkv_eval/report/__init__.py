@@ -1,15 +1,19 @@
 """Turn a pytest-benchmark JSON of the embedding suite into a report people can read.
 
     pytest benchmarks --benchmark-json out.json
-    python -m rwkv_eval.report out.json                              # reports/<time>-<commit>/
+    python -m rwkv_eval.report out.json                              # rwkv-eval-report/<time>-<commit>/
     python -m rwkv_eval.report out.json .benchmarks/*/0001_*.json --out reports/ --name nightly
     python -m rwkv_eval.report out.json --compare compare.json --ood ood.json    # + questions I and II
 
 The first file is the run; any further files are older runs: the first of them is the
-baseline of the delta tables, all of them feed the history plot. A report folder holds
+baseline of the delta tables, all of them feed the history plot. The default root,
+rwkv-eval-report/ in the current folder, is ignored by git (.gitignore): a report of a
+local run leaves a checkout clean; --out reports/ is for runs meant to be committed. A
+report folder holds
 
-    summary.md                              provenance, Spearman by layer x pooling, gates,
-                                            cost, deltas, throughput, history
+    summary.md                              provenance, models (short name -> full id), what was
+                                            skipped, Spearman by layer x pooling, gates, cost,
+                                            deltas, throughput, history
     spearman__<model>__<dataset>-<split>.png  Spearman vs layer per pooling, CI bars, GloVe line
     cost_vs_layer.png                       seconds per pair and peak memory vs layer
     history.png                             best Spearman and time per pair across runs
@@ -53,15 +57,16 @@ from .plots import make_plots
 from .run import RANDOM_INIT_MARK, Case, Run, load_run, parse_run
 from .summary import summary_markdown
 
-__all__ = ["BIGGER_FILE", "RANDOM_INIT_MARK", "SMALLER_FILE", "SUMMARY_FILE", "Case", "Run", "build_report",
-           "layer_label", "load_run", "main", "parse_run", "write_report"]
+__all__ = ["BIGGER_FILE", "DEFAULT_OUT", "RANDOM_INIT_MARK", "SMALLER_FILE", "SUMMARY_FILE", "Case", "Run",
+           "build_report", "layer_label", "load_run", "main", "parse_run", "write_report"]
 
 BIGGER_FILE = "github-action-benchmark-bigger.json"
 SMALLER_FILE = "github-action-benchmark-smaller.json"
 SUMMARY_FILE = "summary.md"
+DEFAULT_OUT = Path("rwkv-eval-report")  # untracked (.gitignore), unlike reports/, which holds committed runs
 
 
-def build_report(run: dict, older: list[dict] | None = None, out_dir: Path = Path("reports"),
+def build_report(run: dict, older: list[dict] | None = None, out_dir: Path = DEFAULT_OUT,
                  name: str | None = None) -> Path:
     """Write summary.md, the PNGs and the github-action-benchmark files for one run.
 
@@ -69,14 +74,14 @@ def build_report(run: dict, older: list[dict] | None = None, out_dir: Path = Pat
         run: pytest-benchmark JSON (as `load_run` returns it) of the run to report.
         older: earlier runs of the same kind; older[0] is the baseline of the deltas, all
             of them go into the history.
-        out_dir: the reports root; the report goes into out_dir/name.
+        out_dir: the reports root; the report goes into out_dir/name (default rwkv-eval-report/).
         name: folder name; default "<run datetime>-<commit short id>".
 
     Returns:
         The report folder.
 
     Example:
-        >>> folder = build_report(load_run("out.json"), [load_run("old.json")], Path("reports"))  # doctest: +SKIP
+        >>> folder = build_report(load_run("out.json"), [load_run("old.json")])  # doctest: +SKIP
     """
     olds = [parse_run(o, f"older[{i}]") for i, o in enumerate(older or [])]
     return write_report(parse_run(run, "run"), olds, Path(out_dir), name)
@@ -112,16 +117,17 @@ def _write_report_files(new: Run, olds: Sequence[Run], folder: Path, name: str, 
     bigger, smaller = action_benchmark(new)
     write_json_atomic(folder / BIGGER_FILE, bigger)
     write_json_atomic(folder / SMALLER_FILE, smaller)
-    text = summary_markdown(new, olds, name, plots, note, questions).encode("utf-8")
+    text = summary_markdown(new, olds, name, plots, note, questions, compare, ood).encode("utf-8")
     write_bytes_atomic(folder / SUMMARY_FILE, lambda f: f.write(text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m rwkv_eval.report RUN.json [OLDER.json ...] [--out reports/] [--name NAME]`."""
+    """`python -m rwkv_eval.report RUN.json [OLDER.json ...] [--out rwkv-eval-report/] [--name NAME]`."""
     ap = argparse.ArgumentParser(prog="python -m rwkv_eval.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="pytest-benchmark JSON of the run to report")
     ap.add_argument("older", nargs="*", help="older runs: the first is the delta baseline, all go into the history")
-    ap.add_argument("--out", default="reports", help="reports root (default: reports/)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT),
+                    help=f"reports root (default: {DEFAULT_OUT}/, untracked; reports/ holds committed runs)")
     ap.add_argument("--name", default=None, help="report folder name (default: <datetime>-<commit>)")
     prog = "rwkv_eval.report"
     ap.error = lambda message: ap.exit(2, f"{prog}: error: {message}; see {ap.prog} --help\n")  # one line

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..records import write_bytes_atomic
 from .fmt import fmt_num, fmt_seconds, md_table, safe_name
-from .run import RANDOM_INIT_MARK, Run, number
+from .plots import label_points
+from .run import RANDOM_INIT_MARK, Run, number, short_name
 
 
 def analysis_benchmarks(run: Run, analysis: str, key: str) -> list[dict]:
@@ -45,7 +46,7 @@ def _marks(records: list[dict]) -> tuple[dict | None, dict | None, set[str]]:
 
 
 def _title(e: dict) -> str:
-    return (f"{e.get('model_key', '?')} · {e.get('aggregation_dataset', '?')}"
+    return (f"{short_name(str(e.get('model_key', '?')))} · {e.get('aggregation_dataset', '?')}"
             + ("" if e.get("trained", True) else f" · {RANDOM_INIT_MARK}"))
 
 
@@ -102,9 +103,6 @@ def aggregation_plots(plt, run: Run, out_dir: Path) -> list[str]:
                    [(r["spearman_ci95"][1] or r["spearman"]) - r["spearman"] for r in sel]]
             ax.errorbar(x, y, yerr=err, ls="none", capsize=2, alpha=0.8, ms=5,
                         label="single layer" if kind else "aggregation", **style)
-            for r in sel:
-                ax.annotate(r["aggregation"], (r["seconds_per_pair"], r["spearman"]), fontsize=6,
-                            xytext=(3, 3), textcoords="offset points")
         pts = sorted((r["seconds_per_pair"], r["spearman"]) for r in recs if r["aggregation"] in front)
         if len(pts) > 1:
             ax.plot(*zip(*pts), color="C2", lw=1, ls="--", label="Pareto front")
@@ -116,8 +114,9 @@ def aggregation_plots(plt, run: Run, out_dir: Path) -> list[str]:
         ax.set_ylabel("Spearman ρ (95% CI)")
         ax.set_title(_title(e), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        name = f"aggregation_pareto__{safe_name(str(e.get('model_key')))}__{safe_name(str(e.get('aggregation_dataset')))}.png"
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        label_points(ax, [(r["seconds_per_pair"], r["spearman"]) for r in recs], [r["aggregation"] for r in recs])
+        name = f"aggregation_pareto__{safe_name(short_name(str(e.get('model_key'))))}__{safe_name(str(e.get('aggregation_dataset')))}.png"
         write_bytes_atomic(Path(out_dir) / name, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
         plt.close(fig)
         files.append(name)

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..records import write_bytes_atomic
 from .aggregation import analysis_benchmarks
 from .fmt import fmt_num, fmt_seconds, md_table, safe_name
-from .run import RANDOM_INIT_MARK, Run, number
+from .plots import label_points
+from .run import RANDOM_INIT_MARK, Run, number, short_name
 
 
 def _setting(r: dict) -> str:
@@ -25,7 +26,7 @@ def _setting(r: dict) -> str:
 
 
 def _title(e: dict) -> str:
-    return (f"{e.get('model_key', '?')} · {e.get('exit_dataset', '?')}"
+    return (f"{short_name(str(e.get('model_key', '?')))} · {e.get('exit_dataset', '?')}"
             + ("" if e.get("trained", True) else f" · {RANDOM_INIT_MARK}"))
 
 
@@ -83,21 +84,21 @@ def early_exit_plots(plt, run: Run, out_dir: Path) -> list[str]:
                             yerr=[[r["spearman"] - (r["spearman_ci95"][0] or r["spearman"]) for r in fixed],
                                   [(r["spearman_ci95"][1] or r["spearman"]) - r["spearman"] for r in fixed]],
                             marker="o", ms=4, capsize=2, color="C0", label="fixed depth")
+            exits = [r for r in recs if r["criterion"] in ("saturation", "pair")]
             for crit, marker, color in (("saturation", "s", "C1"), ("pair", "^", "C2")):
-                sel = [r for r in recs if r["criterion"] == crit]
+                sel = [r for r in exits if r["criterion"] == crit]
                 if not sel:
                     continue
                 ax.plot([r[xkey] for r in sel], [r["spearman"] for r in sel], ls="none", marker=marker, color=color,
                         ms=7, label=f"early exit: {crit}")
-                for r in sel:
-                    ax.annotate(_setting(r).split(" ", 1)[1], (r[xkey], r["spearman"]), fontsize=6,
-                                xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel(xlabel)
             ax.grid(alpha=0.3)
+            label_points(ax, [(r[xkey], r["spearman"]) for r in exits], [_setting(r).split(" ", 1)[1] for r in exits])
         axes[0].set_ylabel("Spearman ρ")
-        axes[0].legend(fontsize=8, loc="best")
+        axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       frameon=False)
         fig.suptitle(_title(e), fontsize=10)
-        name = f"early_exit__{safe_name(str(e.get('model_key')))}__{safe_name(str(e.get('exit_dataset')))}.png"
+        name = f"early_exit__{safe_name(short_name(str(e.get('model_key'))))}__{safe_name(str(e.get('exit_dataset')))}.png"
         write_bytes_atomic(Path(out_dir) / name, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
         plt.close(fig)
         files.append(name)

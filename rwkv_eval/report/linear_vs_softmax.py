@@ -8,7 +8,7 @@ from typing import Any
 
 from ..records import write_bytes_atomic
 from .fmt import fmt_interval, fmt_num, fmt_published, fmt_rho, fmt_seconds, md_table
-from .run import Run, number, read_json
+from .run import Run, number, read_json, short_name
 
 DEPTH_PLOT = "linear_vs_softmax__rho_vs_depth.png"
 LENGTH_PLOT = "linear_vs_softmax__cost_vs_length.png"
@@ -37,7 +37,7 @@ def accuracy_lines(compare: dict) -> list[str]:
     recs = compare["records"]
     if not recs:
         return ["No compare records.", ""]
-    out = [f"A = `{recs[0]['model_a']}`, B = `{recs[0]['model_b']}`. Δρ = ρ(A) − ρ(B) on the same pairs; "
+    out = [f"A = {short_name(recs[0]['model_a'])}, B = {short_name(recs[0]['model_b'])}. Δρ = ρ(A) − ρ(B) on the same pairs; "
            "paired: both models on the same bootstrap resamples; unpaired: independent resamples (what "
            "comparing two separate CIs amounts to). Layer (relative depth = (k+1)/L); an aggregation of "
            "layers (`--aggregate`) has no depth.", ""]
@@ -62,7 +62,7 @@ def accuracy_lines(compare: dict) -> list[str]:
             s = sel[side]
             for kind in ("selected", "oracle"):
                 x = s[kind]
-                srows.append((s["model"], kind if kind == "selected" else "oracle — " + x.get("label", ""),
+                srows.append((short_name(s["model"]), kind if kind == "selected" else "oracle — " + x.get("label", ""),
                               f"{x['layer']}{_depth(x.get('depth'))}", x["pooling"],
                               fmt_rho(number(x.get("spearman_validation"))), fmt_rho(number(x.get("spearman_test")))))
         out += [f"Selection on {sel['a']['selected_on']}, reported on {sel['a']['reported_on']}:", ""]
@@ -130,7 +130,7 @@ def make_plots(plt, run: Run, compare: dict | None, out_dir: Path) -> list[str]:
                     ys = [y for _, y, _ in pts]
                     err = [[y - ci[0] for _, y, ci in pts], [ci[1] - y for _, y, ci in pts]]
                     ax.errorbar(xs, ys, yerr=err, marker="os"[side == "b"], capsize=3, color=color,
-                                ls=["-", "--", ":", "-."][j % 4], label=f"{recs[0]['model_' + side]} {p}")
+                                ls=["-", "--", ":", "-."][j % 4], label=f"{short_name(recs[0]['model_' + side])} {p}")
             ax.set_xlabel("relative depth (k+1)/L")
             ax.set_ylabel("Spearman ρ (95% CI)")
             ax.set_title(f"ρ vs relative depth on {recs[0]['dataset']}/{recs[0]['split']}", fontsize=10)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..records import write_bytes_atomic
 from .fmt import fmt_interval, fmt_num, fmt_published, fmt_rho, md_table
-from .run import number, read_json
+from .run import number, read_json, short_name
 
 DEGRADATION_PLOT = "ood__degradation_per_domain.png"
 
@@ -34,13 +34,13 @@ def ood_section(ood: dict) -> list[str]:
     for m in models:
         s = m["selection"]
         sel, ora = s["selected"], s["oracle"]
-        rows.append((m["model"], f"{sel['layer']} / {sel['pooling']}", fmt_rho(number(sel.get("spearman_test"))),
+        rows.append((short_name(m["model"]), f"{sel['layer']} / {sel['pooling']}", fmt_rho(number(sel.get("spearman_test"))),
                      f"{ora['layer']} / {ora['pooling']}", fmt_rho(number(ora.get("spearman_test"))),
                      fmt_num(number(m["spread"].get("std")), ".3f"), fmt_num(number(m["spread"].get("range")), ".3f")))
     out += md_table(("model", "selected (layer / pooling)", "ρ in-domain", "oracle: best on in-domain test",
                      "oracle ρ", "spread std", "spread range"), rows)
     names = [r["domain"] for r in models[0]["domains"] + models[0]["aggregates"]]
-    header = ["domain", "pairs"] + [f"{m['model']} ρ / degradation [95% CI]" for m in models]
+    header = ["domain", "pairs"] + [f"{short_name(m['model'])} ρ / degradation [95% CI]" for m in models]
     table = []
     for d in names:
         cells = [d]
@@ -57,7 +57,7 @@ def ood_section(ood: dict) -> list[str]:
             "selected setting (full sets only).", ""]
     out += md_table(header, table)
     for p in ood.get("pairs", []):
-        out += [f"**{p['linear']}** (linear) vs **{p['softmax']}** (softmax): Δ = degradation(linear) − "
+        out += [f"**{short_name(p['linear'])}** (linear) vs **{short_name(p['softmax'])}** (softmax): Δ = degradation(linear) − "
                 "degradation(softmax); *smaller* when the whole CI is below 0.", ""]
         prow = [(r["domain"], fmt_rho(number(r.get("degradation_linear"))), fmt_rho(number(r.get("degradation_softmax"))),
                  fmt_rho(number(r.get("delta_degradation"))) + fmt_interval(r.get("delta_ci95")),
@@ -86,7 +86,7 @@ def make_plots(plt, ood: dict, out_dir: Path) -> list[str]:
             ys.append(r["degradation"])
             lo.append(r["degradation"] - (ci[0] if number(ci[0]) is not None else r["degradation"]))
             hi.append((ci[1] if number(ci[1]) is not None else r["degradation"]) - r["degradation"])
-        ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=2, color=f"C{i}", label=m["model"])
+        ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=2, color=f"C{i}", label=short_name(m["model"]))
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(range(len(domains)), domains, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel(f"degradation ρ({ood['in_domain']}) − ρ(domain)")

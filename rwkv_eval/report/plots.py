@@ -60,6 +60,51 @@ def _seconds_axis(ax) -> None:
     ax.yaxis.set_minor_formatter(EngFormatter(unit="s") if ax.get_yscale() == "linear" else "")
 
 
+def label_points(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], fontsize: float = 7) -> None:
+    """Write labels[i] next to points[i] with no label over another label or over a point.
+
+    Method labels placed at a fixed offset pile up wherever points crowd (the layers of a
+    small model cost nearly the same), so each label, nearest-to-the-left first, takes the
+    first free spot on rings of growing radius around its point, inside the axes; one moved
+    off its point gets a thin leader line. Call it after everything else is drawn: it fixes
+    the axis limits."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72  # offsets are in points, boxes in pixels
+    dots = [ax.transData.transform(p) for p in points]
+    taken = [Bbox.from_extents(x - 3 * scale, y - 3 * scale, x + 3 * scale, y + 3 * scale) for x, y in dots]
+    spots = [(r * math.cos(a), r * math.sin(a)) for r in (5, 12, 20, 30, 42, 56)
+             for a in (math.radians(d) for d in (30, -30, 150, -150, 90, -90, 0, 180, 60, -60, 120, -120))]
+    for i in sorted(range(len(points)), key=lambda i: (dots[i][0], dots[i][1])):
+        best = None
+        for dx, dy in spots:
+            text = ax.annotate(labels[i], points[i], xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               ha="left" if dx > 1 else "right" if dx < -1 else "center",
+                               va="bottom" if dy > 1 else "top" if dy < -1 else "center")
+            box = text.get_window_extent(renderer).padded(1.5 * scale)
+            clash = sum(box.overlaps(b) for b in taken) + 10 * (not frame.contains(box.x0, box.y0)
+                                                               or not frame.contains(box.x1, box.y1))
+            if best is None or clash < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (clash, text, box, (dx, dy))
+            else:
+                text.remove()
+            if clash == 0:
+                break
+        _, text, box, (dx, dy) = best
+        taken.append(box)
+        if math.hypot(dx, dy) > 6:
+            ax.annotate("", points[i], xytext=(dx, dy), textcoords="offset points",
+                        arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkA=0, shrinkB=2))
+
+
 def _save(fig, path: Path) -> None:
     write_bytes_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
 
@@ -145,9 +190,7 @@ def _plot_cost(plt, run: Run, out_dir: Path) -> list[str]:
         ax_t.set_yscale("log")
     ax_t.set_ylabel("time per pair\n(median over cases)")
     _seconds_axis(ax_t)
-    kinds = sorted({r[7] for r in rows if r[7]})
-    ax_m.set_ylabel("peak memory MB")
-    ax_m.set_title(f"memory: {'; '.join(kinds)}", fontsize=9)
+    ax_m.set_ylabel("peak memory MB\n(method: summary.md)")
     _layer_ticks(ax_m, x)
     devices = sorted({f"{c.extra.get('device', '?')} {c.extra.get('dtype', '')}".strip() for c in run.cases})
     ax_t.set_title(f"cost vs layer — {', '.join(devices)}", fontsize=10)

