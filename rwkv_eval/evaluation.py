@@ -325,7 +325,7 @@ def encode_settings(encoder: Encoder, sentences: Sequence[str], layers: Sequence
     stats = EncodeStats(len(sentences), *counts, time.perf_counter() - t0, batch_size,
                         n_encoded=len(sentences) if missing else 0, cache_hits=len(wanted) - len(missing),
                         cache_misses=len(missing) if cache is not None else 0)
-    return {s: vectors[s] for s in wanted}, stats
+    return {s: vectors[s] for s in wanted if s in vectors}, stats  # what the encoder gave, in order
 
 
 def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer], poolings: Sequence[str],

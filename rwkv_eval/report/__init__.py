@@ -49,6 +49,7 @@ from ..records import Terminated, check_writable, terminate_raises, write_bytes_
 from .aggregation import aggregation_plots
 from .early_exit import early_exit_plots
 from . import linear_vs_softmax
+from . import diagnostics as diagnostics_report
 from . import ood as ood_report
 from .export import action_benchmark
 from .fmt import default_name
@@ -88,12 +89,12 @@ def build_report(run: dict, older: list[dict] | None = None, out_dir: Path = DEF
 
 
 def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None = None,
-                 compare: dict | None = None, ood: dict | None = None) -> Path:
+                 compare: dict | None = None, ood: dict | None = None, diagnostics: list[dict] | None = None) -> Path:
     """build_report on parsed runs (whose `source` names their file).
 
     compare, ood: the JSON of `rwkv-eval compare --output` / `rwkv-eval ood --output`, for
     the sections of questions I and II (question I also shows the run's length-scaling
-    benchmarks)."""
+    benchmarks); diagnostics: the JSONs of `rwkv-eval evaluate --diagnostics --output`."""
     name = name or default_name(new)
     if name in (".", "..") or "/" in name or "\\" in name or not name.strip():
         raise ValueError(f"report name {name!r} is not a plain folder name; pass e.g. --name nightly-2026-11-26")
@@ -112,6 +113,9 @@ def _write_report_files(new: Run, olds: Sequence[Run], folder: Path, name: str, 
     if ood:
         extra.append(lambda plt, out: ood_report.make_plots(plt, ood, out))
         questions += ood_report.ood_section(ood)
+    if diagnostics:
+        extra.append(lambda plt, out: diagnostics_report.make_plots(plt, diagnostics, out))
+        questions += diagnostics_report.diagnostics_section(diagnostics)
     extra += [lambda plt, out: aggregation_plots(plt, new, out), lambda plt, out: early_exit_plots(plt, new, out)]
     plots, note = make_plots(new, olds, folder, extra)
     bigger, smaller = action_benchmark(new)
@@ -133,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.error = lambda message: ap.exit(2, f"{prog}: error: {message}; see {ap.prog} --help\n")  # one line
     ap.add_argument("--compare", default=None, help="`rwkv-eval compare --output` JSON: question I section")
     ap.add_argument("--ood", default=None, help="`rwkv-eval ood --output` JSON: question II section")
+    ap.add_argument("--diagnostics", action="append", default=[],
+                    help="`rwkv-eval evaluate --diagnostics --output` JSON (repeatable): layer diagnostics section")
     args = ap.parse_args(argv)
     try:
         check_writable(args.out, "--out", folder=True)  # the folder that holds the reports
@@ -141,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             olds = [parse_run(load_run(p), p) for p in args.older]
             compare = load_compare(args.compare) if args.compare else None
             ood = ood_report.load_ood(args.ood) if args.ood else None
-            folder = write_report(new, olds, Path(args.out), args.name, compare, ood)
+            diagnostics = [diagnostics_report.load_diagnostics(p) for p in args.diagnostics]
+            folder = write_report(new, olds, Path(args.out), args.name, compare, ood, diagnostics)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
