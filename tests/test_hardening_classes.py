@@ -515,3 +515,12 @@ def test_an_unreachable_hub_is_one_line_saying_how_to_work_offline(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 4 and "Traceback" not in out and "Retrying" not in out, out[-3000:]
     assert "hub at http://127.0.0.1:9 is unreachable" in out and "HF_HUB_OFFLINE=1" in out
+
+
+def test_a_subset_larger_than_the_set_is_a_warning_and_recorded(tmp_path, capsys, glove_txt):
+    out = tmp_path / "c.json"
+    assert cli.main(["compare", "--model", str(glove_txt), "--model", str(glove_txt), "--dataset", "stsb-sample",
+                     "--subset", "100000", "--resamples", "10", "--output", str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rwkv-eval: warning: ")]
+    assert len(warnings) == 1 and "--subset 100000: stsb-sample test has only" in warnings[0], warnings
+    assert json.loads(out.read_text())["warnings"] == [warnings[0].removeprefix("rwkv-eval: warning: ")]
