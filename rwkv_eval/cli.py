@@ -218,6 +218,13 @@ def data_warnings(record: dict) -> list[str]:
     return out
 
 
+def subset_warnings(sets, n: int | None, option: str) -> list[str]:
+    """A --subset / --max-pairs larger than a set keeps every pair of it (datasets.sample): said on
+    stderr and in the output's "warnings", never a silent "all"."""
+    return [f"{option} {n}: {s.name} {s.split} has only {len(s)} pairs; all of them are used"
+            for s in sets if n is not None and len(s) < n]
+
+
 def _fmt(v) -> str:
     if v is None:
         return "undefined"
@@ -363,13 +370,16 @@ def cmd_exit(args: argparse.Namespace) -> int:
     if args.max_pairs is not None:
         pairs = sample(pairs, args.max_pairs, cfg.seed)
         tune = tune and sample(tune, args.max_pairs, cfg.seed)
+    warnings = subset_warnings([pairs, *([tune] if tune else [])], args.max_pairs, "--max-pairs")
     enc, _ = load_model(cfg)
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
                          rounds=args.rounds, select_after_full_pass=args.select_after_full_pass)
     env = environment(enc.device) | {"seed": cfg.seed}
     records = [r | env for r in records]
     if args.output:
-        write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
+        write_json_atomic(args.output, {"config": asdict(cfg), "records": records, "warnings": warnings})
+    for message in warnings:
+        warn(message)
     cols = ("criterion", "tau", "epsilon", "patience", "depth", "mean_layers", "spearman", "seconds_per_pair",
             "speedup", "accuracy", "f1")
     print(to_json(records) if args.json else
@@ -409,6 +419,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              f"{args.dataset} has none")
         sets.append(sample(load_pairs(args.dataset, args.select_on, args.data_dir, default_root=_data_root()),
                            args.subset, args.seed))
+    warnings = subset_warnings(sets, args.subset, "--subset")
     models = load_models(cfgs, args.aggregate)  # both loaded and checked before any encoding
     a, b = (score_sets(enc, sets, layers, cfg.poolings, batch_size=cfg.batch_size, aggregations=args.aggregate,
                        cache=cache)
@@ -427,7 +438,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     records = [r | env for r in records]
     if args.output:
         write_json_atomic(args.output, {"kind": "compare", "config": [asdict(c) for c in cfgs],
-                                        "selection": selection, "records": records})
+                                        "selection": selection, "records": records, "warnings": warnings})
+    for message in warnings:
+        warn(message)
     print(to_json(records) if args.json else compare_table(records))
     return 0
 
@@ -480,9 +493,12 @@ def cmd_ood(args: argparse.Namespace) -> int:
               for (enc, layers), cfg in zip(models, cfgs)]
     result = ood_analysis(scored, pairs, n_resamples=args.resamples, seed=cfgs[0].seed, overlap=sets.overlap)
     result |= {"missing_domains": list(sets.missing), "stsb_dev_test_shared_pairs": sets.stsb_shared,
-               "config": [asdict(c) for c in cfgs], "environment": environment(models[0][0].device)}
+               "config": [asdict(c) for c in cfgs], "environment": environment(models[0][0].device),
+               "warnings": subset_warnings(sets.all, args.subset, "--subset")}
     if args.output:
         write_json_atomic(args.output, result)
+    for message in result["warnings"]:
+        warn(message)
     print(to_json(result) if args.json else ood_table(result))
     return 0
 

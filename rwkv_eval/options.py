@@ -109,10 +109,10 @@ def number_list(text: str, option: str, example: str = "0.99,0.995") -> list[flo
 
     items = [x.strip() for x in text.split(",")]
     values = [parse_number(x) for x in items]
-    if not text.strip() or None in values:
-        bad = items[values.index(None)] if text.strip() and any(items) else None
-        bad = "an empty list" if bad is None else "an empty item" if not bad else f"{bad!r} is not one"
-        raise ValueError(f"{option} takes comma-separated finite numbers, e.g. {example}; got {text!r} ({bad})")
+    if None in values:
+        bad = items[values.index(None)]
+        why = "an empty list" if not any(items) else "an empty item" if not bad else f"{bad!r} is not one"
+        raise ValueError(f"{option} takes comma-separated finite numbers, e.g. {example}; got {text!r} ({why})")
     return values
 
 

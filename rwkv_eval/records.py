@@ -222,9 +222,13 @@ def write_files_atomic(parts: Sequence[tuple[str | Path, Callable]]) -> list[Pat
                     check_writable(path)
                 for tmp, path in zip(temps, paths):
                     os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             for tmp in temps:
                 Path(tmp).unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.filename is None:  # ENOSPC, EIO: errno text alone names no file
+                kept = "left as they were" if len(paths) > 1 else "left as it was"
+                raise OSError(e.errno, f"writing {', '.join(map(str, paths))}: {e.strerror or e}; nothing was "
+                                       f"replaced (any previous file {kept})") from e
             raise
     return paths
 

@@ -176,6 +176,10 @@ class Table:
             gold.append(self._gold(f[ig], loc, gold_range))
             s1.append(sentence(f[i1], loc, self.sentence1))
             s2.append(sentence(f[i2], loc, self.sentence2))
+        if not gold:  # else the first sign would be an encoder's "no sentences", far from the file
+            raise DatasetFormatError(f"{where}: no pairs" + (f" with a score ({skipped} unscored rows)" if skipped
+                                                             else "") + "; expected tab-separated rows of "
+                                     + ", ".join(self.columns))
         return Parsed(tuple(s1), tuple(s2), tuple(gold), skipped)
 
     def _after_header(self, table_rows: Rows, where: str) -> Rows:

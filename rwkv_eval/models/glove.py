@@ -63,22 +63,27 @@ def _from_kumo_wheel() -> tuple[KeyedVectors, str, str]:
 def _check_text_vectors(path: Path) -> bool:
     """Check the rows of a GloVe/word2vec text file; return whether it has a word2vec header.
 
-    gensim reads a short row by repeating values and a duplicate word as a None key: each
-    would change results silently, so each is an error naming the line. (Values are parsed,
+    gensim reads a short row by repeating values, a duplicate word as a None key, as many rows
+    as a word2vec header says, and a BOM as part of the first word: each would change results
+    silently, so each is an error naming the file (and the line). (Values are parsed,
     and checked for NaN/inf, once, by gensim and `_from_file`.)
     """
     expected = "expected lines 'word v1 v2 ...' with the same number of values"
     words: set[str] = set()
-    dim = has_header = None
+    dim = header = None
     with open(path, "rb") as f:
         for n, raw in enumerate(f, start=1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):  # gensim would make it part of the first word
+                raise ValueError(f"{path} starts with a byte-order mark (BOM, bytes EF BB BF), which GloVe/word2vec "
+                                 "files do not have: it would become part of the first word. Remove it, e.g. "
+                                 f"sed -i '1s/^\\xEF\\xBB\\xBF//' {path}")
             try:
                 fields = raw.decode("utf-8").rstrip("\r\n").rstrip(" ").split(" ")
             except UnicodeDecodeError as e:
                 raise ValueError(f"{path} is not a GloVe/word2vec text file: line {n} is not UTF-8 "
                                  f"(byte {raw[e.start]:#04x}); {expected}") from e
-            if n == 1 and len(fields) == 2 and all(t.isdigit() for t in fields):
-                has_header = True
+            if n == 1 and len(fields) == 2 and all(t.isascii() and t.isdigit() for t in fields):
+                header = int(fields[0]), int(fields[1])
                 continue
             if dim is None:
                 dim = len(fields) - 1
@@ -90,7 +95,11 @@ def _check_text_vectors(path: Path) -> bool:
             words.add(fields[0])
     if dim is None:
         raise ValueError(f"{path} is not a GloVe/word2vec text file: it holds no vectors; {expected}")
-    return bool(has_header)
+    if header is not None and header != (len(words), dim):
+        # gensim reads as many rows as the header says: an undercount drops the rest silently
+        raise ValueError(f"{path}: the word2vec header says {header[0]} words of {header[1]} values, the file holds "
+                         f"{len(words)} words of {dim}; correct line 1 to '{len(words)} {dim}'")
+    return header is not None
 
 
 def _from_file(path: Path) -> tuple[KeyedVectors, str, str]:

@@ -374,10 +374,32 @@ def load_hf(
         missing = sorted(info["missing_keys"])
         raise ValueError(f"{spec}: {len(missing)} weights missing from the checkpoint (e.g. {missing[:3]}); "
                          f"{type(model).__name__} would use random values for them")
+    if unused := _unused_weights(model, info.get("unexpected_keys") or ()):
+        raise ValueError(f"{spec}: {len(unused)} weights of the checkpoint fit no part of the model built from its "
+                         f"config.json (e.g. {unused[:3]}): config.json and the weights disagree (fewer layers in the "
+                         "config than in the weights?), so 'final' and the layer numbers would be wrong. Use the "
+                         "config.json that came with these weights")
     model.eval().requires_grad_(False)
     device = torch.device(device)
     model.to(device)
     tok, tok_name = _load_tokenizer(tokenizer, source, revision, trust_remote_code)
+    vocab = getattr(model.config, "vocab_size", None)
+    if (tokenizer is None and isinstance(tok, PreTrainedTokenizerBase) and isinstance(vocab, int)
+            and 2 * len(tok) < vocab):
+        # AutoTokenizer builds a tokenizer of special tokens only when the vocabulary files are absent
+        raise ValueError(f"{spec}: its tokenizer has {len(tok)} tokens for a model of vocab_size {vocab}: the "
+                         "tokenizer files (tokenizer.json, vocab.txt, vocab.json + merges.txt, *.model) are missing "
+                         "or incomplete; copy them from the model's repository into the directory")
     rev = weights_sha or _hub_commit(spec, revision, config)
     return HFEncoder(model, tok, name=spec, revision=rev, device=device, dtype=dtype, max_length=max_length,
                      tokenizer_name=tok_name, remote_code=needs_remote)
+
+
+def _unused_weights(model: torch.nn.Module, unexpected: Sequence[str]) -> list[str]:
+    """The unexpected checkpoint keys that name a part of this model (its blocks, embeddings, ...),
+    not a head AutoModel leaves out (lm_head, cls.*, pooler of another class): such a key means the
+    config built a smaller model than the weights describe (e.g. num_hidden_layers too low)."""
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    parts = {name.split(".")[0] for name, _ in model.named_modules() if name}
+    return sorted(k for k in unexpected if k.removeprefix(prefix + ".").split(".")[0] in parts)
+

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import records
 from ..encoder import layer_id as layer_label
 
 RANDOM_INIT_MARK = "⚠ random-init, accuracy meaningless"
@@ -101,16 +102,9 @@ def load_run(path: str | Path) -> dict:
 
 
 def read_json(path: str | Path, expected: str) -> Any:
-    """The JSON in `path`, or an error naming the file and `expected` (what to pass instead)."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; pass {expected}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass {expected}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not JSON ({e}); expected {expected}") from e
+    """The JSON in `path`, or an error naming the file and `expected` (what to pass instead);
+    a FIFO or device is refused before it is opened (records.read_json)."""
+    return records.read_json(path, str(path), expected)
 
 
 # Fields a report reads, and the JSON types they may have (None: null or absent). Anything

@@ -165,7 +165,8 @@ def load_references_file(path: str | Path) -> dict[str, Reference]:
     hint = "expected {\"references\": {KEY: {\"spearman\": NUMBER, \"tolerance\": NUMBER (optional)}}}; " \
            "write it with `python -m rwkv_eval.suite.thresholds RUN.json`"
     try:
-        doc = read_json(path, f"references file {path}", f"--thresholds FILE (default benchmarks/thresholds.json); {hint}")
+        doc = read_json(path, f"references file {path}",
+                        f"--thresholds FILE (default benchmarks/thresholds.json); {hint}")
     except OSError as e:  # missing or unreadable: a usage error, as the callers report ValueErrors
         raise ValueError(str(e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("references"), dict):

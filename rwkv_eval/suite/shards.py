@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     m = sub.add_parser("merge", help="merge the benchmark JSONs of shards 1..N into one")
     m.add_argument("inputs", nargs="+", type=Path)
     m.add_argument("-o", "--output", type=Path, required=True)
+    ap.error = lambda message: ap.exit(2, f"rwkv_eval.suite.shards: error: {message}; see {ap.prog} --help\n")
     args = ap.parse_args(argv)
     try:
         check_writable(args.output, "-o")  # before reading the shards

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=real_number(0), default=None,
                     help="tolerance for these cases (default: measured noise of their device and dtype)")
     ap.add_argument("--only-missing", action="store_true", help="add references for new cases, keep existing ones")
+    ap.error = lambda message: ap.exit(2, f"thresholds: error: {message}; see {ap.prog} --help\n")  # one line
     args = ap.parse_args(argv)
     try:
         doc = refresh(args.run_json, args.file, args.tolerance, args.only_missing)
