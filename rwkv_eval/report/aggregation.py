@@ -115,7 +115,10 @@ def aggregation_plots(plt, run: Run, out_dir: Path) -> list[str]:
         ax.set_title(_title(e), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        label_points(ax, [(r["seconds_per_pair"], r["spearman"]) for r in recs], [r["aggregation"] for r in recs])
+        # a weighted sum's name lists every weight: the plot shows its kind, the table the weights
+        label_points(ax, [(r["seconds_per_pair"], r["spearman"]) for r in recs],
+                     [r["aggregation"] if len(r["aggregation"]) <= 28 else r["aggregation"].split("[")[0] + "[…]"
+                      for r in recs])
         name = f"aggregation_pareto__{safe_name(short_name(str(e.get('model_key'))))}__{safe_name(str(e.get('aggregation_dataset')))}.png"
         write_bytes_atomic(Path(out_dir) / name, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
         plt.close(fig)

@@ -66,8 +66,9 @@ def label_points(ax, points: Sequence[tuple[float, float]], labels: Sequence[str
     Method labels placed at a fixed offset pile up wherever points crowd (the layers of a
     small model cost nearly the same), so each label, nearest-to-the-left first, takes the
     first free spot on rings of growing radius around its point, inside the axes; one moved
-    off its point gets a thin leader line. Call it after everything else is drawn: it fixes
-    the axis limits."""
+    off its point gets a thin leader line. A point keeps clear a square of 7 points around
+    it, room for the large markers that flag a point (final layer, best). Call it after
+    everything else is drawn: it fixes the axis limits."""
     from matplotlib.transforms import Bbox
 
     fig = ax.figure
@@ -78,8 +79,8 @@ def label_points(ax, points: Sequence[tuple[float, float]], labels: Sequence[str
     frame = ax.get_window_extent(renderer)
     scale = fig.dpi / 72  # offsets are in points, boxes in pixels
     dots = [ax.transData.transform(p) for p in points]
-    taken = [Bbox.from_extents(x - 3 * scale, y - 3 * scale, x + 3 * scale, y + 3 * scale) for x, y in dots]
-    spots = [(r * math.cos(a), r * math.sin(a)) for r in (5, 12, 20, 30, 42, 56)
+    taken = [Bbox.from_extents(x - 7 * scale, y - 7 * scale, x + 7 * scale, y + 7 * scale) for x, y in dots]
+    spots = [(r * math.cos(a), r * math.sin(a)) for r in (8, 14, 22, 32, 44, 58)
              for a in (math.radians(d) for d in (30, -30, 150, -150, 90, -90, 0, 180, 60, -60, 120, -120))]
     for i in sorted(range(len(points)), key=lambda i: (dots[i][0], dots[i][1])):
         best = None
@@ -133,8 +134,9 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
                 ys = [c.spearman for c in pc]
                 err = [[c.spearman - (c.ci_low if c.ci_low is not None else c.spearman) for c in pc],
                        [(c.ci_high if c.ci_high is not None else c.spearman) - c.spearman for c in pc]]
-                ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, lw=1.5, label=f"{m} {p}")
+                ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=3, lw=1.5, label=p)  # the title names m
             styles = ["--", ":", "-."]
+            bands = False  # the band's meaning goes into the legend once
             for j, r in enumerate(refs):
                 ref_cases = sorted((c for c in cases if c.model_key == r), key=lambda c: pooling_sort(c.pooling))
                 for k, c in enumerate(ref_cases):
@@ -142,10 +144,11 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
                         continue
                     color = f"C{len(poolings) + j * 2 + k}"
                     ax.axhline(c.spearman, color=color, ls=styles[(j + k) % 3], lw=1.3,
-                               label=f"{r} {c.pooling} ({layer_label(c.layer)})"
-                                     + ("" if c.trained else " random-init") + "\nband: its 95% CI")
+                               label=f"{r} {c.pooling} ({layer_label(c.layer)})" + ("" if c.trained else " random-init"))
                     if c.ci_low is not None and c.ci_high is not None:
-                        ax.axhspan(c.ci_low, c.ci_high, color=color, alpha=0.10, lw=0)
+                        ax.axhspan(c.ci_low, c.ci_high, color=color, alpha=0.10, lw=0,
+                                   label="_nolegend_" if bands else "band: a reference line's 95% CI")
+                        bands = True
             undefined = [c for c in mc if c.spearman is None]
             _layer_ticks(ax, x)
             ax.set_ylabel("Spearman ρ (95% CI)")
