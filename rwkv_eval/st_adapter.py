@@ -26,11 +26,11 @@ in the CLI and the profiles) behind the two interfaces embedding people use:
 
 Why a plain class and not a `SentenceTransformer` assembled from a custom module (our
 encoder at a layer giving token embeddings + mask) and ST's own `Pooling`: the vectors
-must be the ones `evaluation.evaluate` scores. Our five poolings (pooling.py) include two
-ST's Pooling lacks (first_last, and mean/max that give a zero vector for a sentence with
-no token), several layers are combined *after* pooling, and GloVe is no torch module
-that ST could move between devices; a module route would need a second pooling
-implementation and (B, T, D) states of every layer leaving the encoder. The plain class
+must be the ones `evaluation.evaluate` scores. Our poolings (pooling.py) include
+first_last, which ST's Pooling lacks, and pool a sentence with no token to a zero vector;
+several layers are combined *after* pooling; GloVe is no torch module that ST could move
+between devices. A module route would need a second pooling implementation and (B, T, D)
+states of every layer leaving the encoder. The plain class
 is one call to `Encoder.encode` plus argument handling; what it cannot honour
 (`precision` other than float32, `prompt`, token embeddings, multi-process pools,
 unknown keywords) is refused by name rather than ignored. sentence-transformers and mteb
