@@ -391,3 +391,20 @@ def test_point_labels_never_overlap():
     clashes = [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
     assert not clashes, f"labels overlap: {[(labels[i], labels[j]) for i, j in clashes]}"
     assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
+
+
+def test_merged_shards_keep_every_shards_models_and_skipped_tests():
+    from rwkv_eval.suite.shards import merge
+
+    def shard(i: int) -> dict:
+        return {"rwkv_shard": {"profile": "smoke", "count": 2, "datasets": ["stsb-sample-test"], "index": i,
+                               "models": [f"m{i}"]},
+                "benchmarks": [{"fullname": f"t[m{i}]", "extra_info": {"model_key": f"m{i}"}}],
+                "rwkv_eval_run": {"profile": "smoke", "notes": ["dataset x: skipped"],
+                                  "models": [{"key": f"m{i}", "spec": f"/ckpt/m{i}.pth"}],
+                                  "skipped_tests": [{"test": f"t[s{i}]", "reason": "needs CUDA"}]}}
+
+    meta = merge([shard(2), shard(1)])["rwkv_eval_run"]  # in shard order, whatever the order given
+    assert [m["key"] for m in meta["models"]] == ["m1", "m2"]
+    assert [t["test"] for t in meta["skipped_tests"]] == ["t[s1]", "t[s2]"]
+    assert meta["notes"] == ["dataset x: skipped"]
