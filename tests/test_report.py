@@ -223,12 +223,29 @@ def path_run() -> dict:
                   "dataset sickr-test not found under the data root (unset): skipped",
                   "rwkv6-random-smoke: random-init RWKV-6 (seeded)"],
         "skipped_tests": [{"test": f"benchmarks/test_x.py::test_y[{i}]", "reason": "needs CUDA"} for i in range(5)]}
+    # the analyses of the same model; twelve layers that cost nearly the same
+    ci = lambda r: [r - 0.1, r + 0.1]  # noqa: E731
+    agg = [{"aggregation": f"L{k}", "kind": "single", "depth": k + 1, "spearman": 0.5 + k * 1e-3,
+            "spearman_ci95": ci(0.5), "seconds_per_pair": 1e-3 + k * 1e-6, "is_final_layer": k == 11, "n_pairs": 64,
+            "pooling": "mean"} for k in range(12)]
+    agg += [{"aggregation": f"layer_mean[0..{k}]", "kind": "layer_mean", "depth": k + 1, "spearman": 0.5,
+             "spearman_ci95": ci(0.5), "seconds_per_pair": 1e-3, "n_pairs": 64, "pooling": "mean"} for k in range(4)]
+    exits = [{"criterion": "fixed", "depth": k, "mean_layers": k + 1, "spearman": 0.5, "spearman_ci95": ci(0.5),
+              "seconds_per_pair": 1e-3 * (k + 1), "n_pairs": 24, "pooling": "mean", "n_layers": 12} for k in range(12)]
+    exits += [{"criterion": "saturation", "tau": t, "patience": 1, "mean_layers": 12, "spearman": 0.5,
+               "spearman_ci95": ci(0.5), "seconds_per_pair": 0.012, "exit_mode": "per sentence"}
+              for t in (1.0, 0.999, 0.995, 0.99)]
+    for analysis, records, where in (("aggregation", agg, "aggregation_dataset"), ("early_exit", exits, "exit_dataset")):
+        run["benchmarks"].append({"name": f"test_{analysis}[x]", "stats": {"mean": 1.0}, "extra_info": {
+            "analysis": analysis, "model_key": LONG_PATH, "trained": True, where: "stsb-test",
+            analysis: records}})
     return run
 
 
 @pytest.fixture(scope="module")
 def path_report(tmp_path_factory) -> tuple[Path, list[str]]:
-    """(report folder, every text drawn in any of its figures)."""
+    """(report folder, every text drawn in any of its figures); asserts on the way that no
+    two point labels of a figure overlap."""
     from matplotlib.figure import Figure
     from matplotlib.text import Text
 
@@ -238,6 +255,13 @@ def path_report(tmp_path_factory) -> tuple[Path, list[str]]:
 
     def spy(fig, *args, **kwargs):
         texts.extend(t.get_text() for t in fig.findobj(Text))
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            labels = [t for t in ax.texts if t.get_text()]
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            clashes = [(labels[i].get_text(), labels[j].get_text())
+                       for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+            assert not clashes, f"overlapping labels in {ax.get_title() or fig.texts}: {clashes}"
         return savefig(fig, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -268,7 +292,10 @@ def test_short_names_everywhere_full_id_once_in_the_model_table(path_report):
         f"| tiny-rwkv-6v0-1m-final | `{LONG_PATH}` | = file sha256 | `{SHA}` | trained |")
     assert row(models, "rwkv6-random-smoke").endswith("| random init |")
     assert row(section(md, "### mrpc / validation"), "tiny-rwkv-6v0-1m-final", "L03")
-    assert (folder / "spearman__tiny-rwkv-6v0-1m-final__mrpc-validation.png").is_file()
+    for png in ("spearman__tiny-rwkv-6v0-1m-final__mrpc-validation.png",
+                "aggregation_pareto__tiny-rwkv-6v0-1m-final__stsb-test.png", "early_exit__tiny-rwkv-6v0-1m-final__stsb-test.png"):
+        assert (folder / png).is_file(), f"missing {png}; have {sorted(p.name for p in folder.iterdir())}"
+    assert md.count("### tiny-rwkv-6v0-1m-final · stsb-test") == 2  # aggregation and early exit
     assert texts and not [t for t in texts if LONG_DIR in t or "/" in t.split(" ")[0]], "a figure shows a path"
 
 
@@ -341,7 +368,8 @@ def test_default_output_is_outside_the_tracked_tree(tmp_path, monkeypatch):
 
 def test_point_labels_never_overlap():
     """Crowded points (the layers of a small model cost nearly the same) get labels that
-    overlap neither each other nor the points, inside the axes."""
+    overlap neither each other nor the points, inside the axes (two points sit in its top
+    right corner, where the first spots lie outside)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,7 +378,7 @@ def test_point_labels_never_overlap():
     from rwkv_eval.report.plots import label_points
 
     fig, ax = plt.subplots(figsize=(8.5, 5))
-    points = [(1e-3 + i * 1e-6, 0.5 + (i % 3) * 1e-3) for i in range(12)] + [(2e-3, 0.6), (2.001e-3, 0.6)]
+    points = [(1e-3 + i * 1e-6, 0.5 + (i % 3) * 1e-3) for i in range(12)] + [(2.5e-3, 0.7), (2.499e-3, 0.7)]
     ax.plot(*zip(*points), "o")
     ax.plot([0.5e-3, 2.5e-3], [0.3, 0.7], alpha=0)  # the limits a real plot has around its points
     labels = [f"layer_mean[0..{i}]" for i in range(len(points))]
@@ -363,3 +391,20 @@ def test_point_labels_never_overlap():
     clashes = [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
     assert not clashes, f"labels overlap: {[(labels[i], labels[j]) for i, j in clashes]}"
     assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
+
+
+def test_merged_shards_keep_every_shards_models_and_skipped_tests():
+    from rwkv_eval.suite.shards import merge
+
+    def shard(i: int) -> dict:
+        return {"rwkv_shard": {"profile": "smoke", "count": 2, "datasets": ["stsb-sample-test"], "index": i,
+                               "models": [f"m{i}"]},
+                "benchmarks": [{"fullname": f"t[m{i}]", "extra_info": {"model_key": f"m{i}"}}],
+                "rwkv_eval_run": {"profile": "smoke", "notes": ["dataset x: skipped"],
+                                  "models": [{"key": f"m{i}", "spec": f"/ckpt/m{i}.pth"}],
+                                  "skipped_tests": [{"test": f"t[s{i}]", "reason": "needs CUDA"}]}}
+
+    meta = merge([shard(2), shard(1)])["rwkv_eval_run"]  # in shard order, whatever the order given
+    assert [m["key"] for m in meta["models"]] == ["m1", "m2"]
+    assert [t["test"] for t in meta["skipped_tests"]] == ["t[s1]", "t[s2]"]
+    assert meta["notes"] == ["dataset x: skipped"]

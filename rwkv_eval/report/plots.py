@@ -146,8 +146,7 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
                     ax.axhline(c.spearman, color=color, ls=styles[(j + k) % 3], lw=1.3,
                                label=f"{r} {c.pooling} ({layer_label(c.layer)})" + ("" if c.trained else " random-init"))
                     if c.ci_low is not None and c.ci_high is not None:
-                        ax.axhspan(c.ci_low, c.ci_high, color=color, alpha=0.10, lw=0,
-                                   label="_nolegend_" if bands else "band: a reference line's 95% CI")
+                        ax.axhspan(c.ci_low, c.ci_high, color=color, alpha=0.10, lw=0)
                         bands = True
             undefined = [c for c in mc if c.spearman is None]
             _layer_ticks(ax, x)
@@ -160,7 +159,13 @@ def _plot_spearman(plt, run: Run, out_dir: Path) -> list[str]:
                 title += f"\nundefined (not drawn): {which}"
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+            handles, labels = ax.get_legend_handles_labels()
+            if bands:
+                from matplotlib.patches import Patch
+
+                handles.append(Patch(color="0.5", alpha=0.2, lw=0))
+                labels.append("band: a reference line's 95% CI")
+            ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
             name = f"spearman__{safe_name(m)}__{safe_name(f'{d}-{s}')}.png"
             _save(fig, out_dir / name)
             plt.close(fig)

@@ -113,8 +113,9 @@ def models_section(run: Run, compare: dict | None = None, ood: dict | None = Non
 
 def skipped_section(run: Run) -> list[str]:
     """What the run left out and why, from the suite's run metadata: the optional models and
-    datasets of the profile absent here (its notes say so) and the tests pytest skipped,
-    grouped by reason. A report that silently lacks a model reads as if the model was studied."""
+    datasets of the profile absent here (its notes on them end "skipped") and the tests pytest
+    skipped, grouped by reason. A report that silently lacks a model reads as if the model was
+    studied."""
     meta = run.raw.get("rwkv_eval_run")
     out = ["## Skipped, and why", ""]
     if meta is None:
@@ -123,7 +124,7 @@ def skipped_section(run: Run) -> list[str]:
     notes = [str(n) for n in meta.get("notes") or []]
     lines = [f"- {n}" for n in notes if "skipped" in n]
     by_reason: dict[str, list[str]] = {}
-    for t in meta.get("skipped_tests") or []:
+    for t in (t for t in meta.get("skipped_tests") or [] if isinstance(t, dict)):
         by_reason.setdefault(str(t.get("reason") or "no reason given"), []).append(str(t.get("test")))
     for reason, tests in by_reason.items():
         shown = ", ".join(f"`{t}`" for t in tests[:3]) + (f" and {len(tests) - 3} more" if len(tests) > 3 else "")

@@ -89,6 +89,11 @@ def merge(runs: Sequence[dict], names: Sequence[str] | None = None) -> dict:
     merged["shards"] = [{"file": name, "index": h["index"], "machine_info": run.get("machine_info"),
                          "commit_info": run.get("commit_info"), "n_benchmarks": len(run.get("benchmarks", []))}
                         for run, name, h in zip(runs, names, headers)]
+    metas = [run["rwkv_eval_run"] for h, run in sorted(zip(headers, runs), key=lambda hr: hr[0]["index"])
+             if isinstance(run.get("rwkv_eval_run"), dict)]
+    if metas:  # the report's model table and skipped list: every shard's models and skipped tests
+        merged["rwkv_eval_run"] = {**metas[0], "models": [m for meta in metas for m in meta.get("models", [])],
+                                   "skipped_tests": [t for meta in metas for t in meta.get("skipped_tests", [])]}
     return merged
 
 
