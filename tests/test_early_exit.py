@@ -247,8 +247,15 @@ def test_report_section_and_curves(tmp_path):
                 "pooling": "mean", "exit_mode": "fixed depth: blocks 0..depth", "accuracy": 0.6, "f1": 0.7,
                 "tune_dataset": "mrpc", "tune_split": "train", "tune_n_pairs": 32} | kw
 
-    recs = [rec("fixed", 0.2, k + 1, 0.005 * (k + 1), depth=k) for k in range(12)]
-    recs += [rec("saturation", 0.25, 5.5, 0.03, tau=0.99, patience=1, exit_mode=MODE_BATCHED)]
+    recs = [rec("fixed", 0.2, k + 1, 0.005 * (k + 1), depth=k, speedup_ci95=[0.9, 1.1], speedup_bound=12 / (k + 1),
+                speedup_vs_bound=0.5, measurement_fault=False) for k in range(12)]
+    recs[11] |= {"measurement_fault": True, "speedup": 2.0}  # the old protocol's fixed depth 11
+    iso = {"delta_spearman": 0.012, "delta_ci95": [-0.01, 0.03], "baseline_depths": [4, 5],
+           "verdict": "no significant difference"}
+    recs += [rec("saturation", 0.25, 5.5, 0.03, tau=0.99, patience=1, exit_mode=MODE_BATCHED, speedup_ci95=[1.8, 2.2],
+                 speedup_bound=2.18, speedup_vs_bound=0.92, measurement_fault=False, iso_compute=iso,
+                 degenerate_exit=True, exit_note="47 of 48 rows leave at block 1: a fixed depth, not routing",
+                 threshold_chosen_on={"chosen_on": "mrpc train", "max_rho_loss": 0.01})]
     run = {"benchmarks": [{"name": "test_early_exit_vs_fixed_depth[m/mrpc-validation]", "stats": {"mean": 1.0},
                            "extra_info": {"analysis": "early_exit", "model_key": "m", "trained": False,
                                           "exit_dataset": "mrpc-validation", "early_exit": recs}}],
@@ -257,7 +264,11 @@ def test_report_section_and_curves(tmp_path):
     text = (folder / "summary.md").read_text()
     assert "## Early exit vs fixed-depth pruning (question 4)" in text and "random-init" in text
     row = next(line for line in text.splitlines() if "saturation τ=0.99 p=1" in line)
-    assert "| 5.50 |" in row and "| 2.00 |" in row and "| 0.600 | 0.700 |" in row
+    assert "| 5.50 |" in row and "| 2.00 [1.800, 2.200] | 2.18 | 0.92 |" in row and "| 0.600 | 0.700 |" in row
+    assert "| +0.012 [-0.010, 0.030] vs depth 4–5, no significant difference |" in row
+    assert "47 of 48 rows leave at block 1: a fixed depth, not routing" in row and "chosen on mrpc train" in row
+    fault = next(line for line in text.splitlines() if line.startswith("| fixed depth 11 |"))
+    assert "FAULT (above bound)" in fault and "| 2.00" not in fault and "1 measurement fault(s)" in text
     pytest.importorskip("matplotlib")
     assert (folder / "early_exit__m__mrpc-validation.png").stat().st_size > 1000
 
