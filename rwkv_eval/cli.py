@@ -344,15 +344,15 @@ def cmd_exit(args: argparse.Namespace) -> int:
         raise ValueError(f"--patience takes whole numbers of blocks, e.g. 1,2; got {args.patience!r}")
     patience = [int(p) for p in patience]
     rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
-    pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
-    tune = (load_pairs(args.dataset, args.tune_split, args.data_dir, default_root=_data_root())
-            if get(args.dataset).binary else None)
     if args.rounds < 1 or args.min_time < 0:
         raise ValueError(f"--rounds takes a minimum number of timing rounds >= 1 and --min-time seconds >= 0; got "
                          f"{args.rounds} and {args.min_time}")
     if args.choose_threshold_on == split:
         raise ValueError(f"--choose-threshold-on {split} is the split being scored: choose the threshold on another "
                          "split (train or validation) so the test figure is not tuned on itself")
+    pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
+    tune = (load_pairs(args.dataset, args.tune_split, args.data_dir, default_root=_data_root())
+            if get(args.dataset).binary else None)
     choose = (load_pairs(args.dataset, args.choose_threshold_on, args.data_dir, default_root=_data_root())
               if args.choose_threshold_on else None)
     if args.max_pairs:

@@ -291,7 +291,7 @@ def _exit_command(shared_data, *args):
     """`python -m rwkv_eval exit` on 8 STS-B test pairs: (exit status, records or None, stderr)."""
     cmd = [sys.executable, "-m", "rwkv_eval", "exit", "--dataset", "stsb", "--split", "test", "--data-dir",
            str(shared_data), "--max-pairs", "8", "--depths", "0", "--tau", "0.99", "--patience", "1", "--rounds", "1",
-           "--min-time", "0", "--json", *args]
+           "--min-time", "0", "--json", *args]  # a later option overrides an earlier one
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return p.returncode, json.loads(p.stdout) if p.returncode == 0 else None, p.stderr
 
@@ -487,3 +487,14 @@ def test_exit_command_fixed_depth_of_the_full_work_measures_one(exit_command_rec
     lo, hi = full["speedup_ci95"]
     assert lo <= 1.0 <= hi and full["speedup_bound"] == 1.0 and not full["measurement_fault"]
     assert full["timing_rounds"] >= 9
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--choose-threshold-on", "test"], "--choose-threshold-on test is the split being scored"),
+    (["--rounds", "0"], "--rounds takes a minimum number of timing rounds >= 1"),
+])
+def test_exit_command_refuses_a_threshold_chosen_on_the_scored_split_and_no_rounds(shared_data, tiny_assets, args,
+                                                                                    message):
+    rc, records, err = _exit_command(shared_data, "--model", str(tiny_assets / "tiny-rwkv-6v0-1m.pth"), *args)
+    assert rc == 2 and records is None
+    assert err.startswith(f"rwkv-eval: error: {message}") and err.count("\n") == 1
