@@ -135,13 +135,6 @@ def device_peak_tflops(name: str, dtype: str) -> float | None:
     return None
 
 
-def synchronize(device: str | torch.device) -> None:
-    """Wait for the kernels queued on `device` (a no-op on CPU)."""
-    index = cuda_index(device)
-    if index is not None:
-        torch.cuda.synchronize(index)
-
-
 @dataclass
 class DeviceTimer:
     """Times calls on `device`; every call appends to `wall` and (on CUDA) `cuda_event` seconds."""
