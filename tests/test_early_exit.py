@@ -498,3 +498,12 @@ def test_exit_command_refuses_a_threshold_chosen_on_the_scored_split_and_no_roun
     rc, records, err = _exit_command(shared_data, "--model", str(tiny_assets / "tiny-rwkv-6v0-1m.pth"), *args)
     assert rc == 2 and records is None
     assert err.startswith(f"rwkv-eval: error: {message}") and err.count("\n") == 1
+
+
+def test_the_bound_counts_the_tokens_left_after_max_length():
+    """Sentences cut at max_length: the full pass and tau = 1 run the same work (bound 1)."""
+    enc = _encoder("rwkv6")
+    short = RWKVEncoder(enc.model, ByteTokenizer(), name="test-rwkv6-short", revision="seed=1", max_length=6)
+    recs = exit_study(short, _toy_pairs(), [ExitRule("saturation", 1.0)], depths=[LAST], min_rounds=1, min_time=0.0)
+    assert [r["speedup_bound"] for r in recs] == [1.0, 1.0]
+    assert recs[1]["block_tokens"] == recs[1]["full_block_tokens"]

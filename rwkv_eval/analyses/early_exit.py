@@ -191,7 +191,9 @@ def _exit_batch(stepper: BlockStepper, ids: torch.Tensor, mask: torch.Tensor, po
 
 def padded_tokens(encoder: Encoder, rows: list[list[int]], batch_size: int, order: Sequence[int] | None = None) -> int:
     """Rows x padded length summed over `encoder.batches`: what one block costs on these rows
-    (the unit of the compute bound; a full pass to block k costs (k + 1) times this)."""
+    (the unit of the compute bound; a full pass to block k costs (k + 1) times this). Rows are
+    cut at `encoder.max_length` first, as `encode_tokens` and the exit paths cut them."""
+    rows = [t[: encoder.max_length] for t in rows]
     return sum(ids.shape[0] * ids.shape[1] for _, ids, _ in encoder.batches(rows, batch_size, order=order))
 
 
