@@ -25,7 +25,7 @@ from rwkv_eval.records import environment
 SMOKE_PAIRS = 64
 SMOKE_MAX_LENGTH = 128
 TIMED_SENTENCES = 32
-MIN_ROUNDS, MIN_TIME_S = 5, 1.0  # measure.compare_times: at least this many rounds and seconds (smoke: 3, 0.3)
+MIN_ROUNDS, MIN_TIME_S = 5, 1.0  # measure.compare_times: at least this many rounds and seconds (smoke: 5, 0.5)
 
 
 def _cases(run):
@@ -91,7 +91,7 @@ def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benc
     # layer keeps no more alive than the final layer does)
     memory = {a.name: peak_memory(encode(a), enc) for a in [final, *aggs] if a.kind != "single" or a == final}
     final_s = timed(encode(final), min_rounds=1, max_rounds=1, warmup_rounds=0)
-    min_rounds, min_time = (3, 0.3) if smoke else (MIN_ROUNDS, MIN_TIME_S)
+    min_rounds, min_time = (5, 0.5) if smoke else (MIN_ROUNDS, MIN_TIME_S)
     timings = aggregation_seconds(enc, tok, aggs, "mean", batch_size=TIMED_SENTENCES, min_rounds=min_rounds,
                                   min_time=min_time)
     per_pair = 2 / len(sentences)  # a pair = two sentences

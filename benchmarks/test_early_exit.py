@@ -13,7 +13,7 @@ mean blocks executed and vs measured time per pair, both curves on one plot.
 Smoke profile (2 CPU cores, offline): the tiny trained RWKV-6 (and the random-init smoke
 shape on one set), a seeded sample of SMOKE_PAIRS pairs per set, thresholds tuned on
 SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens, fixed depths
-SMOKE_DEPTHS, timing rounds SMOKE_TIMING (at least 3 rounds, 0.5 s) — all recorded.
+SMOKE_DEPTHS, timing rounds SMOKE_TIMING (at least 5 rounds, 0.5 s) — all recorded.
 Any other profile (e.g. `--rwkv-profile paper --model RWKV/v6-Finch-1B6-HF --device cuda`)
 runs the full sets, tunes on the full train split and times FULL_TIMING (5 rounds, 2 s).
 The saturation threshold is also chosen on the set's tuning split (CHOOSE_ON: the
@@ -33,7 +33,7 @@ SMOKE_RULES = (("saturation", 1.0, 1), ("saturation", 0.995, 1), ("saturation", 
 SMOKE_DEPTHS = (1, 3, 5, 7, 9, 11)  # the study's layers; every block outside the smoke profile
 FULL_RULES = tuple(("saturation", t, p) for t in (1.0, 0.999, 0.995, 0.99, 0.98, 0.95) for p in (1, 2)) + tuple(
     ("pair", e, p) for e in (0.01, 0.003, 0.001) for p in (1, 2))
-SMOKE_TIMING, FULL_TIMING = (3, 0.5), (5, 2.0)  # (min rounds, min seconds) of measure.compare_times
+SMOKE_TIMING, FULL_TIMING = (5, 0.5), (5, 2.0)  # (min rounds, min seconds) of measure.compare_times
 MAX_RHO_LOSS = 0.01
 DATASETS = (("mrpc", "validation", "train"), ("stsb", "test", None), ("rte", "validation", "train"),
             ("qqp", "validation", "train"))

@@ -336,6 +336,11 @@ TIMING_PROTOCOL = ("warm-up of every side, then rounds in alternating order (ABB
                    "speed-up over resampled rounds")
 TIMING_RESAMPLES = 2000
 TIMING_SEED = 0
+# How far above its compute bound a speed-up's whole CI may lie before it is called a fault: the
+# bound counts block tokens, and a shallower pass can be a few percent cheaper per block (its
+# weights and states stay in cache; measured up to ~5% on the tiny RWKV-6), while the faults
+# this catches are 20% and more (an unwarmed, always-first baseline: 1.24-2x at equal work).
+BOUND_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -424,12 +429,13 @@ def bound_check(speedup: float, ci95: Sequence[float], bound: float) -> dict[str
     """A measured speed-up against its compute bound (work of the baseline / work of the method).
 
     Removing work cannot speed a call up by more than the work removed: a speed-up whose
-    whole CI lies above max(bound, 1) is a measurement fault (an unwarmed or always-first
-    baseline, say), not a result. max(bound, 1): a method doing more work than the
-    baseline (bound < 1) may still approach 1 when fixed costs outside the counted work
-    dominate. Returns speedup_bound, speedup_vs_bound (measured / bound) and measurement_fault.
+    whole CI lies above max(bound, 1) by more than BOUND_SLACK is a measurement fault (an
+    unwarmed or always-first baseline, say), not a result. max(bound, 1): a method doing
+    more work than the baseline (bound < 1) may still approach 1 when fixed costs outside
+    the counted work dominate. Returns speedup_bound, speedup_vs_bound (measured / bound),
+    measurement_fault and the bound_slack used.
     """
     if not bound > 0:
         raise ValueError(f"a compute bound is a positive ratio of work; got {bound}")
     return {"speedup_bound": bound, "speedup_vs_bound": speedup / bound,
-            "measurement_fault": bool(ci95[0] > max(bound, 1.0))}
+            "measurement_fault": bool(ci95[0] > max(bound, 1.0) * (1 + BOUND_SLACK)), "bound_slack": BOUND_SLACK}

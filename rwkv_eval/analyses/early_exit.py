@@ -23,7 +23,8 @@ measured on the same sentences as the full pass it is compared with (`measure.co
 warm-up, alternating order, rounds by time, median and a CI of the speed-up), never
 derived from layer counts; the layer counts give its ceiling instead: the compute bound
 (block tokens of the full pass / block tokens executed, padding included), and a speed-up
-whose CI lies above it is flagged as a measurement fault, not reported as a result.
+whose CI lies above it (beyond measure.BOUND_SLACK) is flagged as a measurement fault,
+not reported as a result.
 
 The research question is iso-compute: does routing beat pruning at equal cost? Each rule
 is compared with fixed depth at its own mean number of blocks (interpolated between the
@@ -445,9 +446,9 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
     rounds by time: at least `min_rounds` and `min_time` s, median, bootstrap CI of the
     speed-up); the vectors come from the timed calls themselves. Each speed-up sits beside
     its compute bound (block tokens of the full pass / block tokens the method executed,
-    padding included) and is flagged `measurement_fault` when its CI lies above it. Each
-    rule is compared at equal compute with fixed depth (`iso_compute`), and says whether
-    its exits route at all (`degenerate_exit`).
+    padding included) and is flagged `measurement_fault` when its CI lies above it (beyond
+    measure.BOUND_SLACK). Each rule is compared at equal compute with fixed depth
+    (`iso_compute`), and says whether its exits route at all (`degenerate_exit`).
 
     Args:
         pairs: the evaluation set.

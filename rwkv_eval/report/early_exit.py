@@ -43,7 +43,7 @@ def early_exit_section(run: Run) -> list[str]:
            "full pass on the same sentences (warm-up, alternating order, rounds by time, medians); speed-up = "
            "full-pass time / method time with a bootstrap 95% CI (below 1 = overhead). The bound is the compute "
            "ceiling, block tokens of the full pass / block tokens executed (padding included); a speed-up whose CI "
-           "lies above it is a measurement FAULT, not a result. Iso-compute Δρ: the exit setting minus fixed depth "
+           "lies more than 10% above it is a measurement FAULT, not a result. Iso-compute Δρ: the exit setting minus fixed depth "
            "at the same mean blocks (interpolated), paired bootstrap 95% CI — does routing beat pruning at equal "
            "cost?", ""]
     for e in benches:
