@@ -3,10 +3,12 @@
 Per native RWKV model and dataset: every single layer and the aggregations of
 `aggregation.default_aggregations` are scored (Spearman with CI) from one forward pass;
 then, on a fixed pre-tokenized batch of the set's sentences, the final layer alone
-(pytest-benchmark's timed target) and each method are timed in interleaved rounds of the
-same run, and each method's peak memory is measured in a separate call. extra_info
-["aggregation"] holds one record per method: depth executed, vector size, ρ and CI,
-seconds per pair, extra seconds per pair and time ratio vs the final layer, peak memory
+(pytest-benchmark's timed target) and each method are timed against it in the same run
+(measure.compare_times: warm-up, alternating order, rounds by time, median, CI), and each
+method's peak memory is measured in a separate call. extra_info["aggregation"] holds one
+record per method: depth executed, vector size, ρ and CI, seconds per pair, extra seconds
+per pair and time ratio (with CI) vs the final layer, the compute bound of the speed-up
+(blocks of the final layer / blocks run) with its fault flag, peak memory
 and its excess over the final layer. The report draws the Pareto plot from it.
 
 Smoke profile: the tiny trained RWKV-6 on a seeded sample of SMOKE_PAIRS pairs of STS-B
@@ -23,7 +25,7 @@ from rwkv_eval.records import environment
 SMOKE_PAIRS = 64
 SMOKE_MAX_LENGTH = 128
 TIMED_SENTENCES = 32
-ROUNDS = 3  # interleaved timing rounds (1 in the smoke profile)
+MIN_ROUNDS, MIN_TIME_S = 5, 1.0  # measure.compare_times: at least this many rounds and seconds (smoke: 5, 0.5)
 
 
 def _cases(run):
@@ -65,6 +67,7 @@ def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benc
 
     from rwkv_eval.analyses.aggregation import aggregation_seconds, default_aggregations, evaluate_aggregations, single
     from rwkv_eval.datasets import load_pairs, load_sample, sample
+    from rwkv_eval.measure import bound_check
     from rwkv_eval.models.load import load_encoder
 
     key, spec, smoke, name, split = agg_case
@@ -88,15 +91,20 @@ def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benc
     # layer keeps no more alive than the final layer does)
     memory = {a.name: peak_memory(encode(a), enc) for a in [final, *aggs] if a.kind != "single" or a == final}
     final_s = timed(encode(final), min_rounds=1, max_rounds=1, warmup_rounds=0)
-    rounds = 1 if smoke else ROUNDS
-    seconds = aggregation_seconds(enc, tok, aggs, "mean", batch_size=TIMED_SENTENCES, rounds=rounds)
+    min_rounds, min_time = (5, 0.5) if smoke else (MIN_ROUNDS, MIN_TIME_S)
+    timings = aggregation_seconds(enc, tok, aggs, "mean", batch_size=TIMED_SENTENCES, min_rounds=min_rounds,
+                                  min_time=min_time)
     per_pair = 2 / len(sentences)  # a pair = two sentences
     base_mem = memory[final.name]["peak_memory_delta_mb"]
     for r in records:
-        s = seconds[r["aggregation"]]
+        t = timings.record(r["aggregation"])
+        s, final_s, (lo, hi) = t["seconds"], t["baseline_seconds"], t["speedup_ci95"]
         m = memory.get(r["aggregation"], {"peak_memory_mb": None, "peak_memory_delta_mb": None, "memory_kind": None})
-        r.update({"seconds_per_pair": s * per_pair, "final_seconds_per_pair": seconds["final"] * per_pair,
-                  "extra_seconds_per_pair": (s - seconds["final"]) * per_pair, "time_ratio_vs_final": s / seconds["final"],
+        r.update({k: v for k, v in t.items() if k.startswith("timing")}
+                 | bound_check(t["speedup"], t["speedup_ci95"], n_layer / r["depth"]))  # same tokens, fewer blocks
+        r.update({"seconds_per_pair": s * per_pair, "final_seconds_per_pair": final_s * per_pair,
+                  "extra_seconds_per_pair": (s - final_s) * per_pair, "time_ratio_vs_final": s / final_s,
+                  "time_ratio_ci95": [1 / hi, 1 / lo],
                   "peak_memory_mb": m["peak_memory_mb"], "peak_memory_delta_mb": m["peak_memory_delta_mb"],
                   "extra_peak_memory_mb": (None if base_mem is None or m["peak_memory_delta_mb"] is None
                                            else m["peak_memory_delta_mb"] - base_mem),
@@ -105,7 +113,7 @@ def test_aggregation_cost_vs_final_layer(agg_case, run, timed, peak_memory, benc
     info.update(environment(enc.device))
     info.update({"analysis": "aggregation", "model_key": key, "trained": not spec.startswith("random-"),
                  "aggregation_dataset": f"{name}-{split}", "smoke_sample": smoke, "device": run.device,
-                 "dtype": run.dtype, "timed_sentences": len(sentences), "timing_rounds": rounds,
+                 "dtype": run.dtype, "timed_sentences": len(sentences), "timing_rounds": timings.rounds,
                  "final_layer_seconds_pytest_benchmark": final_s, "aggregation": records})
     # an aggregation of the first half of the blocks runs half the depth
     assert {r["depth"] for r in records if r["kind"] == "single"} == set(range(1, n_layer + 1))

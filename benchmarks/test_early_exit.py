@@ -3,16 +3,21 @@
 For each native RWKV model and each of MRPC validation, STS-B test and RTE validation
 (QQP validation when its data is there; the bundled STS-B sample without a data root):
 one `early_exit.exit_study` — the full pass, every fixed depth and every exit setting
-timed in interleaved rounds on the same sentences, so each speed-up is a ratio measured
-side by side in this run. The records go to extra_info["early_exit"]; the report draws
-quality vs mean blocks executed and vs measured time per pair, both curves on one plot.
+timed against the full pass on the same sentences (measure.compare_times: warm-up,
+alternating order, rounds by time, median, bootstrap CI of the speed-up), each speed-up
+beside its compute bound (a CI above it is flagged `measurement_fault`), each setting
+compared with fixed depth at equal mean blocks (`iso_compute`) and marked when its exits
+are degenerate. The records go to extra_info["early_exit"]; the report draws quality vs
+mean blocks executed and vs measured time per pair, both curves on one plot.
 
 Smoke profile (2 CPU cores, offline): the tiny trained RWKV-6 (and the random-init smoke
 shape on one set), a seeded sample of SMOKE_PAIRS pairs per set, thresholds tuned on
 SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens, fixed depths
-SMOKE_DEPTHS, one timing round — all recorded.
+SMOKE_DEPTHS, timing rounds SMOKE_TIMING (at least 5 rounds, 0.5 s) — all recorded.
 Any other profile (e.g. `--rwkv-profile paper --model RWKV/v6-Finch-1B6-HF --device cuda`)
-runs the full sets, tunes on the full train split and takes FULL_ROUNDS timing rounds.
+runs the full sets, tunes on the full train split and times FULL_TIMING (5 rounds, 2 s).
+The saturation threshold is also chosen on the set's tuning split (CHOOSE_ON: the
+cheapest within MAX_RHO_LOSS of full depth) and applied to the evaluated split.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ SMOKE_RULES = (("saturation", 1.0, 1), ("saturation", 0.995, 1), ("saturation", 
 SMOKE_DEPTHS = (1, 3, 5, 7, 9, 11)  # the study's layers; every block outside the smoke profile
 FULL_RULES = tuple(("saturation", t, p) for t in (1.0, 0.999, 0.995, 0.99, 0.98, 0.95) for p in (1, 2)) + tuple(
     ("pair", e, p) for e in (0.01, 0.003, 0.001) for p in (1, 2))
-FULL_ROUNDS = 3
+SMOKE_TIMING, FULL_TIMING = (5, 0.5), (5, 2.0)  # (min rounds, min seconds) of measure.compare_times
+MAX_RHO_LOSS = 0.01
 DATASETS = (("mrpc", "validation", "train"), ("stsb", "test", None), ("rte", "validation", "train"),
             ("qqp", "validation", "train"))
+CHOOSE_ON = {"mrpc": "train", "stsb": "validation", "rte": "train", "qqp": "train"}  # never the evaluated split
 
 
 def _models(run) -> list[tuple[str, str, bool]]:
@@ -81,14 +88,18 @@ def test_early_exit_vs_fixed_depth(exit_case, run, benchmark):
     pairs = load_sample() if name == "stsb-sample" else load_pairs(name, split, run.profile.data_dir)
     tune = load_pairs(name, tune_split, run.profile.data_dir) if tune_split else None
     rules = [ExitRule(c, t, p) for c, t, p in (SMOKE_RULES if smoke else FULL_RULES)]
+    choose = None if name == "stsb-sample" else load_pairs(name, CHOOSE_ON[name], run.profile.data_dir)
     if smoke:
         pairs = sample(pairs, SMOKE_PAIRS)
         tune = tune and sample(tune, SMOKE_TUNE_PAIRS)
-    rounds = 1 if smoke else FULL_ROUNDS
+        choose = choose and sample(choose, SMOKE_TUNE_PAIRS)
+    min_rounds, min_time = SMOKE_TIMING if smoke else FULL_TIMING
     n_layer = max(la for la in enc.layers() if isinstance(la, int)) + 1
     depths = sorted({d for d in SMOKE_DEPTHS if d < n_layer} | {n_layer - 1}) if smoke else None
     records = benchmark.pedantic(lambda: exit_study(enc, pairs, rules, "mean", batch_size=32, tune=tune,
-                                                    depths=depths, rounds=rounds), rounds=1, iterations=1)
+                                                    depths=depths, min_rounds=min_rounds, min_time=min_time,
+                                                    choose_on=choose, max_rho_loss=MAX_RHO_LOSS),
+                                 rounds=1, iterations=1)
     info = benchmark.extra_info
     info.update(environment(enc.device))
     info.update({"analysis": "early_exit", "model_key": key, "trained": not spec.startswith("random-"),
@@ -98,3 +109,6 @@ def test_early_exit_vs_fixed_depth(exit_case, run, benchmark):
     # tau = 1 never exits: the same vectors as the full pass (its time differs only by overhead)
     assert full["mean_layers"] == full["n_layers"]
     assert full["spearman"] == next(r for r in records if r["depth"] == full["n_layers"] - 1)["spearman"]
+    # no published speed-up above its compute bound: a fault here is the timing's, not the model's
+    faults = [r for r in records if r["measurement_fault"]]
+    assert not faults, [(r["criterion"], r["tau"], r["depth"], r["speedup"], r["speedup_bound"]) for r in faults]

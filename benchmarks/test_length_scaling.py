@@ -6,7 +6,10 @@ grouped-query attention: O(T^2) attention scores), all built with seeded random 
 cost does not depend on training — and fed the same random token ids, 16 ... 512 tokens
 per sentence. Each case encodes N_SENTENCES sentences of exactly T tokens up to the last
 block with mean pooling (the suite's encode path) and records seconds per pair, tokens/s
-and peak memory; the report draws one curve per family.
+and peak memory; the report draws one curve per family. Each other family is also timed
+against RWKV-6 on the same ids in the same case (measure.compare_times: warm-up, alternating
+order, rounds by time, median), so its `time_ratio_vs_rwkv6` (with CI) is a ratio measured
+side by side, not across cases.
 
 Shapes (`--length-shapes`); the transformers models are `random-hf:NAME` (models/random_hf.py):
     small (default)  width 256, 4 blocks, vocabulary 1024 (small-gptneox, small-llama,
@@ -29,6 +32,7 @@ import importlib.util
 import pytest
 import torch
 
+from rwkv_eval.measure import compare_times
 from rwkv_eval.models.random_hf import random_hf_encoder
 from rwkv_eval.models.rwkv import RWKVEncoder
 from rwkv_eval.models.rwkv6 import RWKV6, SHAPES, RWKV6Config
@@ -100,6 +104,16 @@ def test_cost_vs_length(benchmark, run, timed, peak_memory, encoders, family, le
     memory = peak_memory(work, enc)  # also the warm-up
     seconds = timed(work, min_rounds=1, min_time=0.0, warmup_rounds=0)
     params = sum(p.numel() for p in enc.model.parameters())
+    vs_rwkv = {}
+    if family != "rwkv6":
+        rwkv = encs["rwkv6"]
+        rwkv_last = max(la for la in rwkv.layers() if isinstance(la, int))
+        t = compare_times({"rwkv6": lambda: rwkv.encode_tokens(token_ids, [rwkv_last], ["mean"], N_SENTENCES),
+                           family: work}, "rwkv6", run.device, min_rounds=3, min_time=0.5)
+        r = t.record(family)  # speed-up of the family over RWKV-6; its inverse is the time ratio
+        vs_rwkv = {"time_ratio_vs_rwkv6": 1 / r["speedup"], "time_ratio_vs_rwkv6_ci95": [1 / r["speedup_ci95"][1],
+                                                                                         1 / r["speedup_ci95"][0]],
+                   "vs_rwkv6_timing_rounds": r["timing_rounds"], "vs_rwkv6_timing": r["timing"]}
     benchmark.extra_info.update({
         "analysis": "length-scaling", "family": family, "attention": ATTENTION[family], "shape": shape,
         "model": enc.name, "seq_len": length, "n_sentences": N_SENTENCES, "n_tokens": N_SENTENCES * length,
@@ -108,4 +122,4 @@ def test_cost_vs_length(benchmark, run, timed, peak_memory, encoders, family, le
         "tokens_per_second": N_SENTENCES * length / seconds, "device": run.device, "dtype": run.dtype,
         "attn_implementation": getattr(enc.model.config, "_attn_implementation", None),
         **({"mamba_scan": mamba_scan()} if family == "mamba" else {}),
-        "trained": False} | memory)
+        "trained": False} | memory | vs_rwkv)

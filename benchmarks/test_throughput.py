@@ -28,7 +28,7 @@ import importlib.util
 import pytest
 import torch
 
-from rwkv_eval.measure import build_memory, device_info, interleaved_best, matmul_rate
+from rwkv_eval.measure import build_memory, compare_times, device_info, matmul_rate
 from rwkv_eval.models.random_init import SHAPES, random_rwkv_encoder
 
 STUDY_LAYERS = [1, 3, 5, 7, 9, 11]
@@ -186,10 +186,10 @@ def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, pe
 
     memory = peak_memory(sweep, enc, build=built)  # also the warm-up
     timed(sweep, min_rounds=1, min_time=0.0)
-    # the ratio from interleaved rounds, best of each: this host's matmul rate drifts by
-    # 2x within seconds, and interleaving keeps both sides under the same drift
-    seconds = interleaved_best({"sweep": sweep, "full": full}, rounds=2, device=run.device)
-    sweep_s, full_s = seconds["sweep"], seconds["full"]
+    # the ratio from measure.compare_times (warm-up, alternating order, median): this host's
+    # matmul rate drifts by 2x within seconds, and taking turns keeps both sides under the same drift
+    timings = compare_times({"sweep": sweep, "full": full}, "full", run.device, min_rounds=2, min_time=0.0)
+    sweep_s, full_s = timings.median("sweep"), timings.median("full")
     full_tflops = n_tokens * 2 * non_embedding_params(enc.model) / full_s / 1e12
     peak = results.get("device_peak_tflops")
     benchmark.extra_info.update({

@@ -364,16 +364,28 @@ def cmd_exit(args: argparse.Namespace) -> int:
             raise ValueError(f"{option} takes whole numbers of blocks, e.g. 1,2; got {given!r}")
     patience, depths = [int(p) for p in patience], depths and [int(d) for d in depths]
     rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
+    if args.rounds < 1 or args.min_time < 0:
+        raise ValueError(f"--rounds takes a minimum number of timing rounds >= 1 and --min-time seconds >= 0; got "
+                         f"{args.rounds} and {args.min_time}")
+    if args.choose_threshold_on == split:
+        raise ValueError(f"--choose-threshold-on {split} is the split being scored: choose the threshold on another "
+                         "split (train or validation) so the test figure is not tuned on itself")
     pairs = load_pairs(args.dataset, split, args.data_dir, default_root=_data_root())
     tune = (load_pairs(args.dataset, args.tune_split, args.data_dir, default_root=_data_root())
             if get(args.dataset).binary else None)
+    choose = (load_pairs(args.dataset, args.choose_threshold_on, args.data_dir, default_root=_data_root())
+              if args.choose_threshold_on else None)
     if args.max_pairs is not None:
         pairs = sample(pairs, args.max_pairs, cfg.seed)
         tune = tune and sample(tune, args.max_pairs, cfg.seed)
-    warnings = subset_warnings([pairs, *([tune] if tune else [])], args.max_pairs, "--max-pairs")
+        choose = choose and sample(choose, args.max_pairs, cfg.seed)
+    warnings = subset_warnings([pairs, *([tune] if tune else []), *([choose] if choose else [])], args.max_pairs,
+                               "--max-pairs")
     enc, _ = load_model(cfg)
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
-                         rounds=args.rounds, select_after_full_pass=args.select_after_full_pass)
+                         min_rounds=args.rounds, min_time=args.min_time,
+                         select_after_full_pass=args.select_after_full_pass, choose_on=choose,
+                         max_rho_loss=args.max_rho_loss, seed=cfg.seed)
     env = environment(enc.device) | {"seed": cfg.seed}
     records = [r | env for r in records]
     if args.output:
@@ -381,7 +393,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
     for message in warnings:
         warn(message)
     cols = ("criterion", "tau", "epsilon", "patience", "depth", "mean_layers", "spearman", "seconds_per_pair",
-            "speedup", "accuracy", "f1")
+            "speedup", "speedup_ci95", "speedup_bound", "measurement_fault", "accuracy", "f1")
     print(to_json(records) if args.json else
           "\n".join(["  ".join(cols)] + ["  ".join(_fmt(r.get(c)) for c in cols) for r in records]))
     return 0
@@ -695,10 +707,18 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--tune-split", default="train", help="binary sets: split the cosine threshold is tuned on")
     ex.add_argument("--max-pairs", type=PAIR_COUNT, default=None,
                     help="score a seeded sample of this many pairs (and as many tuning pairs); recorded in the note")
-    ex.add_argument("--rounds", type=whole_number(1), default=1, help="timing rounds (interleaved, best of)")
+    ex.add_argument("--rounds", type=whole_number(1), default=5,
+                    help="minimum timing rounds (each side warmed up, alternating order, median; more rounds until "
+                         "--min-time)")
     ex.add_argument("--select-after-full-pass", action="store_true",
                     help="for a model that cannot run block by block (e.g. transformers): apply the rule to the "
                          "layers of a full pass; no work is skipped (records: skips_work false)")
+    ex.add_argument("--min-time", type=float, default=1.0, help="timed rounds add up to at least this many seconds")
+    ex.add_argument("--choose-threshold-on", default=None, choices=SPLITS,
+                    help="also choose the cheapest threshold within --max-rho-loss of full depth on this split "
+                         "(train or validation) and apply it to --split; the record names the split")
+    ex.add_argument("--max-rho-loss", type=float, default=0.01,
+                    help="with --choose-threshold-on: the Spearman the chosen threshold may lose vs full depth")
     _output_options(ex)
     ex.set_defaults(func=cmd_exit)
     return ap

@@ -24,9 +24,11 @@ the benchmark fixtures of the pytest plugin (suite/plugin.py) call these functio
   GPUs (T4, sm_75), float32 on CPU.
 * `device_peak_tflops`: the dense fp16/bf16 tensor-core peak of known GPUs (vendor
   data sheets), to state a measured rate as a fraction of what the chip can do.
-* `interleaved_best` times methods A, B, C against each other for a ratio: in interleaved
-  rounds (A, B, C, A, B, C, ...), each keeping its best, because on a shared host the
-  matmul rate drifts by 2x within seconds and only turns taken together see the same machine.
+* `compare_times` is the one protocol of every A-vs-B cost comparison (early exit vs the
+  full pass, aggregation vs the final layer, RWKV vs softmax by length): warm-up of every
+  side, alternating order, rounds by time, median per side and a bootstrap CI of the
+  ratio, because a first call is 2-3x slower and a shared host's rate drifts by 2x within
+  seconds; `bound_check` sets a speed-up beside its compute bound and flags one above it.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 MB = 2**20
@@ -131,13 +134,6 @@ def device_peak_tflops(name: str, dtype: str) -> float | None:
         if key in name:
             return peaks.get(dtype)
     return None
-
-
-def synchronize(device: str | torch.device) -> None:
-    """Wait for the kernels queued on `device` (a no-op on CPU)."""
-    index = cuda_index(device)
-    if index is not None:
-        torch.cuda.synchronize(index)
 
 
 @dataclass
@@ -366,22 +362,112 @@ def matmul_rate(device: str, dtype: torch.dtype, n: int, runner=None, min_time: 
                     "dtype": str(dtype).removeprefix("torch."), "device": device}
 
 
-# ---------------------------------------------------------------- A-vs-B wall time
-def wall_seconds(fn: Callable[[], Any], device: str = "cpu") -> tuple[float, Any]:
-    """(seconds, result) of one call of fn, CUDA-synchronised before and after."""
-    synchronize(device)
-    t0 = time.perf_counter()
-    out = fn()
-    synchronize(device)
-    return time.perf_counter() - t0, out
+# ---------------------------------------------------------------- A-vs-B cost comparison
+TIMING_PROTOCOL = ("warm-up of every side, then rounds in alternating order (ABBA...) sized by time (at least "
+                   "min_rounds, at least min_time_s in all); median per side; seeded bootstrap 95% CI of the "
+                   "speed-up over resampled rounds")
+TIMING_RESAMPLES = 2000
+TIMING_SEED = 0
+# How far above its compute bound a speed-up's whole CI may lie before it is called a fault: the
+# bound counts block tokens, and a shallower pass can be a few percent cheaper per block (its
+# weights and states stay in cache; measured up to ~5% on the tiny RWKV-6), while the faults
+# this catches are 20% and more (an unwarmed, always-first baseline: 1.24-2x at equal work).
+BOUND_SLACK = 0.1
 
 
-def interleaved_best(fns: Mapping[str, Callable[[], Any]], rounds: int = 1, device: str = "cpu") -> dict[str, float]:
-    """Best-of-`rounds` seconds per named function, the functions taking turns every round."""
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1; got {rounds}")
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], wall_seconds(fn, device)[0])
-    return best
+@dataclass(frozen=True)
+class Timings:
+    """The timed rounds of `compare_times`: seconds per method, round by round (round r of
+    every method was taken within one alternating turn, so rounds are paired in time)."""
+
+    baseline: str
+    seconds: Mapping[str, tuple[float, ...]]
+    warmup_rounds: int
+    min_rounds: int
+    min_time_s: float
+    device: str
+    seed: int = TIMING_SEED
+    n_resamples: int = TIMING_RESAMPLES
+
+    @property
+    def rounds(self) -> int:
+        return len(self.seconds[self.baseline])
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.seconds[name])
+
+    def speedup(self, name: str) -> tuple[float, list[float]]:
+        """(median(baseline) / median(name), its 95% bootstrap interval). Rounds are resampled
+        jointly for both sides (one index draw per resample), so drift shared by a turn stays paired."""
+        base, other = np.asarray(self.seconds[self.baseline]), np.asarray(self.seconds[name])
+        idx = np.random.default_rng(self.seed).integers(0, len(base), size=(self.n_resamples, len(base)))
+        ratios = np.median(base[idx], axis=1) / np.median(other[idx], axis=1)
+        lo, hi = np.percentile(ratios, [2.5, 97.5])
+        return float(np.median(base) / np.median(other)), [float(lo), float(hi)]
+
+    def record(self, name: str) -> dict[str, Any]:
+        """What a speed-up record carries: both medians, the speed-up and its CI, the plan."""
+        ratio, ci = self.speedup(name)
+        return {"seconds": self.median(name), "baseline_seconds": self.median(self.baseline), "speedup": ratio,
+                "speedup_ci95": ci, "timing_rounds": self.rounds, "timing_warmup_rounds": self.warmup_rounds,
+                "timing_min_rounds": self.min_rounds, "timing_min_time_s": self.min_time_s,
+                "timing_seed": self.seed, "timing": f"{TIMING_PROTOCOL}; {self.device}"}
+
+
+def compare_times(fns: Mapping[str, Callable[[], Any]], baseline: str, device: str = "cpu", *, min_rounds: int = 5,
+                  min_time: float = 1.0, max_rounds: int = 200, warmup_rounds: int = 1,
+                  seed: int = TIMING_SEED) -> Timings:
+    """Time methods against a baseline: THE protocol of every A-vs-B cost comparison.
+
+    Why each step: a first call pays for allocation, kernel selection and cold caches (2-3x
+    on a CPU), so every side is called `warmup_rounds` times before any is timed; a shared
+    host drifts within seconds, so the sides take turns in alternating order (A B, B A, ...;
+    with more methods the order reverses every round) and no side always runs first; one
+    round is noise, so rounds are sized by time (`plan_rounds` on the warm-up round: at
+    least `min_rounds`, `min_time` seconds in all, at most `max_rounds`); the median per
+    side resists the odd slow turn, and the bootstrap CI of the ratio (`Timings.speedup`)
+    says how far to trust it. Each timed call is `DeviceTimer`'s (CUDA-synchronised,
+    CUDA-event seconds on a GPU, wall seconds on a CPU).
+
+    Args:
+        fns: name -> zero-argument call (its result is the caller's: closures keep it).
+        baseline: the name the speed-ups are relative to.
+    """
+    if baseline not in fns:
+        raise ValueError(f"baseline {baseline!r} is not one of the timed methods {list(fns)}")
+    if warmup_rounds < 1:
+        raise ValueError(f"warmup_rounds must be >= 1 (a first call is not a measurement); got {warmup_rounds}")
+    timers = {name: DeviceTimer(device) for name in fns}
+    names = list(fns)
+    for _ in range(warmup_rounds):
+        for name in names:
+            timers[name](fns[name])
+
+    def last(name: str) -> float:
+        t = timers[name]
+        return t.cuda_event[-1] if t.cuda_event else t.wall[-1]
+
+    rounds = plan_rounds(sum(last(n) for n in names), min_time, min_rounds, max_rounds)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            timers[name](fns[name])
+            seconds[name].append(last(name))
+    return Timings(baseline, {n: tuple(s) for n, s in seconds.items()}, warmup_rounds, min_rounds, min_time, device,
+                   seed)
+
+
+def bound_check(speedup: float, ci95: Sequence[float], bound: float) -> dict[str, Any]:
+    """A measured speed-up against its compute bound (work of the baseline / work of the method).
+
+    Removing work cannot speed a call up by more than the work removed: a speed-up whose
+    whole CI lies above max(bound, 1) by more than BOUND_SLACK is a measurement fault (an
+    unwarmed or always-first baseline, say), not a result. max(bound, 1): a method doing
+    more work than the baseline (bound < 1) may still approach 1 when fixed costs outside
+    the counted work dominate. Returns speedup_bound, speedup_vs_bound (measured / bound),
+    measurement_fault and the bound_slack used.
+    """
+    if not bound > 0:
+        raise ValueError(f"a compute bound is a positive ratio of work; got {bound}")
+    return {"speedup_bound": bound, "speedup_vs_bound": speedup / bound,
+            "measurement_fault": bool(ci95[0] > max(bound, 1.0) * (1 + BOUND_SLACK)), "bound_slack": BOUND_SLACK}

@@ -390,3 +390,87 @@ def test_the_suite_records_the_build_peak_of_the_model_it_loaded():
     record = ctx.build_memory(enc)
     assert record is not None and record["build_peak_memory_mb"] >= 0 and record["build_memory_kind"]
     assert ctx.build_memory(object()) is None
+
+
+# ---------------------------------------------------------------- the A-vs-B timing protocol
+def test_compare_times_warms_up_every_side_then_alternates_the_order():
+    log = []
+    fns = {name: (lambda name=name: log.append(name)) for name in ("A", "B", "C")}
+    t = measure.compare_times(fns, "A", min_rounds=4, min_time=0.0, warmup_rounds=2)
+    assert log[:6] == ["A", "B", "C"] * 2  # warm-up: every side before anything is timed
+    assert log[6:] == ["A", "B", "C", "C", "B", "A"] * 2  # ABC CBA ...: no side always first
+    assert t.rounds == 4 and all(len(s) == 4 for s in t.seconds.values())
+    assert t.warmup_rounds == 2 and t.baseline == "A"
+
+
+def test_compare_times_sizes_the_rounds_by_time():
+    import time
+
+    t = measure.compare_times({"A": lambda: time.sleep(0.01), "B": lambda: time.sleep(0.01)}, "A",
+                              min_rounds=2, min_time=0.2, max_rounds=50)
+    assert t.rounds >= 6  # 0.2 s of ~0.02 s rounds (a loaded host only makes rounds slower: fewer, not < 2)
+    assert sum(sum(s) for s in t.seconds.values()) >= 0.1
+    assert measure.compare_times({"A": lambda: None}, "A", min_rounds=3, min_time=0.0).rounds == 3
+
+
+def test_a_cold_first_call_does_not_reach_the_ratio():
+    """The fault of the old protocol: the first call of a process pays a start-up cost and the
+    baseline always ran first, unwarmed. Warm-up absorbs it; without warm-up the baseline
+    (first) of a one-round comparison would be ~20x slower than the same work."""
+    import time
+
+    cold = [True]
+
+    def work():
+        if cold[0]:
+            cold[0] = False
+            time.sleep(1.0)
+        time.sleep(0.05)  # long enough that a loaded host's late wake-ups (~10 ms) stay well inside 3x
+
+    t = measure.compare_times({"full": work, "same": work}, "full", min_rounds=1, min_time=0.0)
+    ratio, _ = t.speedup("same")
+    assert t.rounds == 1 and 1 / 3 < ratio < 3.0
+
+
+def test_speedup_is_the_ratio_of_medians_with_a_seeded_bootstrap_ci():
+    t = measure.Timings("full", {"full": (2.0, 2.0, 2.2, 1.8, 9.0), "exit": (1.0, 1.1, 0.9, 1.0, 1.0)},
+                        warmup_rounds=1, min_rounds=5, min_time_s=0.0, device="cpu")
+    ratio, ci = t.speedup("exit")
+    assert ratio == pytest.approx(2.0)  # the 9 s round does not move a median
+    assert ci[0] <= ratio <= ci[1] and ci[0] < ci[1]
+    assert t.speedup("exit") == (ratio, ci)  # seeded: the same interval every time
+    rec = t.record("exit")
+    assert rec["seconds"] == 1.0 and rec["baseline_seconds"] == 2.0 and rec["speedup_ci95"] == ci
+    assert rec["timing_rounds"] == 5 and rec["timing_seed"] == 0 and "alternating order" in rec["timing"]
+    assert t.speedup("full") == (1.0, [1.0, 1.0])
+
+
+@pytest.mark.parametrize("speedup, ci, bound, fault", [
+    (3.0, [2.5, 3.5], 2.0, True),  # the whole CI above the bound
+    (3.0, [1.5, 3.5], 2.0, False),  # above it, but within the noise
+    (1.9, [1.8, 2.0], 2.0, False),
+    (2.1, [2.05, 2.15], 2.0, False),  # within BOUND_SLACK: caches make a shallower pass a little cheaper per block
+    (2.3, [2.25, 2.35], 2.0, True),
+    (0.98, [0.9, 1.05], 0.5, False),  # more work than the baseline: fixed costs let it approach 1
+    (1.3, [1.2, 1.4], 0.5, True),
+])
+def test_bound_check_flags_a_speedup_above_its_compute_bound(speedup, ci, bound, fault):
+    out = measure.bound_check(speedup, ci, bound)
+    assert out == {"speedup_bound": bound, "speedup_vs_bound": pytest.approx(speedup / bound),
+                   "measurement_fault": fault, "bound_slack": measure.BOUND_SLACK}
+
+
+def test_compare_times_refuses_an_unwarmed_or_unknown_baseline():
+    with pytest.raises(ValueError, match="baseline 'X' is not one of the timed methods"):
+        measure.compare_times({"A": lambda: None}, "X")
+    with pytest.raises(ValueError, match="warmup_rounds must be >= 1"):
+        measure.compare_times({"A": lambda: None}, "A", warmup_rounds=0)
+    with pytest.raises(ValueError, match="positive ratio of work"):
+        measure.bound_check(1.0, [1.0, 1.0], 0.0)
+
+
+def test_compare_times_on_a_gpu_takes_cuda_event_seconds_on_the_run_device(fake_cuda):
+    t = measure.compare_times({"A": fake_cuda.work, "B": fake_cuda.work}, "A", "cuda:1", min_rounds=2, min_time=0.0)
+    assert t.seconds == {"A": (0.25, 0.25), "B": (0.25, 0.25)}  # the fake's event time, not the wall clock
+    synced = {c[1] for c in fake_cuda.log if c[0] == "synchronize"}
+    assert synced == {1} and "cuda:1" in t.record("B")["timing"]

@@ -29,7 +29,8 @@ The Aggregation type, its constructors and the named study aggregations live in 
 is the study: which aggregations to compare, their records, and their measured cost.
 
 The cost of a method is measured, not assumed: the same pre-tokenized sentences, the same
-batch, in interleaved rounds with the final layer alone (measure.py).
+batch, timed against the final layer alone with the project's one A-vs-B protocol
+(`measure.compare_times`: warm-up, alternating order, rounds by time, median, CI).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from ..evaluation import (
     weighted_sum,
 )
 from ..pooling import check_poolings
-from ..measure import interleaved_best
+from ..measure import Timings, compare_times
 
 
 def default_aggregations(n_layer: int) -> list[Aggregation]:
@@ -97,9 +98,9 @@ def evaluate_aggregations(encoder: Encoder, pairs: PairSet, aggregations: Sequen
 
 
 def aggregation_seconds(encoder, token_ids: list[list[int]], aggregations: Sequence[Aggregation], pooling: str,
-                        batch_size: int = 32, rounds: int = 2) -> dict[str, float]:
-    """Measured seconds per method on the same sentences and batch, interleaved with the
-    final layer alone ("final" in the result); each method runs only to its depth."""
+                        batch_size: int = 32, min_rounds: int = 5, min_time: float = 1.0) -> Timings:
+    """Every method timed against the final layer alone (baseline "final") on the same
+    sentences and batch; each method runs only to its depth."""
     last = max(la for la in encoder.layers() if is_block(la))
 
     def method(a: Aggregation):
@@ -107,4 +108,4 @@ def aggregation_seconds(encoder, token_ids: list[list[int]], aggregations: Seque
                                  pooling)
 
     fns = {"final": method(single(last))} | {a.name: method(a) for a in aggregations}
-    return interleaved_best(fns, rounds, str(encoder.device))
+    return compare_times(fns, "final", str(encoder.device), min_rounds=min_rounds, min_time=min_time)

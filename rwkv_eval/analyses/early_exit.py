@@ -18,9 +18,20 @@ compare with simply cutting the model at a fixed depth, in GLUE quality and in c
 Encoders that can run block by block (`Encoder.block_stepper()`: the native RWKV-6/7)
 exit rows early: rows that exit leave the batch (and trailing padding no longer needed is
 cut), so the active batch shrinks and the remaining rows keep their state — RWKV rows are
-independent, so a remaining row is computed exactly as before. The time saved is wall
-time measured on the same sentences as the full pass it is compared with, never derived
-from layer counts. An encoder without a stepper (GloVe, transformers) is refused; only
+independent, so a remaining row is computed exactly as before. The time saved is
+measured on the same sentences as the full pass it is compared with (`measure.compare_times`:
+warm-up, alternating order, rounds by time, median and a CI of the speed-up), never
+derived from layer counts; the layer counts give its ceiling instead: the compute bound
+(block tokens of the full pass / block tokens executed, padding included), and a speed-up
+whose CI lies above it (beyond measure.BOUND_SLACK) is flagged as a measurement fault,
+not reported as a result.
+
+The research question is iso-compute: does routing beat pruning at equal cost? Each rule
+is compared with fixed depth at its own mean number of blocks (interpolated between the
+adjacent depths), Δρ with a paired bootstrap on shared resamples (analyses/paired.py).
+A threshold meant for the test split is chosen on train/validation (`choose_rule`: the
+cheapest within a Spearman loss of full depth). A rule whose rows nearly all leave at
+one block is a fixed depth, not routing, and its record says so (`degenerate_exit`). An encoder without a stepper (GloVe, transformers) is refused; only
 when asked (`select_after_full_pass=True`, `rwkv-eval exit --select-after-full-pass`)
 is the rule applied to the layers of a full pass instead, and its records say
 `skips_work: false`.
@@ -34,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,9 +53,11 @@ import torch.nn.functional as F
 
 from ..datasets import PairSet
 from ..encoder import EMBEDDING, BlockStepper, Encoder
-from ..evaluation import score, score_vectors, unique_sentences
+from ..evaluation import Evaluation, score, score_vectors, unique_sentences
+from ..measure import Timings, bound_check, compare_times
+from ..metrics import BOOTSTRAP_SEED, resampled_summary
 from ..pooling import check_poolings, pool
-from ..measure import interleaved_best
+from .paired import SAME, PairedSet
 
 CRITERIA = ("saturation", "pair")
 MODE_BATCHED = "batched early exit: exited rows leave the batch"
@@ -89,6 +102,7 @@ class ExitResult:
     vectors: np.ndarray  # (rows, D) float32, input order (pair criterion: rows a0, b0, a1, b1, ...)
     exit_layer: np.ndarray  # (rows,) int: the block after which each row left
     mode: str  # MODE_BATCHED or MODE_SELECT
+    block_tokens: int  # work executed: sum over block calls of rows x padded tokens
 
     @property
     def mean_layers(self) -> float:
@@ -144,10 +158,11 @@ def _last_block(encoder: Encoder, select_after_full_pass: bool, last: int | None
 
 
 def _exit_batch(stepper: BlockStepper, ids: torch.Tensor, mask: torch.Tensor, pooling: str, rule: ExitRule,
-                last: int) -> tuple[torch.Tensor, torch.Tensor]:
+                last: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Run one batch block by block; rows leave as soon as the rule says so.
 
-    Returns ((B, D) float32 pooled vectors at each row's exit, (B,) exit block)."""
+    Returns ((B, D) float32 pooled vectors at each row's exit, (B,) exit block, block
+    tokens executed: rows x padded length summed over the block calls)."""
     B = ids.shape[0]
     x, carry = stepper.embed(ids), None  # (B,T,C)
     prev = pool(x, mask, pooling)  # (B,D)
@@ -155,7 +170,9 @@ def _exit_batch(stepper: BlockStepper, ids: torch.Tensor, mask: torch.Tensor, po
     rows = torch.arange(B, device=ids.device)  # batch row of each active row
     out = torch.zeros_like(prev)
     exit_layer = torch.full((B,), last, dtype=torch.long, device=ids.device)
+    work = 0
     for i in range(last + 1):
+        work += x.shape[0] * x.shape[1]
         x, carry = stepper.block(i, x, carry)
         cur = pool(x, mask, pooling)
         done = streak.update(prev, cur) if i < last else torch.ones(len(rows), dtype=torch.bool, device=ids.device)
@@ -170,41 +187,55 @@ def _exit_batch(stepper: BlockStepper, ids: torch.Tensor, mask: torch.Tensor, po
             x, carry = stepper.select(x, carry, keep, T)
             streak.keep(keep)
         prev = cur
+    return out, exit_layer, work
+
+
+def padded_tokens(encoder: Encoder, rows: list[list[int]], batch_size: int, order: Sequence[int] | None = None) -> int:
+    """Rows x padded length summed over `encoder.batches`: what one block costs on these rows
+    (the unit of the compute bound; a full pass to block k costs (k + 1) times this). Rows are
+    cut at `encoder.max_length` first, as `encode_tokens` and the exit paths cut them."""
+    rows = [t[: encoder.max_length] for t in rows]
+    return sum(ids.shape[0] * ids.shape[1] for _, ids, _ in encoder.batches(rows, batch_size, order=order))
+
+
+def _apply_rule(emb, pooling: str, rule: ExitRule, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rule on per-layer pooled vectors {(layer, pooling): (N, D)} of layers emb, 0..last
+    (pair rule: rows a0, b0, a1, b1, ...): (vectors at each row's exit, exit block)."""
+    prev = torch.from_numpy(np.ascontiguousarray(emb[(EMBEDDING, pooling)]))
+    N = len(prev)
+    streak = _Streak(rule, N, torch.device("cpu"))
+    out = np.zeros_like(emb[(last, pooling)])
+    exit_layer = np.full(N, last)
+    active = np.ones(N, dtype=bool)
+    for i in range(last + 1):
+        cur = torch.from_numpy(np.ascontiguousarray(emb[(i, pooling)]))
+        done = streak.update(prev, cur).numpy() & active if i < last else active.copy()
+        out[done], exit_layer[done] = emb[(i, pooling)][done], i
+        active &= ~done
+        prev = cur
     return out, exit_layer
 
 
 def _select_after_full_pass(encoder: Encoder, rows: list[list[int]], pooling: str, rule: ExitRule, last: int,
                             batch_size: int) -> ExitResult:
     """The same rule applied to the pooled vectors of a full pass (no work skipped)."""
-    layers = [EMBEDDING, *range(last + 1)]
-    emb = encoder.encode_tokens(rows, layers, [pooling], batch_size=batch_size)
-    N = len(rows)
-    prev = torch.from_numpy(emb[(EMBEDDING, pooling)])
-    streak = _Streak(rule, N, torch.device("cpu"))
-    out = np.zeros_like(emb[(last, pooling)])
-    exit_layer = np.full(N, last)
-    active = np.ones(N, dtype=bool)
-    for i in range(last + 1):
-        cur = torch.from_numpy(emb[(i, pooling)])
-        done = streak.update(prev, cur).numpy() & active if i < last else active.copy()
-        out[done], exit_layer[done] = emb[(i, pooling)][done], i
-        active &= ~done
-        prev = cur
-    return ExitResult(out, exit_layer, MODE_SELECT)
+    emb = encoder.encode_tokens(rows, [EMBEDDING, *range(last + 1)], [pooling], batch_size=batch_size)
+    out, exit_layer = _apply_rule(emb, pooling, rule, last)
+    return ExitResult(out, exit_layer, MODE_SELECT, (last + 1) * padded_tokens(encoder, rows, batch_size))
 
 
 def _exit_in_batches(encoder: Encoder, rows: list[list[int]], pooling: str, rule: ExitRule, last: int,
                      batch_size: int, order: Sequence[int] | None = None) -> ExitResult:
     """Batched early exit over `encoder.batches` (in `order` when given)."""
     stepper = encoder.block_stepper()
-    vectors, exit_layer = None, np.zeros(len(rows), dtype=np.int64)
+    vectors, exit_layer, work = None, np.zeros(len(rows), dtype=np.int64), 0
     with torch.inference_mode():
         for idx, ids, mask in encoder.batches(rows, batch_size, order=order):
-            v, e = _exit_batch(stepper, ids, mask, pooling, rule, last)
+            v, e, w = _exit_batch(stepper, ids, mask, pooling, rule, last)
             if vectors is None:
                 vectors = np.zeros((len(rows), v.shape[1]), dtype=np.float32)
-            vectors[idx], exit_layer[idx] = v.cpu().numpy(), e.cpu().numpy()
-    return ExitResult(vectors, exit_layer, MODE_BATCHED)
+            vectors[idx], exit_layer[idx], work = v.cpu().numpy(), e.cpu().numpy(), work + w
+    return ExitResult(vectors, exit_layer, MODE_BATCHED, work)
 
 
 def encode_with_exit(encoder: Encoder, token_ids: list[list[int]], pooling: str, rule: ExitRule,
@@ -296,14 +327,128 @@ def binary_scores(sims: np.ndarray, labels: np.ndarray, threshold: float) -> dic
 # ---------------------------------------------------------------- the study
 
 
+DEGENERATE_SHARE = 0.9  # this share of rows leaving at one block is a fixed depth, not routing
+# candidate thresholds `choose_rule` tries besides the given ones (ordered from no exit to exit at once)
+TAU_GRID = (1.0, 0.9999, 0.9995, 0.999, 0.998, 0.995, 0.99, 0.98, 0.95, 0.9, 0.8, 0.5, 0.0, -1.0)
+EPSILON_GRID = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1)
+ISO_COMPUTE = ("fixed-depth baseline at the rule's mean blocks: Spearman linearly interpolated between the two "
+               "adjacent depths (every depth scored from one untimed full pass), exact where the mean is whole; "
+               "paired bootstrap of delta rho on shared resamples (analyses/paired.py)")
+
+
+def _rows_of(sentence_emb, pooling: str, rows: np.ndarray, last: int) -> dict:
+    """Per-layer pooled vectors of the sentences `rows` (emb, 0..last) from vectors of unique sentences."""
+    return {(la, pooling): sentence_emb[(la, pooling)][rows] for la in (EMBEDDING, *range(last + 1))}
+
+
+def _pair_rows(i1: np.ndarray, i2: np.ndarray) -> np.ndarray:
+    """(2P,) sentence index of the rows a0, b0, a1, b1, ... of the pair criterion."""
+    return np.stack([i1, i2], 1).ravel()
+
+
+def _rule_sims(sentence_emb, pooling: str, rule: ExitRule, last: int, i1: np.ndarray, i2: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(pair similarities, exit block per row) of a rule applied to one all-layer pass."""
+    if rule.criterion == "saturation":
+        rows, a, b = np.arange(len(sentence_emb[(EMBEDDING, pooling)])), i1, i2
+    else:
+        rows = _pair_rows(i1, i2)
+        a, b = np.arange(0, len(rows), 2), np.arange(1, len(rows), 2)
+    vectors, exit_layer = _apply_rule(_rows_of(sentence_emb, pooling, rows, last), pooling, rule, last)
+    return score_vectors({"rule": vectors}, [(a, b)])[0]["rule"][0], exit_layer
+
+
+def choose_rule(encoder: Encoder, pairs: PairSet, criterion: str, patiences: Sequence[int], pooling: str = "mean",
+                batch_size: int = 32, last: int | None = None, max_rho_loss: float = 0.01,
+                extra: Sequence[float] = ()) -> tuple[ExitRule, dict]:
+    """The rule that runs the fewest mean blocks on `pairs` while losing at most `max_rho_loss`
+    Spearman against the full depth there: the threshold is chosen on one split (train or
+    validation) and only then applied to the test split, so the test figure is not tuned on itself.
+
+    Candidates: TAU_GRID (saturation) or EPSILON_GRID (pair) plus `extra`, for every patience.
+    All are applied to one untimed all-layer pass (the batched exit takes the same decisions
+    from the same vectors, tests/test_early_exit.py); ties in mean blocks go to the more
+    conservative threshold (later exit). τ = 1 / ε = 0 always qualify.
+    Returns (rule, the choice's record: split, pairs, target, ρ and mean blocks there).
+    """
+    if not max_rho_loss >= 0:
+        raise ValueError(f"max_rho_loss is a Spearman loss and must be >= 0; got {max_rho_loss}")
+    last = _last_block(encoder, True, last)
+    grid = TAU_GRID if criterion == "saturation" else EPSILON_GRID
+    thresholds = sorted(set(grid) | set(extra), reverse=criterion == "saturation")  # conservative first
+    sentences, [(i1, i2)] = unique_sentences([pairs])
+    emb = encoder.encode_tokens(encoder.tokenize(sentences), [EMBEDDING, *range(last + 1)], [pooling], batch_size)
+    full = score_vectors({"full": emb[(last, pooling)]}, [(i1, i2)])[0]["full"][0]
+    full_rho = score(full, pairs.gold)["spearman"]
+    if full_rho is None:
+        raise ValueError(f"cannot choose an exit threshold on {pairs.name} {pairs.split}: the full depth's Spearman "
+                         "is undefined there (constant similarities)")
+    best = None
+    for p in patiences:
+        for t in thresholds:
+            rule = ExitRule(criterion, t, p)
+            sims, exit_layer = _rule_sims(emb, pooling, rule, last, i1, i2)
+            rho, blocks = score(sims, pairs.gold)["spearman"], float(np.mean(exit_layer + 1))
+            if rho is not None and rho >= full_rho - max_rho_loss and (best is None or blocks < best[2]):
+                best = (rule, rho, blocks)
+    rule, rho, blocks = best
+    return rule, {"chosen_on": f"{pairs.name} {pairs.split}", "chosen_on_n_pairs": len(pairs),
+                  "max_rho_loss": max_rho_loss, "chosen_on_spearman": rho, "chosen_on_full_spearman": full_rho,
+                  "chosen_on_mean_layers": blocks, "candidates": [*thresholds], "patiences": list(patiences)}
+
+
+def _degenerate(exit_layer: np.ndarray) -> dict:
+    """Whether the exits route at all: when DEGENERATE_SHARE of the rows leave at one block,
+    the rule is that fixed depth, and calling it routing would mislead."""
+    counts = np.bincount(exit_layer)
+    k = int(np.argmax(counts))
+    share = float(counts[k] / len(exit_layer))
+    out = {"exit_modal_block": k, "exit_modal_share": share, "degenerate_exit": share >= DEGENERATE_SHARE}
+    if out["degenerate_exit"]:
+        out["exit_note"] = (f"{int(counts[k])} of {len(exit_layer)} rows leave at block {k}: a fixed depth, "
+                            "not routing")
+    return out
+
+
+def _iso_compute(ps: PairedSet, key, mean_layers: float, pooling: str) -> dict:
+    """Δρ of a rule against fixed depth at its mean blocks (paired, shared resamples)."""
+    lo_blocks = int(math.floor(mean_layers))
+    w = mean_layers - lo_blocks
+    lo, hi = (("fixed", lo_blocks - 1), pooling), (("fixed", lo_blocks if w else lo_blocks - 1), pooling)
+    if key not in ps.rho or lo not in ps.rho or hi not in ps.rho:
+        return {"undefined": "a Spearman of this comparison is undefined (constant similarities)"}
+    if w == 0:
+        d = ps.difference(key, ps, lo)
+        base, depths, weights = ps.rho[lo], [lo[0][1]], [1.0]
+    else:
+        base = (1 - w) * ps.rho[lo] + w * ps.rho[hi]
+        s = resampled_summary(ps.resampled[key] - ((1 - w) * ps.resampled[lo] + w * ps.resampled[hi]))
+        d = {"delta_spearman": ps.rho[key] - base, "delta_ci95": s["ci95"], "p_value": s["p_value"],
+             "n_resamples": s["n_resamples"], "bootstrap_seed": ps.seed}
+        depths, weights = [lo[0][1], hi[0][1]], [1 - w, w]
+    lo_ci, hi_ci = d["delta_ci95"]
+    verdict = "routing better" if lo_ci > 0 else "routing worse" if hi_ci < 0 else SAME
+    return {"baseline_depths": depths, "baseline_weights": weights, "baseline_spearman": base,
+            "delta_spearman": d["delta_spearman"], "delta_ci95": d["delta_ci95"], "p_value": d["p_value"],
+            "n_resamples": d["n_resamples"], "bootstrap_seed": d["bootstrap_seed"], "verdict": verdict,
+            "method": ISO_COMPUTE}
+
+
 def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str = "mean", batch_size: int = 32,
-               tune: PairSet | None = None, depths: Sequence[int] | None = None, rounds: int = 1,
-               select_after_full_pass: bool = False) -> list[dict]:
+               tune: PairSet | None = None, depths: Sequence[int] | None = None, min_rounds: int = 5,
+               min_time: float = 1.0, select_after_full_pass: bool = False, choose_on: PairSet | None = None,
+               max_rho_loss: float = 0.01, seed: int = BOOTSTRAP_SEED,
+               timer: Callable[..., Timings] = compare_times) -> list[dict]:
     """Fixed-depth pruning and early exit on one pair set, timed in the same run.
 
-    Every method (the full pass, each fixed depth, each rule) is timed on the same
-    sentences in interleaved rounds (best of `rounds`), so its speed-up is a ratio of two
-    measurements taken side by side; the vectors come from the timed calls themselves.
+    Every method (the full pass, each fixed depth, each rule) is timed against the full
+    pass on the same sentences with `measure.compare_times` (warm-up, alternating order,
+    rounds by time: at least `min_rounds` and `min_time` s, median, bootstrap CI of the
+    speed-up); the vectors come from the timed calls themselves. Each speed-up sits beside
+    its compute bound (block tokens of the full pass / block tokens the method executed,
+    padding included) and is flagged `measurement_fault` when its CI lies above it (beyond
+    measure.BOUND_SLACK). Each rule is compared at equal compute with fixed depth
+    (`iso_compute`), and says whether its exits route at all (`degenerate_exit`).
 
     Args:
         pairs: the evaluation set.
@@ -312,11 +457,19 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
             it the same way, untimed); None leaves accuracy and F1 out.
         depths: fixed depths (block indices) to sweep; default every block.
         select_after_full_pass: the rules on the layers of a full pass (see encode_with_exit).
+        choose_on: a train/validation set on which `choose_rule` picks, per criterion of
+            `rules`, the cheapest threshold within `max_rho_loss` of full depth; that rule
+            is added (marked `threshold_chosen_on`) and applied to `pairs`.
+        seed: the bootstrap seed of the Spearman CIs and the iso-compute comparison.
+        timer: the timing protocol (tests put a broken one here to see the bound catch it).
     Returns:
         One record per fixed depth (criterion "fixed") and per rule: criterion, tau,
         epsilon, patience, depth, mean_layers, spearman, pearson, spearman_ci95,
-        seconds_per_pair, full_pass_seconds_per_pair, speedup, exit_mode, skips_work,
-        (binary sets) threshold, accuracy, f1; plus model and data provenance.
+        seconds_per_pair, full_pass_seconds_per_pair, speedup, speedup_ci95, timing_*,
+        block_tokens, full_block_tokens, speedup_bound, speedup_vs_bound,
+        measurement_fault, exit_mode, skips_work; rules also exit_layer_counts,
+        degenerate_exit, iso_compute, threshold_chosen_on; (binary sets) threshold,
+        accuracy, f1; plus model and data provenance.
     """
     last = _check_encoder(encoder, select_after_full_pass)
     exit_kw = {"select_after_full_pass": select_after_full_pass}
@@ -327,6 +480,18 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
     check_poolings((pooling,))
     if tune is not None and tune.gold_kind != "binary":
         raise ValueError(f"a tuning set is for binary labels; {tune.name} is {tune.gold_kind}")
+    rules = list(rules)
+    chosen: dict[ExitRule, dict] = {}
+    if choose_on is not None:
+        if (choose_on.name, choose_on.split) == (pairs.name, pairs.split):
+            raise ValueError(f"the exit threshold must be chosen on another split than the one scored "
+                             f"({pairs.name} {pairs.split}); choose on train or validation")
+        for criterion in dict.fromkeys(r.criterion for r in rules):
+            same = [r for r in rules if r.criterion == criterion]
+            rule, info = choose_rule(encoder, choose_on, criterion, sorted({r.patience for r in same}), pooling,
+                                     batch_size, last, max_rho_loss, [r.threshold for r in same])
+            chosen[rule] = info
+            rules += [] if rule in rules else [rule]
 
     def prepare(p: PairSet):
         sentences, [(i1, i2)] = unique_sentences([p])
@@ -334,7 +499,7 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
         return tok, i1, i2, [(tok[a], tok[b]) for a, b in zip(i1, i2)]
 
     tok, i1, i2, pair_tok = prepare(pairs)
-    results: dict[str, object] = {}
+    results: dict[object, object] = {}
 
     def remember(name, fn):
         def call():
@@ -351,9 +516,9 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
             fn = lambda rule=rule: encode_pairs_with_exit(encoder, pair_tok, pooling, rule, batch_size, last,  # noqa: E731
                                                           **exit_kw)
         methods[rule.name] = remember(rule, fn)
-    seconds = interleaved_best(methods, rounds, str(encoder.device))
+    timings = timer(methods, "full", str(encoder.device), min_rounds=min_rounds, min_time=min_time)
     n = len(pairs)
-    full_s = seconds["full"]
+    block = padded_tokens(encoder, tok, batch_size)  # one block over the unique sentences, as the full pass runs them
 
     def sims_of(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, paired: bool) -> np.ndarray:
         """The pair similarities of one method's vectors (pair rule: rows a0, b0, a1, b1, ...)."""
@@ -372,15 +537,31 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
                  else encode_pairs_with_exit(encoder, tpair, pooling, rule, batch_size, last, **exit_kw))
             tuned[rule] = tune_threshold(sims_of(r.vectors, t1, t2, rule.criterion == "pair"), tune.gold)
 
+    # iso-compute: every depth from one untimed pass, the rules' similarities beside them, one resample matrix
+    every = encoder.encode_tokens(tok, list(range(last + 1)), [pooling], batch_size)
+    rule_sims = {rule: sims_of(results[rule].vectors, i1, i2, rule.criterion == "pair") for rule in rules}
+    similarities = {(pairs.name, ("fixed", d), pooling): sims_of(every[(d, pooling)], i1, i2, False)
+                    for d in range(last + 1)} | {(pairs.name, ("exit", rule.name), pooling): s
+                                                 for rule, s in rule_sims.items()}
+    paired = PairedSet(Evaluation([], similarities, {pairs.name: np.asarray(pairs.gold)}), pairs.name, seed=seed)
+
     common = encoder.provenance() | pairs.provenance() | {
-        "pooling": pooling, "batch_size": batch_size, "timing_rounds": rounds, "n_layers": last + 1,
-        "n_sentences": len(tok), "full_pass_seconds_per_pair": full_s / n, "dataset_note": pairs.note,
-        "timing": "wall time on the same sentences, interleaved rounds, best of timing_rounds"}
+        "pooling": pooling, "batch_size": batch_size, "n_layers": last + 1, "n_sentences": len(tok),
+        "full_block_tokens": (last + 1) * block, "dataset_note": pairs.note}
     if tune is not None:
         common |= {"tune_dataset": tune.name, "tune_split": tune.split, "tune_n_pairs": len(tune)}
 
-    def record(key, head: dict, sims: np.ndarray, s: float) -> dict:
-        rec = head | score(sims, pairs.gold) | {"seconds_per_pair": s / n, "speedup": full_s / s} | common
+    def record(key, name: str, head: dict, sims: np.ndarray, work: int) -> dict:
+        t = timings.record(name)
+        rec = head | score(sims, pairs.gold) | {
+            "seconds_per_pair": t["seconds"] / n, "full_pass_seconds_per_pair": t["baseline_seconds"] / n,
+            "speedup": t["speedup"], "speedup_ci95": t["speedup_ci95"],
+            **{k: v for k, v in t.items() if k.startswith("timing")}, "block_tokens": work,
+        } | bound_check(t["speedup"], t["speedup_ci95"], (last + 1) * block / work) | common
+        if rec["measurement_fault"]:
+            rec["speedup_note"] = (f"measurement fault: speed-up {t['speedup']:.2f} (CI {t['speedup_ci95'][0]:.2f}-"
+                                   f"{t['speedup_ci95'][1]:.2f}) above its compute bound "
+                                   f"{rec['speedup_bound']:.2f}; not a speed-up")
         if key in tuned:
             rec |= {"threshold": tuned[key]} | binary_scores(sims, pairs.gold, tuned[key])
         return rec
@@ -390,11 +571,14 @@ def exit_study(encoder, pairs: PairSet, rules: Sequence[ExitRule], pooling: str 
         v = results[d][(d, pooling)]
         head = {"criterion": "fixed", "tau": None, "epsilon": None, "patience": None, "depth": d,
                 "mean_layers": float(d + 1), "exit_mode": "fixed depth: blocks 0..depth", "skips_work": True}
-        records.append(record(d, head, sims_of(v, i1, i2, False), seconds[f"fixed {d}"]))
+        records.append(record(d, f"fixed {d}", head, sims_of(v, i1, i2, False), (d + 1) * block))
     for rule in rules:
         r: ExitResult = results[rule]
         head = rule.describe() | {"depth": None, "mean_layers": r.mean_layers, "exit_mode": r.mode,
                                   "skips_work": r.mode == MODE_BATCHED,
                                   "exit_layer_counts": np.bincount(r.exit_layer, minlength=last + 1).tolist()}
-        records.append(record(rule, head, sims_of(r.vectors, i1, i2, rule.criterion == "pair"), seconds[rule.name]))
+        head |= _degenerate(r.exit_layer) | {
+            "iso_compute": _iso_compute(paired, (("exit", rule.name), pooling), r.mean_layers, pooling),
+            "threshold_chosen_on": chosen[rule] if rule in chosen else "given"}
+        records.append(record(rule, rule.name, head, rule_sims[rule], r.block_tokens))
     return records
