@@ -34,6 +34,8 @@ from rwkv_eval.models.rwkv import RWKVEncoder
 from rwkv_eval.models.rwkv6 import RWKV6, SHAPES, RWKV6Config
 from rwkv_eval.models.tokenizers import ByteTokenizer
 
+pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
+
 LENGTHS = (16, 64, 256, 512)
 N_SENTENCES = 2  # one pair per timed call: the smoke budget on 2 CPU cores
 SEED = 0

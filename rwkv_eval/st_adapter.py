@@ -9,7 +9,7 @@ optional prompt template (templates.py, the one the CLI and the profiles use: pr
 here is promptEOL there), so an RWKV layer runs on any MTEB task unchanged:
 
     >>> from rwkv_eval.models.load import load_encoder
-    >>> model = SentenceEncoder(load_encoder("tests/assets/tiny-rwkv-6v0-1m.pth"), layer=5, pooling="mean")
+    >>> model = SentenceEncoder(load_encoder("tiny-rwkv6"), layer=5, pooling="mean")
     >>> model.encode(["A man plays a guitar.", "A dog runs."], batch_size=2).shape
     (2, 64)
     >>> # import mteb; mteb.evaluate(model, mteb.get_tasks(tasks=["STSBenchmark"]))
