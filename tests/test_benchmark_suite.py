@@ -262,12 +262,13 @@ def test_the_summary_answers_best_setting_not_worse_ones_and_vs_glove_as_the_jso
     i = infos[best]
     base = i["vs_baseline"]
     lo, hi = base["delta_ci95"]
+    flat = " ".join(text.split())  # the verdict lines wrap at the terminal's width
     assert (f"best L{best[0]:02d}/{best[1]}: ρ {i['spearman']:.4f} [{i['spearman_ci95_low']:.3f}, "
             f"{i['spearman_ci95_high']:.3f}]; vs glove-6b-50d L00/mean: Δρ {base['delta_spearman']:+.4f} "
-            f"[{lo:+.3f}, {hi:+.3f}], {base['verdict']}") in text
+            f"[{lo:+.3f}, {hi:+.3f}], {base['verdict']}") in flat
     same = [f"L{layer:02d}/{p}" for (layer, p), i in infos.items()
             if not i["vs_best"]["is_best"] and not i["vs_best"]["significantly_worse"]]
-    assert f"not significantly worse than the best ({len(same)} of 3): {', '.join(same) or 'none'}" in text
+    assert f"not significantly worse than the best ({len(same)} of 3): {', '.join(same) or 'none'}" in flat
     marks = {"better": "+", "worse": "-", "no significant difference": "~"}
     for layer in (3, 5):
         cells = []
