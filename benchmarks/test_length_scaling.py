@@ -18,7 +18,7 @@ Shapes (`--length-shapes`); the transformers models are `random-hf:NAME` (models
     real             12 blocks x 768 with the real vocabularies: RWKV-6 at the shape of
                      RWKV-4-169m / Finch "small" (head 64, FFN 2688) vs Pythia-160m
                      (random-hf:pythia-160m) — run it on a GPU:
-                     pytest benchmarks/test_length_scaling.py --length-shapes real --device cuda
+                     pytest benchmarks/test_length_scaling.py --rwkv-profile perf --length-shapes real --device cuda
                      Llama and Mamba have no partner of this size in compare.py and skip.
 """
 
