@@ -11,16 +11,19 @@ per pair and time ratio (with CI) vs the final layer, the compute bound of the s
 (blocks of the final layer / blocks run) with its fault flag, peak memory
 and its excess over the final layer. The report draws the Pareto plot from it.
 
-Smoke profile: the tiny trained RWKV-6 on a seeded sample of SMOKE_PAIRS pairs of STS-B
-test (or the bundled STS-B sample without a data root) and the random-init smoke shape
-on the bundled sample, sentences cut at SMOKE_MAX_LENGTH tokens. Other profiles (`--model
+Perf profile (light, for 2 CPU cores; `smoke_sample` in the records): the tiny trained
+RWKV-6 on a seeded sample of SMOKE_PAIRS pairs of STS-B test (or the bundled STS-B sample
+without a data root) and the random-init smoke shape on the bundled sample, sentences cut at SMOKE_MAX_LENGTH tokens. Other profiles (`--model
 RWKV/v6-Finch-1B6-HF --device cuda`): the full STS-B test and MRPC validation.
 """
 
 from __future__ import annotations
 
+import pytest
 
 from rwkv_eval.records import environment
+
+pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
 
 SMOKE_PAIRS = 64
 SMOKE_MAX_LENGTH = 128
@@ -28,15 +31,20 @@ TIMED_SENTENCES = 32
 MIN_ROUNDS, MIN_TIME_S = 5, 1.0  # measure.compare_times: at least this many rounds and seconds (smoke: 5, 0.5)
 
 
+def _tiny_rwkv6(spec: str) -> bool:
+    """The tiny trained RWKV-6: shipped (the profiles' `tiny-rwkv6`) or a copy of its file."""
+    return spec == "tiny-rwkv6" or spec.endswith("tiny-rwkv-6v0-1m.pth")
+
+
 def _cases(run):
     from rwkv_eval.datasets import load_pairs
 
     given = run.config.getoption("--model") or []  # repeatable option: a list
-    smoke = run.profile_name == "smoke"
+    smoke = run.profile_name == "perf"
     if given:
         models = [(m.rstrip("/").split("/")[-1].lower(), m) for m in given]
     else:
-        models = [(m.key, m.spec) for m in run.profile.models if m.spec.endswith("tiny-rwkv-6v0-1m.pth")]
+        models = [(m.key, m.spec) for m in run.profile.models if _tiny_rwkv6(m.spec)]
         models.append(("rwkv6-random-smoke", "random-rwkv6:smoke"))
     sets = [("stsb", "test")] + ([] if smoke else [("mrpc", "validation")])
     out = []

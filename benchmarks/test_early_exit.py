@@ -10,9 +10,9 @@ compared with fixed depth at equal mean blocks (`iso_compute`) and marked when i
 are degenerate. The records go to extra_info["early_exit"]; the report draws quality vs
 mean blocks executed and vs measured time per pair, both curves on one plot.
 
-Smoke profile (2 CPU cores, offline): the tiny trained RWKV-6 (and the random-init smoke
-shape on one set), a seeded sample of SMOKE_PAIRS pairs per set, thresholds tuned on
-SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens, fixed depths
+Perf profile (light, for 2 CPU cores, offline; `smoke_sample` in the records): the tiny
+trained RWKV-6 (and the random-init smoke shape on one set), a seeded sample of SMOKE_PAIRS
+pairs per set, thresholds tuned on SMOKE_TUNE_PAIRS train pairs, sentences cut at SMOKE_MAX_LENGTH tokens, fixed depths
 SMOKE_DEPTHS, timing rounds SMOKE_TIMING (at least 5 rounds, 0.5 s) — all recorded.
 Any other profile (e.g. `--rwkv-profile paper --model RWKV/v6-Finch-1B6-HF --device cuda`)
 runs the full sets, tunes on the full train split and times FULL_TIMING (5 rounds, 2 s).
@@ -26,11 +26,13 @@ import pytest
 
 from rwkv_eval.records import environment
 
+pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
+
 SMOKE_PAIRS = 24
 SMOKE_TUNE_PAIRS = 32
 SMOKE_MAX_LENGTH = 128
 SMOKE_RULES = (("saturation", 1.0, 1), ("saturation", 0.995, 1), ("saturation", 0.95, 1), ("pair", 0.01, 1))
-SMOKE_DEPTHS = (1, 3, 5, 7, 9, 11)  # the study's layers; every block outside the smoke profile
+SMOKE_DEPTHS = (1, 3, 5, 7, 9, 11)  # the study's layers; every block outside the perf profile
 FULL_RULES = tuple(("saturation", t, p) for t in (1.0, 0.999, 0.995, 0.99, 0.98, 0.95) for p in (1, 2)) + tuple(
     ("pair", e, p) for e in (0.01, 0.003, 0.001) for p in (1, 2))
 SMOKE_TIMING, FULL_TIMING = (5, 0.5), (5, 2.0)  # (min rounds, min seconds) of measure.compare_times
@@ -40,12 +42,17 @@ DATASETS = (("mrpc", "validation", "train"), ("stsb", "test", None), ("rte", "va
 CHOOSE_ON = {"mrpc": "train", "stsb": "validation", "rte": "train", "qqp": "train"}  # never the evaluated split
 
 
+def _tiny_rwkv6(spec: str) -> bool:
+    """The tiny trained RWKV-6: shipped (the profiles' `tiny-rwkv6`) or a copy of its file."""
+    return spec == "tiny-rwkv6" or spec.endswith("tiny-rwkv-6v0-1m.pth")
+
+
 def _models(run) -> list[tuple[str, str, bool]]:
     """(key, spec, smoke) of the native RWKV models this run studies."""
     given = run.config.getoption("--model") or []  # repeatable option: a list
     if given:
-        return [(m.rstrip("/").split("/")[-1].lower(), m, run.profile_name == "smoke") for m in given]
-    smoke = [(m.key, m.spec, True) for m in run.profile.models if m.spec.endswith("tiny-rwkv-6v0-1m.pth")]
+        return [(m.rstrip("/").split("/")[-1].lower(), m, run.profile_name == "perf") for m in given]
+    smoke = [(m.key, m.spec, True) for m in run.profile.models if _tiny_rwkv6(m.spec)]
     return smoke + [("rwkv6-random-smoke", "random-rwkv6:smoke", True)]
 
 

@@ -21,7 +21,7 @@ Shapes (`--length-shapes`); the transformers models are `random-hf:NAME` (models
     real             12 blocks x 768 with the real vocabularies: RWKV-6 at the shape of
                      RWKV-4-169m / Finch "small" (head 64, FFN 2688) vs Pythia-160m
                      (random-hf:pythia-160m) — run it on a GPU:
-                     pytest benchmarks/test_length_scaling.py --length-shapes real --device cuda
+                     pytest benchmarks/test_length_scaling.py --rwkv-profile perf --length-shapes real --device cuda
                      Llama and Mamba have no partner of this size in compare.py and skip.
 """
 
@@ -37,6 +37,8 @@ from rwkv_eval.models.random_hf import random_hf_encoder
 from rwkv_eval.models.rwkv import RWKVEncoder
 from rwkv_eval.models.rwkv6 import RWKV6, SHAPES, RWKV6Config
 from rwkv_eval.models.tokenizers import ByteTokenizer
+
+pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
 
 LENGTHS = (16, 64, 256, 512)
 N_SENTENCES = 2  # one pair per timed call: the smoke budget on 2 CPU cores

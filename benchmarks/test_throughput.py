@@ -31,6 +31,8 @@ import torch
 from rwkv_eval.measure import build_memory, compare_times, device_info, matmul_rate
 from rwkv_eval.models.random_init import SHAPES, random_rwkv_encoder
 
+pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
+
 STUDY_LAYERS = [1, 3, 5, 7, 9, 11]
 N_SENTENCES = 64
 SWEEP_SENTENCES = 16  # enough tokens (~180) that fixed per-call costs do not blur the 12/24 ratio

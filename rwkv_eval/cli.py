@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, NoReturn, Sequence
 
+from . import __version__
 from .datasets.registry import SPLITS, get, names
 from .options import (DTYPES, SEED_MAX, check_dtype, check_layers, check_poolings, number_list, once_action,
                       real_number, whole_number)
@@ -528,12 +529,13 @@ def _model_options(p: argparse.ArgumentParser, several: str | None = None,
     p.add_argument("--layers", default=None, help=layers_help)
     p.add_argument("--pooling", default="mean", help="comma-separated: mean,max,last,first_last,weighted_mean | all")
     p.add_argument("--device", default="cpu", help="cpu | cuda (the current CUDA device) | cuda:N | auto")
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    p.add_argument("--backend", default="auto", choices=("auto", "native", "hf"))
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights and activations")
+    p.add_argument("--backend", default="auto", choices=("auto", "native", "hf"),
+                   help="native RWKV code or transformers (hf); auto: by the model")
     p.add_argument("--tokenizer", default=None, choices=("world", "byte", "hf"), help="override the detected tokenizer")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to pin")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code (RWKV-6 HF backend)")
-    p.add_argument("--batch-size", type=whole_number(1), default=32)
+    p.add_argument("--batch-size", type=whole_number(1), default=32, help="sentences per forward pass")
     p.add_argument("--max-length", type=whole_number(1), default=None, help="truncate sentences to this many tokens (counted)")
     p.add_argument("--seed", type=whole_number(0, SEED_MAX), default=0, help="seed for random-init models and sampling (recorded)")
     p.add_argument("--template", default=None,
@@ -647,8 +649,37 @@ def diagnostics_table(d: dict) -> str:
     return "\n".join(lines)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help shows each option's default (unless it is None or False, or the help already says
+    it); the examples of the epilogs keep their lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+# one example per subcommand, shown under its --help (they run offline: the tiny models ship in the package)
+EXAMPLES = {
+    "evaluate": f"{PROG} evaluate --model tiny-rwkv6 --dataset stsb-sample --layers all --pooling mean,last",
+    "embed": f"{PROG} embed --model tiny-rwkv7 --layers 5 --pooling mean --input sentences.txt --output vectors.npz",
+    "compare": f"{PROG} compare --model tiny-rwkv6 --model tiny-rwkv7 --dataset stsb-sample --pooling mean",
+    "ood": f"{PROG} ood --model tiny-rwkv6 --model glove-6b-50d --data-dir ROOT --subset 200",
+    "exit": f"{PROG} exit --model tiny-rwkv6 --dataset stsb --data-dir ROOT --max-pairs 200",
+}
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with the one-line error of the rest of the command (argparse prints usage first)."""
+    """argparse with the one-line error of the rest of the command (argparse prints usage first),
+    defaults in --help, and a subcommand's example (EXAMPLES) under its --help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        command = self.prog.removeprefix(PROG).strip()
+        if self.epilog is None and command in EXAMPLES:
+            self.epilog = f"example:\n  {EXAMPLES[command]}"
 
     def add_argument(self, *args, **kwargs):
         """A single-valued option given twice is an error (options.once_action), not the last one kept."""
@@ -662,7 +693,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+                 epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES.values()))
+    ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     ap.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = ap.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="Spearman/Pearson of cosine similarity vs gold, per layer and pooling")

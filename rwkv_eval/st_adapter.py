@@ -17,7 +17,7 @@ in the CLI and the profiles) behind the two interfaces embedding people use:
   "no_model_name/available" and hands back whatever score is cached there).
 
     >>> from rwkv_eval.models.load import load_encoder
-    >>> model = SentenceEncoder(load_encoder("tests/assets/tiny-rwkv-6v0-1m.pth"), layer=5, pooling="mean")
+    >>> model = SentenceEncoder(load_encoder("tiny-rwkv6"), layer=5, pooling="mean")
     >>> model.encode(["A man plays a guitar.", "A dog runs."], batch_size=2).shape
     (2, 64)
     >>> model.name

@@ -31,8 +31,8 @@ cd "$(dirname "$0")/.."
 
 STEPS=(
   "$PY -m pytest tests -m gpu -q -p no:cacheprovider -rs"
-  "$PY -m pytest benchmarks/test_throughput.py -q -p no:cacheprovider --device cuda:0 --dtype bfloat16 --benchmark-json $OUT/throughput-bfloat16.json"
-  "$PY -m pytest benchmarks/test_throughput.py -q -p no:cacheprovider --device cuda:0 --dtype float16 --benchmark-json $OUT/throughput-float16.json"
+  "$PY -m pytest benchmarks/test_throughput.py --rwkv-profile perf -q -p no:cacheprovider --device cuda:0 --dtype bfloat16 --benchmark-json $OUT/throughput-bfloat16.json"
+  "$PY -m pytest benchmarks/test_throughput.py --rwkv-profile perf -q -p no:cacheprovider --device cuda:0 --dtype float16 --benchmark-json $OUT/throughput-float16.json"
   "$PY scripts/gpu_summary.py $OUT/throughput-bfloat16.json $OUT/throughput-float16.json"
 )
 

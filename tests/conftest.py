@@ -11,8 +11,10 @@ settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60
 settings.register_profile("dev", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-ASSETS = Path(__file__).resolve().parent / "assets"  # vendored tiny RWKV-6/7 + reference logits (see NOTICE)
-SHARED_DATA = Path(os.environ.get("RWKV_EVAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from rwkv_eval.models.load import shipped_dir
+
+# the one data variable of the CLI and the suite; default: the shared folder beside the checkout
+SHARED_DATA = Path(os.environ.get("RWKV_EVAL_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,11 +35,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():
-        pytest.skip(f"real data not found at {SHARED_DATA} (set RWKV_EVAL_SHARED_DATA to the shared/data folder)")
+        pytest.skip(f"real data not found at {SHARED_DATA} (set RWKV_EVAL_DATA to the shared/data folder)")
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def tiny_assets() -> Path:
-    """The vendored tiny trained RWKV-6/7 checkpoints and their logits: oracle tests never skip."""
-    return ASSETS
+    """The tiny trained RWKV-6/7 checkpoints and their logits, shipped in the package
+    (rwkv_eval/data/tiny-rwkv, see NOTICE there): oracle tests never skip."""
+    return shipped_dir()

@@ -223,3 +223,74 @@ def test_report_from_the_run(tmp_path, smoke_run):
     text = (folder / "summary.md").read_text()
     assert "stsb-sample" in text and "glove-6b-50d" in text
     assert "| glove-6b-50d | L00 | mean | 0.3913 | -0.2166" in text and "| significantly worse |" in text
+
+
+SUMMARY_PROFILE = """
+name = "summary"
+poolings = ["mean", "max"]
+
+[[models]]
+key = "glove-6b-50d"
+spec = "glove-6b-50d"
+layers = [0]
+
+[[models]]
+key = "rwkv6-tiny-1m"
+spec = "tiny-rwkv6"
+layers = [3, 5]
+
+[[datasets]]
+name = "stsb-sample"
+split = "test"
+"""
+
+
+def test_the_summary_answers_best_setting_not_worse_ones_and_vs_glove_as_the_json_records(tmp_path):
+    """The terminal summary names, per model, the best layer x pooling with its CI, the settings not
+    significantly worse, and the verdict against GloVe-50d, each as the cases' paired comparisons
+    (analyses.paired) recorded them in the JSON; a progress line per model (k of n) comes first."""
+    profile = tmp_path / "summary.toml"
+    profile.write_text(SUMMARY_PROFILE)
+    res, out = run_suite(tmp_path, "--rwkv-profile", str(profile), "--accept-new-cases")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    text = res.stdout
+    assert text.index("rwkv-eval [1/2] glove-6b-50d on stsb-sample-test") < text.index(
+        "rwkv-eval [2/2] rwkv6-tiny-1m on stsb-sample-test: 2 layers x 2 poolings") < text.index("which layer")
+    infos = {(b["extra_info"]["layer"], b["extra_info"]["pooling"]): b["extra_info"]
+             for b in json.loads(out.read_text())["benchmarks"] if b["extra_info"]["model_key"] == "rwkv6-tiny-1m"}
+    [best] = [s for s, i in infos.items() if i["vs_best"]["is_best"]]
+    i = infos[best]
+    base = i["vs_baseline"]
+    lo, hi = base["delta_ci95"]
+    flat = " ".join(text.split())  # the verdict lines wrap at the terminal's width
+    assert (f"best L{best[0]:02d}/{best[1]}: ρ {i['spearman']:.4f} [{i['spearman_ci95_low']:.3f}, "
+            f"{i['spearman_ci95_high']:.3f}]; vs glove-6b-50d L00/mean: Δρ {base['delta_spearman']:+.4f} "
+            f"[{lo:+.3f}, {hi:+.3f}], {base['verdict']}") in flat
+    same = [f"L{layer:02d}/{p}" for (layer, p), i in infos.items()
+            if not i["vs_best"]["is_best"] and not i["vs_best"]["significantly_worse"]]
+    assert f"not significantly worse than the best ({len(same)} of 3): {', '.join(same) or 'none'}" in flat
+    marks = {"better": "+", "worse": "-", "no significant difference": "~"}
+    for layer in (3, 5):
+        cells = []
+        for p in ("mean", "max"):
+            i = infos[(layer, p)]
+            mark = "*" if i["vs_best"]["is_best"] else " " if i["vs_best"]["significantly_worse"] else "="
+            cells.append(f"{i['spearman']:.4f}{mark} {i['vs_baseline']['delta_spearman']:+.3f}"
+                         f"{marks[i['vs_baseline']['verdict']]}".rjust(17))
+        assert f"  L{layer:02d}   " + "".join(cells) in text
+    assert "cost per model" in text and "rwkv6-tiny-1m" in text.split("cost per model")[1]
+
+
+@pytest.mark.parametrize("profile,cost", [("smoke", False), ("perf", True)])
+def test_the_profile_names_the_benchmark_groups_that_run(tmp_path, profile, cost):
+    """smoke runs the accuracy grid only; perf adds the cost benchmarks (marked rwkv_cost)."""
+    res = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "--rwkv-profile", profile], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300,
+                         env={k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {"HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    files = {line.split("::")[0] for line in res.stdout.splitlines() if "::" in line}
+    cost_files = {f"benchmarks/test_{n}.py" for n in ("throughput", "length_scaling", "aggregation", "early_exit")}
+    assert "benchmarks/test_embeddings.py" in files
+    assert (cost_files <= files) if cost else not (cost_files & files)
+    assert ("rwkv6-random-smoke/" in res.stdout) is cost  # the random-init model is cost only

@@ -2,7 +2,7 @@
 the one seeded subset and the one UTF-8/NUL check.
 
 Expected counts are those of shared/data/README.md. The real-data tests skip with a reason
-when that folder is absent (set RWKV_EVAL_SHARED_DATA to point elsewhere).
+when that folder is absent (set RWKV_EVAL_DATA to point elsewhere).
 """
 
 from __future__ import annotations

@@ -303,6 +303,14 @@ sys.exit(main(["embed", "--model", "glove.txt", "--input", "s.txt", "--output", 
 """
 
 
+def default_signals() -> None:
+    """In the child: SIGINT and SIGTERM at their defaults, whatever the parent had. A job started in
+    the background (`pytest &`) inherits an ignored SIGINT, and Python then never raises
+    KeyboardInterrupt; a user pressing Ctrl-C on rwkv-eval has the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,status,fragment", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
                                                  (signal.SIGINT, 130, "interrupted (Ctrl-C)")])
 def test_a_signal_while_writing_leaves_no_temp_file_and_one_line(tmp_path, sentences, glove_txt, sig, status,
@@ -310,7 +318,7 @@ def test_a_signal_while_writing_leaves_no_temp_file_and_one_line(tmp_path, sente
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
     before = files_in(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRIVER)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
         assert proc.stdout.readline() == "writing\n"
         assert any(p.name.startswith(".e.npz.") for p in tmp_path.iterdir())  # the temp file exists now

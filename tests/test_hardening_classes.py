@@ -36,9 +36,10 @@ import pytest
 import torch
 
 from rwkv_eval import cli
+from rwkv_eval.models.load import shipped_dir
 
 REPO = Path(__file__).resolve().parents[1]
-TINY6 = REPO / "tests" / "assets" / "tiny-rwkv-6v0-1m.pth"
+TINY6 = shipped_dir() / "tiny-rwkv-6v0-1m.pth"
 
 
 def env(**extra: str) -> dict[str, str]:

@@ -227,6 +227,7 @@ def test_gpu_check_dry_run_lists_its_steps(tmp_path):
     assert "-m pytest tests -m gpu" in steps[0]
     for dtype, step in zip(("bfloat16", "float16"), steps[1:3]):
         assert "benchmarks/test_throughput.py" in step and f"--device cuda:0 --dtype {dtype}" in step
+        assert "--rwkv-profile perf" in step  # the cost benchmarks are the perf profile's (smoke deselects them)
         assert f"--benchmark-json {tmp_path}/o/throughput-{dtype}.json" in step
     assert "scripts/gpu_summary.py" in steps[3]
     assert not (tmp_path / "o").exists()

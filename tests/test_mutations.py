@@ -8,8 +8,8 @@ both the unit tests and the smoke accuracy gates fail.
 
 Each mutant is a textual edit of a copy of the repository (the edit must apply, so a
 refactor that moves the code fails here and gets the mutant updated); pytest then runs,
-in the copy, the unit tests that guard the code and the smoke benchmark cases gated by
-the committed references (benchmarks/thresholds.json). Both must fail, and the benchmark
+in the copy, the unit tests that guard the code and the benchmark cases of the random-init
+RWKV-6 (perf profile) gated by the committed references (benchmarks/thresholds.json). Both must fail, and the benchmark
 must fail on its Spearman gate (status FAIL with a Δ), not on a crash.
 """
 
@@ -69,14 +69,15 @@ def test_mutant_fails_unit_tests_and_smoke_gate(name, tmp_path, request):
     file, old, new, unit_tests, case = MUTANTS[name]
     data = {}
     if any("test_rwkv6" in t for t in unit_tests):  # its unit test runs the tiny trained checkpoint
-        data = {"RWKV_EVAL_SHARED_DATA": str(request.getfixturevalue("shared_data"))}
+        data = {"RWKV_EVAL_DATA": str(request.getfixturevalue("shared_data"))}
     copy = mutated_copy(tmp_path, file, old, new)
     junit = tmp_path / "junit.xml"
     env = {k: v for k, v in os.environ.items() if k != "RWKV_EVAL_DATA"} | {
         "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(copy),
         "OMP_NUM_THREADS": "1"} | data  # two torch threads spin-wait on a loaded 2-core machine (10x slower)
     bench = f"benchmarks/test_embeddings.py::test_similarity[{case}]"
-    res = subprocess.run([sys.executable, "-m", "pytest", *unit_tests, bench, "-p", "no:cacheprovider",
+    res = subprocess.run([sys.executable, "-m", "pytest", *unit_tests, bench, "--rwkv-profile", "perf",
+                          "-p", "no:cacheprovider",
                           "-q", "--benchmark-disable", f"--junitxml={junit}", "-o", "testpaths="],
                          cwd=copy, env=env, capture_output=True, text=True, timeout=900)
     out = res.stdout + res.stderr

@@ -4,7 +4,7 @@ The native RWKV models run their matmuls in the requested dtype and everything e
 (residual stream, WKV state, decays, bonus, norms) in float32 (models/precision.py).
 Half precision runs on CPU, so these tests exercise the code path a GPU runs.
 
-Models: the tiny trained RWKV-6 and RWKV-7 (vendored in tests/assets) and the
+Models: the tiny trained RWKV-6 and RWKV-7 (shipped in rwkv_eval/data/tiny-rwkv) and the
 `growth` random models, whose FFNs push two channels of the residual up by ~15-30k per
 block, past float16's 65504 after a few blocks (the "massive activations" of trained
 LLMs). An all-half model (`model.half()`, the code before mixed precision) turns those

