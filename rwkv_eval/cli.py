@@ -350,11 +350,17 @@ def cmd_exit(args: argparse.Namespace) -> int:
     if args.max_pairs:
         pairs = sample(pairs, args.max_pairs, cfg.seed)
         tune = tune and sample(tune, args.max_pairs, cfg.seed)
+    from .metrics import too_few_tuning_pairs
+
+    omitted = tune and too_few_tuning_pairs(len(tune), f"{tune.name} {tune.split}")
+    if omitted:
+        warn(omitted)
+        tune = None
     enc, _ = load_model(cfg)
     depths = None if args.depths is None else [int(d) for d in _floats(args.depths, "--depths")]
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
                          rounds=args.rounds, select_after_full_pass=args.select_after_full_pass)
-    env = environment(enc.device) | {"seed": cfg.seed}
+    env = environment(enc.device) | {"seed": cfg.seed} | ({"accuracy_omitted": omitted} if omitted else {})
     records = [r | env for r in records]
     if args.output:
         write_json_atomic(args.output, {"config": asdict(cfg), "records": records})
