@@ -373,7 +373,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
 
 def compare_table(records: list[dict]) -> str:
     cols = ("kind", "dataset", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b", "delta_spearman", "delta_ci95",
-            "p_value")
+            "p_value", "p_adjusted")
     cell = lambda r, c: (f"[{r[c][0]:.3f}, {r[c][1]:.3f}]" if r[c][0] is not None else "-") if c == "delta_ci95" \
         else _fmt(r.get(c))  # noqa: E731
     rows = [[cell(r, c) for c in cols] for r in records]
