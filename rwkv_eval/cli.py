@@ -382,12 +382,18 @@ def cmd_exit(args: argparse.Namespace) -> int:
         choose = choose and sample(choose, args.max_pairs, cfg.seed)
     warnings = subset_warnings([pairs, *([tune] if tune else []), *([choose] if choose else [])], args.max_pairs,
                                "--max-pairs")
+    from .metrics import too_few_tuning_pairs
+
+    omitted = tune and too_few_tuning_pairs(len(tune), f"{tune.name} {tune.split}")
+    if omitted:
+        warnings.append(omitted)
+        tune = None
     enc, _ = load_model(cfg)
     records = exit_study(enc, pairs, rules, cfg.poolings[0], cfg.batch_size, tune=tune, depths=depths,
                          min_rounds=args.rounds, min_time=args.min_time,
                          select_after_full_pass=args.select_after_full_pass, choose_on=choose,
                          max_rho_loss=args.max_rho_loss, seed=cfg.seed)
-    env = environment(enc.device) | {"seed": cfg.seed}
+    env = environment(enc.device) | {"seed": cfg.seed} | ({"accuracy_omitted": omitted} if omitted else {})
     records = [r | env for r in records]
     if args.output:
         write_json_atomic(args.output, {"config": asdict(cfg), "records": records, "warnings": warnings})
@@ -402,7 +408,7 @@ def cmd_exit(args: argparse.Namespace) -> int:
 
 def compare_table(records: list[dict]) -> str:
     cols = ("kind", "dataset", "layer_a", "layer_b", "pooling", "spearman_a", "spearman_b", "delta_spearman", "delta_ci95",
-            "p_value")
+            "p_value", "p_adjusted")
     cell = lambda r, c: (f"[{r[c][0]:.3f}, {r[c][1]:.3f}]" if r[c][0] is not None else "-") if c == "delta_ci95" \
         else _fmt(r.get(c))  # noqa: E731
     rows = [[cell(r, c) for c in cols] for r in records]

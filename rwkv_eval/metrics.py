@@ -258,8 +258,10 @@ TUNING_NOTE = (
     "which gives every method the same base-rate accuracy")
 
 
-def check_tuning_pairs(n: int, where: str) -> None:
-    """Refuse tuned-threshold accuracy/F1 on fewer than MIN_TUNING_PAIRS tuning pairs (TUNING_NOTE says why)."""
-    if n < MIN_TUNING_PAIRS:
-        raise ValueError(f"{where}: {n} tuning pairs for the accuracy/F1 threshold; {TUNING_NOTE}. Tune on at least "
-                         f"{MIN_TUNING_PAIRS} pairs (a larger --max-pairs, or none)")
+def too_few_tuning_pairs(n: int, where: str) -> str | None:
+    """Why tuned-threshold accuracy/F1 on `n` tuning pairs must not be reported (fewer than
+    MIN_TUNING_PAIRS; TUNING_NOTE says why), or None when there are enough."""
+    if n >= MIN_TUNING_PAIRS:
+        return None
+    return (f"accuracy/F1 left out: {where} has {n} tuning pairs for the threshold; {TUNING_NOTE}. Tune on at least "
+            f"{MIN_TUNING_PAIRS} pairs (a larger --max-pairs, or none)")

@@ -406,3 +406,17 @@ def test_vs_baseline_verdicts_are_holm_adjusted_over_the_models_settings():
         assert v["verdict"] == ("no significant difference" if p_adj >= 0.05
                                 else "better" if v["delta_spearman"] > 0 else "worse")
     assert {v["verdict"] for v in vb} >= {"better"}
+
+
+def test_compare_records_carry_holm_adjusted_p_over_the_settings_of_one_call():
+    from rwkv_eval.metrics import adjust_p
+
+    rng = np.random.default_rng(13)
+    gold = rng.normal(size=120)
+    s = pairset(gold)
+    a = scored("a", {(k, "mean"): [gold + (0.5 + 0.2 * k) * rng.normal(size=120)] for k in range(4)}, [s])
+    b = scored("b", {(k, "mean"): [gold + 1.0 * rng.normal(size=120)] for k in range(4)}, [s])
+    recs = compare_settings(a, b, [(k, k, "mean") for k in range(4)], n_resamples=300)
+    assert [r["p_adjusted"] for r in recs] == pytest.approx(adjust_p([r["p_value"] for r in recs], "holm"))
+    assert all(r["correction"] == "holm" and r["family_size"] == 4 for r in recs)
+    assert any(r["p_adjusted"] > r["p_value"] for r in recs)

@@ -144,8 +144,42 @@ def test_spearman_max_of_mrpc_validation_balance_and_its_errors():
 
 
 def test_tuned_threshold_on_too_few_pairs_is_refused():
-    from rwkv_eval.metrics import MIN_TUNING_PAIRS, check_tuning_pairs
+    from rwkv_eval.metrics import MIN_TUNING_PAIRS, too_few_tuning_pairs
 
-    check_tuning_pairs(MIN_TUNING_PAIRS, "mrpc train")
-    with pytest.raises(ValueError, match=f"mrpc train-24: 24 tuning pairs .* at least {MIN_TUNING_PAIRS}"):
-        check_tuning_pairs(24, "mrpc train-24")
+    assert too_few_tuning_pairs(MIN_TUNING_PAIRS, "mrpc train") is None
+    why = too_few_tuning_pairs(MIN_TUNING_PAIRS - 1, "mrpc train-99")
+    assert why.startswith("accuracy/F1 left out: mrpc train-99 has 99 tuning pairs")
+    assert f"at least {MIN_TUNING_PAIRS} pairs" in why and "base-rate accuracy" in why
+
+
+def test_exit_on_24_mrpc_pairs_leaves_accuracy_out_and_says_why(shared_data, tiny_assets, tmp_path, capsys):
+    """`--max-pairs 24` used to tune the threshold on 24 train pairs and print the same base-rate
+    accuracy for every method; now the records carry no accuracy/F1, only the reason."""
+    import json
+
+    from rwkv_eval.cli import main
+
+    out = tmp_path / "exit.json"
+    assert main(["exit", "--model", str(tiny_assets / "tiny-rwkv-6v0-1m.pth"), "--dataset", "mrpc",
+                 "--data-dir", str(shared_data), "--max-pairs", "24", "--tau", "0.99", "--patience", "1",
+                 "--depths", "5", "--output", str(out)]) == 0
+    records = json.loads(out.read_text())["records"]
+    assert records and all("accuracy" not in r and "f1" not in r for r in records)
+    assert all(r["accuracy_omitted"].startswith("accuracy/F1 left out: mrpc train-24 has 24 tuning pairs")
+               for r in records)
+    assert "warning: accuracy/F1 left out" in capsys.readouterr().err
+    assert all(r["spearman_max"] == pytest.approx(records[0]["spearman_max"]) for r in records)
+    assert 0.5 < records[0]["spearman_max"] < 1  # the 24 pairs' own class balance
+
+
+def test_binary_records_carry_their_spearman_ceiling(shared_data):
+    """Every record built from a binary set's provenance (evaluate, exit) carries spearman_max
+    for that set's own class balance; graded sets carry none."""
+    from rwkv_eval.datasets import load_pairs, sample
+    from rwkv_eval.metrics import spearman_max
+
+    mrpc = load_pairs("mrpc", "validation", shared_data)
+    assert mrpc.provenance()["spearman_max"] == pytest.approx(0.8054, abs=1e-4)
+    small = sample(mrpc, 24, 0)
+    assert small.provenance()["spearman_max"] == pytest.approx(spearman_max(small.gold))
+    assert "spearman_max" not in load_pairs("stsb", "validation", shared_data).provenance()

@@ -42,6 +42,7 @@ from ..metrics import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     UndefinedCorrelation,
+    adjust_p,
     bootstrap_indices,
     paired_difference,
     resampled_summary,
@@ -224,8 +225,9 @@ def compare_settings(a: Scored, b: Scored, settings: Sequence[tuple[Layer, Layer
         One record per setting: model_a, model_b, layer_a, layer_b, depth_a, depth_b,
         pooling (pooling_a, pooling_b), dataset, split, n_pairs, spearman_a, spearman_b
         (and their CIs from the same resamples), delta_spearman, delta_ci95 (paired),
-        delta_ci95_unpaired (independent resamples of A and B), p_value, n_resamples,
-        bootstrap_seed, the dataset revision and both models' provenance.
+        delta_ci95_unpaired (independent resamples of A and B), p_value, p_adjusted (Holm
+        over the settings of this call: one family of comparisons), correction, family_size,
+        n_resamples, bootstrap_seed, the dataset revision and both models' provenance.
     """
     set_b = set_a if set_b is None else set_b
     pa_set, pb_set = a.sets[set_a], b.sets[set_b]
@@ -270,7 +272,9 @@ def compare_settings(a: Scored, b: Scored, settings: Sequence[tuple[Layer, Layer
             if anchor is not None:
                 rec[f"published_{side}"] = anchor
         records.append(rec | {"provenance_a": a.provenance, "provenance_b": b.provenance})
-    return records
+    adjusted = adjust_p([r.get("p_value") for r in records], "holm")
+    family = sum(p is not None for p in adjusted)
+    return [r | {"p_adjusted": p, "correction": "holm", "family_size": family} for r, p in zip(records, adjusted)]
 
 
 def compare_at_matched_depth(a: Scored, b: Scored, poolings: Sequence[str], set_a: int = 0, set_b: int | None = None,

@@ -402,7 +402,8 @@ def ood_analysis(scored: Sequence[Scored], pairs: Sequence[tuple[str, str]] = ()
                 (da, ra), (db, rb) = models[lin].degradation(d), models[soft].degradation(d)
                 row = {"domain": d, "degradation_linear": da, "degradation_softmax": db}
                 if da is None or db is None or ra is None or rb is None:
-                    reason = "undefined" if da is None or db is None else "too few novel pairs"
+                    few_pairs = info.get(d, {}).get("too_few_pairs") or (da is not None and db is not None)
+                    reason = "too few novel pairs" if few_pairs else "undefined"
                     rows_f.append(row | {"delta_degradation": None if da is None or db is None else da - db,
                                          "delta_ci95": [None, None], "p_value": None, "p_adjusted": None,
                                          "verdict": reason})

@@ -282,7 +282,7 @@ for _name, _table, _title in (("rte", parsers.RTE, "GLUE RTE"), ("qqp", parsers.
                    f"in ROOT/{_name}/"))
 
 register(DatasetSpec(
-    "biosses", "BIOSSES (biomedical)", ("test",), {"test": (Layout("biosses/test.tsv", parsers.BIOSSES),)},
+    "biosses", "BIOSSES, biomedical", ("test",), {"test": (Layout("biosses/test.tsv", parsers.BIOSSES),)},
     (0.0, 4.0), binary=False, hub=Hub("mteb/biosses-sts", ("test",)),
     how_to_get="BIOSSES: write the hub copy mteb/biosses-sts (split test) as ROOT/biosses/test.tsv with the header "
                "sentence1, sentence2, score (tab-separated; the README has the five lines of Python)"))

@@ -20,6 +20,11 @@ def accuracy_section(run: Run, dataset: str, split: str) -> list[str]:
     cases = [c for c in run.cases if (c.dataset, c.split) == (dataset, split)]
     n = sorted({c.n_pairs for c in cases if c.n_pairs is not None})
     out = [f"### {dataset} / {split}" + (f" ({', '.join(map(str, n))} pairs)" if n else ""), ""]
+    ceiling = sorted({round(c.extra["spearman_max"], 4) for c in cases
+                      if number(c.extra.get("spearman_max")) is not None})
+    if ceiling:
+        out += [f"Binary gold: a tie-free scorer's Spearman is at most {' / '.join(f'{x:.4f}' for x in ceiling)} "
+                "for this class balance (metrics.spearman_max), not 1: read ρ against that ceiling.", ""]
     poolings = sorted({c.pooling for c in cases}, key=pooling_sort)
     rows = []
     for m in models_of(cases):
@@ -37,8 +42,9 @@ def accuracy_section(run: Run, dataset: str, split: str) -> list[str]:
                     cell = f"*{cell}*"
                 cells.append(cell)
             rows.append((m, layer_label(layer), *cells, note))
-    out += ["Spearman ρ of cosine similarity [95% CI]; **bold**: the model's best layer/pooling; *italic*: "
-            "not significantly worse than the best (paired bootstrap on the same pairs, 95% CI of Δρ includes 0).",
+    out += ["Spearman ρ of cosine similarity [95% CI]; **bold**: the model's best layer/pooling (chosen on these "
+            "same pairs: its ρ is optimistic, the winner's curse); *italic*: not significantly worse than the best "
+            "(paired bootstrap on the same pairs, Holm-adjusted p ≥ 0.05 over the model's settings).",
             ""]
     out += md_table(("model", "layer", *poolings, "note"), rows)
     bests = []
@@ -72,7 +78,8 @@ def _delta(d: dict) -> str:
     ci = d.get("delta_ci95") or [None, None]
     if number(d.get("delta_spearman")) is None or None in ci:
         return "—"
-    return f"{d['delta_spearman']:+.4f} [{ci[0]:+.3f}, {ci[1]:+.3f}] p={d.get('p_value', float('nan')):.3g}"
+    adjusted = f" p_holm={d['p_adjusted']:.3g}" if number(d.get("p_adjusted")) is not None else ""
+    return f"{d['delta_spearman']:+.4f} [{ci[0]:+.3f}, {ci[1]:+.3f}] p={d.get('p_value', float('nan')):.3g}{adjusted}"
 
 
 def paired_table(cases: list[Case]) -> list[str]:
@@ -90,6 +97,7 @@ def paired_table(cases: list[Case]) -> list[str]:
                      _delta(vg) if isinstance(vg, dict) else "—", vs_glove))
     if not rows:
         return []
-    return (["Paired comparisons on the same pairs (Δρ [95% CI] p, paired bootstrap, shared resamples):", ""]
+    return (["Paired comparisons on the same pairs (Δρ [95% CI] p, paired bootstrap, shared resamples; p_holm: "
+             "Holm-adjusted over the model's settings, which the marks use):", ""]
             + md_table(("model", "layer", "pooling", "Spearman", "Δρ vs model's best", "vs best",
                         "Δρ vs GloVe-50d mean", "vs GloVe-50d"), rows))

@@ -20,16 +20,45 @@ def load_ood(path: str | Path) -> dict:
     return data
 
 
+def overlap_lines(ood: dict) -> list[str]:
+    """The measured overlap of every domain with STS-B, or a warning for a run made before it was measured."""
+    if "overlap" not in ood:
+        return ["> An older run: domains scored whole, overlap with STS-B not measured, verdicts not corrected for "
+                "multiple comparisons. STS-B shares most STS12-16 pairs (sts16/answer-answer: all in STS-B test; "
+                "sts15/answers-forums: all in STS-B dev, the selection set): rerun `rwkv-eval ood`.", ""]
+    splits = list(ood["overlap"][0]["overlap"]) if ood["overlap"] else []
+    rows = [(o["domain"] + (" (clean anchor)" if o["domain"] in ood.get("anchors", []) else ""), str(o["n_pairs"]),
+             *(str(o["overlap"][k]) for k in splits), str(o["n_novel"]),
+             "too few for a CI" if o["too_few_pairs"] else ("STS-B source" if o["in_stsb_sources"] else "other source"))
+            for o in ood["overlap"]]
+    removed = ", ".join(ood["overlap"][0]["removed"]) if ood["overlap"] else "—"
+    return ([f"**Overlap with STS-B, measured** (pairs compared lower-cased, whitespace collapsed, either order). "
+             f"Scored on novel pairs: those in {removed} are removed; STS-B train is never read by a zero-shot "
+             f"model, its overlap is shown, not removed. A domain with fewer than {ood['min_novel_pairs']} novel "
+             "pairs gets no interval or verdict.", ""]
+            + md_table(("domain", "pairs", *(f"shared with {k}" for k in splits), "novel", "note"), rows))
+
+
 def ood_section(ood: dict) -> list[str]:
     models = ood["models"]
     out = ["## Question II: out-of-domain degradation", "",
            "Does RWKV's recurrent state formulation degrade less than attention out of distribution? Each model's "
            f"layer and pooling are selected on {ood['selected_on']}; degradation = ρ({ood['in_domain']}) − "
            f"ρ(domain), 95% bootstrap CI ({ood['n_resamples']} resamples, seed {ood['bootstrap_seed']}, one "
-           "resample matrix per set shared by all models).", ""]
+           "resample matrix per set shared by all models)." + (f" Protocol: {ood['protocol']}." if "protocol" in ood
+                                                                else ""), ""]
     subsets = sorted({s["note"] for s in ood.get("sets", []) if "subset" in (s.get("note") or "")})
     if subsets:
         out += ["> Subsets, not the full sets: " + subsets[0].split("; ")[-1], ""]
+    out += overlap_lines(ood)
+    if ood.get("anchors"):
+        arows = [(m["model"], *(f"{fmt_rho(number(r['spearman']))} / {fmt_rho(number(r.get('degradation')))}"
+                                f"{fmt_interval(r.get('degradation_ci95'))}" for r in m.get("anchors", [])))
+                 for m in models]
+        out += [f"**Clean out-of-domain anchors** ({', '.join(ood['anchors'])}: sources STS-B was not built from), "
+                "ρ / degradation [95% CI]:", ""] + md_table(("model", *ood["anchors"]), arows)
+    for missing in ood.get("missing_domains", []):
+        out += [f"> Not evaluated: {missing}", ""]
     rows = []
     for m in models:
         s = m["selection"]
@@ -40,30 +69,41 @@ def ood_section(ood: dict) -> list[str]:
     out += md_table(("model", "selected (layer / pooling)", "ρ in-domain", "oracle: best on in-domain test",
                      "oracle ρ", "spread std", "spread range"), rows)
     names = [r["domain"] for r in models[0]["domains"] + models[0]["aggregates"]]
-    header = ["domain", "pairs"] + [f"{short_name(m['model'])} ρ / degradation [95% CI]" for m in models]
+    header = ["domain", "pairs scored"] + [f"{short_name(m['model'])} ρ / degradation [95% CI]" for m in models]
     table = []
     for d in names:
         cells = [d]
         first = next((r for r in models[0]["domains"] + models[0]["aggregates"] if r["domain"] == d), {})
-        cells.append(str(first.get("n_pairs", "—")))
+        cells.append(str(first.get("n_novel", first.get("n_pairs", "—"))))
         for m in models:
             r = next((r for r in m["domains"] + m["aggregates"] if r["domain"] == d), None)
+            whole = (r or {}).get("full_domain")
+            beside = (f"; whole domain ρ {fmt_rho(number(whole['spearman']))}"
+                      if whole and r.get("n_novel") != r.get("n_pairs") else "")
             cells.append("—" if r is None else
                          f"{fmt_rho(number(r['spearman']))}{fmt_published(r.get('published'), 'pub.')} / "
-                         f"{fmt_rho(number(r.get('degradation')))}{fmt_interval(r.get('degradation_ci95'))}")
+                         f"{fmt_rho(number(r.get('degradation')))}{fmt_interval(r.get('degradation_ci95'))}{beside}")
         table.append(cells)
-    out += ["Per domain, then the aggregates over all of STS12-16 and per year (concat = pooled pairs, SentEval's "
-            "\"all\"; mean; wmean = weighted by pairs). \"pub.\": the published figure of a reference model at the "
-            "selected setting (full sets only).", ""]
+    out += ["Per domain (on its novel pairs; \"whole domain\": every pair, shared ones included — not an "
+            "out-of-domain figure, shown for comparison with the literature), then the aggregates over all of "
+            "STS12-16 and per year (concat = pooled pairs, SentEval's \"all\"; mean; wmean = weighted by pairs). "
+            "\"pub.\": the published figure of a reference model at the selected setting (full sets only).", ""]
     out += md_table(header, table)
     for p in ood.get("pairs", []):
+        corr = p.get("correction")
+        rule = (f"*smaller* / *larger* when the adjusted p < {corr['domains']['level']} "
+                f"({corr['domains']['method']} over the {corr['domains']['family_size']} domains, "
+                f"{corr['overall']['method']} over the {corr['overall']['family_size']} aggregates)"
+                if corr else "*smaller* when the whole CI is below 0 (uncorrected: an older run)")
         out += [f"**{short_name(p['linear'])}** (linear) vs **{short_name(p['softmax'])}** (softmax): Δ = degradation(linear) − "
-                "degradation(softmax); *smaller* when the whole CI is below 0.", ""]
+                f"degradation(softmax); {rule}.", ""]
         prow = [(r["domain"], fmt_rho(number(r.get("degradation_linear"))), fmt_rho(number(r.get("degradation_softmax"))),
                  fmt_rho(number(r.get("delta_degradation"))) + fmt_interval(r.get("delta_ci95")),
-                 fmt_num(number(r.get("p_value")), ".3g"), r.get("verdict", "?"))
+                 fmt_num(number(r.get("p_value")), ".3g"), fmt_num(number(r.get("p_adjusted")), ".3g"),
+                 r.get("verdict", "?"))
                 for r in p["domains"] + p["overall"]]
-        out += md_table(("domain", "degradation linear", "degradation softmax", "Δ [95% CI]", "p", "verdict"), prow)
+        out += md_table(("domain", "degradation linear", "degradation softmax", "Δ [95% CI]", "p", "p adjusted",
+                         "verdict"), prow)
     return out
 
 
