@@ -365,9 +365,6 @@ def cmd_exit(args: argparse.Namespace) -> int:
             raise ValueError(f"{option} takes whole numbers of blocks, e.g. 1,2; got {given!r}")
     patience, depths = [int(p) for p in patience], depths and [int(d) for d in depths]
     rules = [ExitRule(args.criterion, t, p) for t in values for p in patience]
-    if args.rounds < 1 or args.min_time < 0:
-        raise ValueError(f"--rounds takes a minimum number of timing rounds >= 1 and --min-time seconds >= 0; got "
-                         f"{args.rounds} and {args.min_time}")
     if args.choose_threshold_on == split:
         raise ValueError(f"--choose-threshold-on {split} is the split being scored: choose the threshold on another "
                          "split (train or validation) so the test figure is not tuned on itself")
@@ -752,11 +749,11 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--select-after-full-pass", action="store_true",
                     help="for a model that cannot run block by block (e.g. transformers): apply the rule to the "
                          "layers of a full pass; no work is skipped (records: skips_work false)")
-    ex.add_argument("--min-time", type=float, default=1.0, help="timed rounds add up to at least this many seconds")
+    ex.add_argument("--min-time", type=real_number(0), default=1.0, help="timed rounds add up to at least this many seconds")
     ex.add_argument("--choose-threshold-on", default=None, choices=SPLITS,
                     help="also choose the cheapest threshold within --max-rho-loss of full depth on this split "
                          "(train or validation) and apply it to --split; the record names the split")
-    ex.add_argument("--max-rho-loss", type=float, default=0.01,
+    ex.add_argument("--max-rho-loss", type=real_number(0), default=0.01,
                     help="with --choose-threshold-on: the Spearman the chosen threshold may lose vs full depth")
     _output_options(ex)
     ex.set_defaults(func=cmd_exit)

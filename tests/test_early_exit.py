@@ -491,7 +491,8 @@ def test_exit_command_fixed_depth_of_the_full_work_measures_one(exit_command_rec
 
 @pytest.mark.parametrize("args, message", [
     (["--choose-threshold-on", "test"], "--choose-threshold-on test is the split being scored"),
-    (["--rounds", "0"], "--rounds takes a minimum number of timing rounds >= 1"),
+    (["--rounds", "0"], "exit: argument --rounds: 0 is out of range; expected a whole number >= 1"),
+    (["--min-time", "-1"], "exit: argument --min-time: '-1' is not a finite number >= 0"),
 ])
 def test_exit_command_refuses_a_threshold_chosen_on_the_scored_split_and_no_rounds(shared_data, tiny_assets, args,
                                                                                     message):
