@@ -514,7 +514,32 @@ def test_an_unreachable_hub_is_one_line_saying_how_to_work_offline(tmp_path):
                          cwd=REPO, env=hub, capture_output=True, text=True, timeout=600)
     out = res.stdout + res.stderr
     assert res.returncode == 4 and "Traceback" not in out and "Retrying" not in out, out[-3000:]
-    assert "hub at http://127.0.0.1:9 is unreachable" in out and "HF_HUB_OFFLINE=1" in out
+    errors = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "someone/model-x" in errors[0], out[-3000:]
+    assert "hub at http://127.0.0.1:9 is unreachable" in errors[0] and "HF_HUB_OFFLINE=1" in errors[0]
+
+
+def test_a_dataset_the_suite_would_fetch_from_an_unreachable_hub_fails_at_collection(monkeypatch):
+    """In process: the `datasets` package this needs to get that far may not be installed here."""
+    from huggingface_hub import constants
+
+    from rwkv_eval.suite import plugin
+    from rwkv_eval.suite.profiles import DataCase, Profile
+
+    class Options:
+        def getoption(self, name):
+            return None
+
+    monkeypatch.setattr(plugin, "hub_access", lambda: {"hub_models": True, "hub_datasets": True})
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    profile = Profile("p", (), (DataCase("stsb-sample", "test"), DataCase("stsb", "test")), None)
+    with pytest.raises(pytest.UsageError) as info:
+        plugin.check_models(Options(), profile)
+    assert str(info.value).startswith("dataset stsb-test: not under the data root (unset), and "
+                                      "sentence-transformers/stsb is not in the local Hugging Face cache and the hub "
+                                      "at http://127.0.0.1:9 is unreachable")
+    assert "--repo-type dataset" in str(info.value) and "HF_HUB_OFFLINE=1" in str(info.value)
 
 
 def test_a_subset_larger_than_the_set_is_a_warning_and_recorded(tmp_path, capsys, glove_txt):

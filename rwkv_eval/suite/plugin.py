@@ -497,6 +497,19 @@ def check_models(config: pytest.Config, profile) -> dict:
                 out[m.key] = None  # only loading tells its depth: shard_models loads it at collection
         except (ValueError, OSError) as e:
             raise pytest.UsageError(f"model {m.key} ({m.spec}): {' '.join(str(e).split())}") from None
+    if hub_access()["hub_datasets"]:  # a dataset not under the data root comes from the hub: reachable?
+        from rwkv_eval.datasets import get, load_pairs
+
+        for d in profile.datasets:
+            spec = get(d.name)
+            if spec.shipped or spec.hub is None:
+                continue
+            try:
+                load_pairs(d.name, d.split, profile.data_dir, allow_hub=False)
+            except FileNotFoundError:
+                if problem := hub_error(spec.hub.id, "dataset"):
+                    raise pytest.UsageError(f"dataset {d.key}: not under the data root "
+                                            f"({profile.data_dir or 'unset'}), and {problem}") from None
     return out
 
 
