@@ -471,11 +471,12 @@ def check_options(config: pytest.Config) -> None:
 
 
 def check_models(config: pytest.Config, profile) -> dict:
-    """Each model of the profile against what it must be, before collection: its file readable
-    (a truncated .pth, a FIFO), its layers within its depth (read cheaply: models.load.model_layers;
-    a subject model whose depth only loading tells is loaded at collection when --layers names
-    its layers: None in the result), a hub model reachable. --layers/--pooling/--template given to a profile without a model
-    they apply to is an error, not ignored. Returns {model key: its resolved layers, or None}."""
+    """Each model and dataset of the profile against what it must be, before collection: a
+    model file readable (a truncated .pth, a FIFO), its layers within its depth (read cheaply:
+    models.load.model_layers; a subject model whose depth only loading tells is loaded at
+    collection when --layers names its layers: None in the result), a hub model or dataset not
+    cached here reachable. --layers/--pooling/--template given to a profile without a model they
+    apply to is an error, not ignored. Returns {model key: its resolved layers, or None}."""
     from rwkv_eval.encoder import parse_layers
     from rwkv_eval.models.checkpoint import hub_error
     from rwkv_eval.models.load import model_layers
@@ -488,8 +489,8 @@ def check_models(config: pytest.Config, profile) -> dict:
     for m in profile.models:
         try:
             available = model_layers(m.spec)
-            if available is None and not Path(m.spec).expanduser().exists() and "/" in m.spec \
-                    and (problem := _uncached_hub_problem(m.spec, m.revision, hub_error)):
+            if available is None and m.spec.count("/") == 1 and not Path(m.spec).expanduser().exists() \
+                    and (problem := _uncached_hub_problem(m.spec, m.revision)):
                 raise ValueError(problem)
             if available is not None:
                 out[m.key] = parse_layers(m.layers, available)
@@ -513,8 +514,10 @@ def check_models(config: pytest.Config, profile) -> dict:
     return out
 
 
-def _uncached_hub_problem(spec: str, revision: str | None, hub_error) -> str | None:
+def _uncached_hub_problem(spec: str, revision: str | None) -> str | None:
     """Why a hub model that is not in the local cache cannot be fetched, or None."""
+    from rwkv_eval.models.checkpoint import hub_error
+
     try:
         from huggingface_hub import snapshot_download
 
