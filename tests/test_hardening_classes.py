@@ -346,7 +346,8 @@ def test_model_files_that_lie_are_errors_naming_the_file(tmp_path, glove_txt, li
 
 @pytest.mark.parametrize("text,value", [("4", 4.0), (" -0.5 ", -0.5), (".25", 0.25), ("1e-3", 1e-3), ("3.", 3.0),
                                         ("0_5", None), ("inf", None), ("-Infinity", None), ("nan", None),
-                                        ("1e999", None), ("\u0664", None), ("0x1", None), ("", None), ("1,5", None)])
+                                        ("1e999", None), ("\u0664", None), ("0x1", None), ("", None), ("1,5", None),
+                                        (2.5, 2.5), (3, 3.0), (float("nan"), None), (True, None), (None, None)])
 def test_one_strict_number_parser(text, value):
     from rwkv_eval.datasets.parsers import parse_number
 

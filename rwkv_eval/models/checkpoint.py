@@ -296,7 +296,7 @@ def hub_error(spec: str, repo_type: str = "model") -> str | None:
         return None
     download = f"`huggingface-cli download {spec}{' --repo-type dataset' if repo_type == 'dataset' else ''}`"
     if constants.HF_HUB_OFFLINE:
-        return (f"{spec} is not in the local Hugging Face cache and the hub is switched off (HF_HUB_OFFLINE); "
+        return (f"{spec} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set (the hub is off); "
                 f"on a machine with network run {download}, or pass a local path")
     why = hub_unreachable(constants.ENDPOINT)
     return why and (f"{spec} is not in the local Hugging Face cache and the hub at {constants.ENDPOINT} is "
