@@ -263,7 +263,7 @@ def truncated_pth(tmp_path: Path) -> Path:
     (["--model", str(TINY6), "--layers", "99"], "layer 99 not available; this encoder has layers 0..11"),
     (["--model", "{tmp}/cut.pth"], "may be truncated"),
     (["--model", str(TINY6), "--pooling", "mean", "--pooling", "max"], "--pooling given 2 times"),
-    (["--thresholds", "/dev/null"], "--thresholds /dev/null is a character device"),
+    (["--thresholds", "/dev/null"], "--thresholds: references file /dev/null is a character device"),
     (["--accuracy-baseline", "{tmp}/bad.json"], "field 'dataset' is 5, not a string"),
     (["--length-shapes", "huge"], "--length-shapes huge: expected one of small, real"),
 ])

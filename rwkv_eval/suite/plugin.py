@@ -459,11 +459,12 @@ def check_options(config: pytest.Config) -> None:
             state = "is not a folder" if Path(root).exists() else "does not exist"
             raise pytest.UsageError(f"{name} {root} {state}; give the data root (the folder holding mrpc/, stsb/, "
                                     f"sick/, sts12-16/, rwkv-tiny/) or leave it out")
-    for option, expected in (("--thresholds", "a references file (python -m rwkv_eval.suite.thresholds RUN.json)"),
-                             ("--accuracy-baseline", "a JSON of `pytest benchmarks --benchmark-json`")):
+    for option, what, expected in (
+            ("--thresholds", "references file", "a references file (python -m rwkv_eval.suite.thresholds RUN.json)"),
+            ("--accuracy-baseline", "baseline run", "a JSON of `pytest benchmarks --benchmark-json`")):
         if path := config.getoption(option):
             try:
-                check_input_file(path, f"{option} {path}", f"give {expected}")
+                check_input_file(path, f"{option}: {what} {path}", f"give {expected}")
             except (ValueError, OSError) as e:
                 raise pytest.UsageError(str(e)) from None
     if (shapes := config.getoption("--length-shapes")) not in LENGTH_SHAPES:
