@@ -539,8 +539,10 @@ def _model_options(p: argparse.ArgumentParser, several: str | None = None,
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to pin")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code (RWKV-6 HF backend)")
     p.add_argument("--batch-size", type=whole_number(1), default=32, help="sentences per forward pass")
-    p.add_argument("--max-length", type=whole_number(1), default=None, help="truncate sentences to this many tokens (counted)")
-    p.add_argument("--seed", type=whole_number(0, SEED_MAX), default=0, help="seed for random-init models and sampling (recorded)")
+    p.add_argument("--max-length", type=whole_number(1), default=None,
+                   help="truncate sentences to this many tokens (counted)")
+    p.add_argument("--seed", type=whole_number(0, SEED_MAX), default=0,
+                   help="seed for random-init models and sampling (recorded)")
     p.add_argument("--template", default=None,
                    help="wrap each sentence before encoding: promptEOL (use with --pooling last) or a string with "
                         "one {sentence}; recorded")

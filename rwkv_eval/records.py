@@ -250,7 +250,7 @@ def write_dir_atomic(folder: str | Path, build: Callable[[Path], Any], what: str
     folder.parent.mkdir(parents=True, exist_ok=True)
     with terminate_raises():
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-        old = None
+        old, swapped = None, False
         try:
             os.chmod(tmp, 0o777 & ~_umask())
             result = build(tmp)
@@ -259,13 +259,17 @@ def write_dir_atomic(folder: str | Path, build: Callable[[Path], Any], what: str
                     old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
                     os.replace(folder, old)
                 os.replace(tmp, folder)
+                swapped = True
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and not folder.exists():
-                os.replace(old, folder)
+            if not swapped:  # a signal held during the swap arrives after it: the new folder stays
+                shutil.rmtree(tmp, ignore_errors=True)
+                if old is not None and not folder.exists():
+                    os.replace(old, folder)
+                    old = None
             raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     return result
 
 

@@ -87,11 +87,22 @@ def glove_txt(tmp_path) -> Path:
 # ---------------------------------------------------------------- 1. outputs that are not regular files
 
 
+def char_device(tmp_path: Path) -> Path:
+    """A character device of our own (null's numbers) in tmp_path: should a guard regress, the
+    test replaces it, not the system's /dev/null."""
+    path = tmp_path / "null"
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a character device needs CAP_MKNOD")
+    return path
+
+
 def special_target(tmp_path: Path, kind: str) -> Path:
     if kind == "char device":
-        return Path("/dev/null")
+        return char_device(tmp_path)
     if kind == "link to a char device":
-        (tmp_path / "null-link").symlink_to("/dev/null")
+        (tmp_path / "null-link").symlink_to(char_device(tmp_path))
         return tmp_path / "null-link"
     if kind == "fifo":
         os.mkfifo(tmp_path / "pipe.npz")
@@ -253,7 +264,7 @@ def truncated_pth(tmp_path: Path) -> Path:
     (["--model", str(TINY6), "--layers", "99"], "layer 99 not available; this encoder has layers 0..11"),
     (["--model", "{tmp}/cut.pth"], "may be truncated"),
     (["--model", str(TINY6), "--pooling", "mean", "--pooling", "max"], "--pooling given 2 times"),
-    (["--thresholds", "/dev/null"], "--thresholds /dev/null is a character device"),
+    (["--thresholds", "/dev/null"], "--thresholds: references file /dev/null is a character device"),
     (["--accuracy-baseline", "{tmp}/bad.json"], "field 'dataset' is 5, not a string"),
     (["--length-shapes", "huge"], "--length-shapes huge: expected one of small, real"),
 ])
@@ -347,7 +358,8 @@ def test_model_files_that_lie_are_errors_naming_the_file(tmp_path, glove_txt, li
 
 @pytest.mark.parametrize("text,value", [("4", 4.0), (" -0.5 ", -0.5), (".25", 0.25), ("1e-3", 1e-3), ("3.", 3.0),
                                         ("0_5", None), ("inf", None), ("-Infinity", None), ("nan", None),
-                                        ("1e999", None), ("\u0664", None), ("0x1", None), ("", None), ("1,5", None)])
+                                        ("1e999", None), ("\u0664", None), ("0x1", None), ("", None), ("1,5", None),
+                                        (2.5, 2.5), (3, 3.0), (float("nan"), None), (True, None), (None, None)])
 def test_one_strict_number_parser(text, value):
     from rwkv_eval.datasets.parsers import parse_number
 
@@ -515,7 +527,32 @@ def test_an_unreachable_hub_is_one_line_saying_how_to_work_offline(tmp_path):
                          cwd=REPO, env=hub, capture_output=True, text=True, timeout=600)
     out = res.stdout + res.stderr
     assert res.returncode == 4 and "Traceback" not in out and "Retrying" not in out, out[-3000:]
-    assert "hub at http://127.0.0.1:9 is unreachable" in out and "HF_HUB_OFFLINE=1" in out
+    errors = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "someone/model-x" in errors[0], out[-3000:]
+    assert "hub at http://127.0.0.1:9 is unreachable" in errors[0] and "HF_HUB_OFFLINE=1" in errors[0]
+
+
+def test_a_dataset_the_suite_would_fetch_from_an_unreachable_hub_fails_at_collection(monkeypatch):
+    """In process: the `datasets` package this needs to get that far may not be installed here."""
+    from huggingface_hub import constants
+
+    from rwkv_eval.suite import plugin
+    from rwkv_eval.suite.profiles import DataCase, Profile
+
+    class Options:
+        def getoption(self, name):
+            return None
+
+    monkeypatch.setattr(plugin, "hub_access", lambda: {"hub_models": True, "hub_datasets": True})
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    profile = Profile("p", (), (DataCase("stsb-sample", "test"), DataCase("stsb", "test")), None)
+    with pytest.raises(pytest.UsageError) as info:
+        plugin.check_models(Options(), profile)
+    assert str(info.value).startswith("dataset stsb-test: not under the data root (unset), and "
+                                      "sentence-transformers/stsb is not in the local Hugging Face cache and the hub "
+                                      "at http://127.0.0.1:9 is unreachable")
+    assert "--repo-type dataset" in str(info.value) and "HF_HUB_OFFLINE=1" in str(info.value)
 
 
 def test_a_subset_larger_than_the_set_is_a_warning_and_recorded(tmp_path, capsys, glove_txt):

@@ -117,14 +117,17 @@ NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCI
 def parse_number(text: object) -> float | None:
     """The one reader of a number written in a file or on a command line: a plain decimal such
     as 4, -0.5, .25 or 1e-3 (ASCII, surrounding spaces allowed) -> a finite float; anything
-    else -> None.
+    else -> None. A value that already is a number (a hub dataset's column) is taken when finite.
 
     Python's float() also takes "0_5" (= 5.0), "inf", "nan", "1e999" (= inf) and non-ASCII
     digits: a score or a setting written that way is a typo or a broken file, never read
     as a number."""
-    if not isinstance(text, str) or not NUMBER_RE.fullmatch(text.strip()):
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        x = float(text)
+    elif isinstance(text, str) and NUMBER_RE.fullmatch(text.strip()):
+        x = float(text)
+    else:
         return None
-    x = float(text)
     return x if math.isfinite(x) else None
 
 

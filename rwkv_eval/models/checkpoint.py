@@ -286,20 +286,21 @@ def hub_unreachable(endpoint: str) -> str | None:
     return None
 
 
-def hub_error(spec: str) -> str | None:
-    """One line saying that `spec` cannot come from the hub (what, from where, how to work
-    offline), or None when the hub is enabled and answers (or huggingface_hub is absent: the
-    loader reports that)."""
+def hub_error(spec: str, repo_type: str = "model") -> str | None:
+    """One line saying that `spec` (a model, or a dataset with repo_type="dataset") cannot come
+    from the hub (what, from where, how to work offline), or None when the hub is enabled and
+    answers (or huggingface_hub is absent: the loader reports that)."""
     try:
         from huggingface_hub import constants
     except ImportError:
         return None
+    download = f"`huggingface-cli download {spec}{' --repo-type dataset' if repo_type == 'dataset' else ''}`"
     if constants.HF_HUB_OFFLINE:
-        return (f"{spec} is not in the local Hugging Face cache and the hub is switched off (HF_HUB_OFFLINE); "
-                f"on a machine with network run `huggingface-cli download {spec}`, or pass a local path")
+        return (f"{spec} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set (the hub is off); "
+                f"on a machine with network run {download}, or pass a local path")
     why = hub_unreachable(constants.ENDPOINT)
     return why and (f"{spec} is not in the local Hugging Face cache and the hub at {constants.ENDPOINT} is "
-                    f"unreachable ({why}); on a machine with network run `huggingface-cli download {spec}`, "
+                    f"unreachable ({why}); on a machine with network run {download}, "
                     "then work offline with HF_HUB_OFFLINE=1, or pass a local path")
 
 

@@ -622,11 +622,12 @@ def check_options(config: pytest.Config) -> None:
             state = "is not a folder" if Path(root).exists() else "does not exist"
             raise pytest.UsageError(f"{name} {root} {state}; give the data root (the folder holding mrpc/, stsb/, "
                                     f"sick/, sts12-16/, rwkv-tiny/) or leave it out")
-    for option, expected in (("--thresholds", "a references file (python -m rwkv_eval.suite.thresholds RUN.json)"),
-                             ("--accuracy-baseline", "a JSON of `pytest benchmarks --benchmark-json`")):
+    for option, what, expected in (
+            ("--thresholds", "references file", "a references file (python -m rwkv_eval.suite.thresholds RUN.json)"),
+            ("--accuracy-baseline", "baseline run", "a JSON of `pytest benchmarks --benchmark-json`")):
         if path := config.getoption(option):
             try:
-                check_input_file(path, f"{option} {path}", f"give {expected}")
+                check_input_file(path, f"{option}: {what} {path}", f"give {expected}")
             except (ValueError, OSError) as e:
                 raise pytest.UsageError(str(e)) from None
     if (shapes := config.getoption("--length-shapes")) not in LENGTH_SHAPES:
@@ -634,11 +635,12 @@ def check_options(config: pytest.Config) -> None:
 
 
 def check_models(config: pytest.Config, profile) -> dict:
-    """Each model of the profile against what it must be, before collection: its file readable
-    (a truncated .pth, a FIFO), its layers within its depth (read cheaply: models.load.model_layers;
-    a subject model whose depth only loading tells is loaded at collection when --layers names
-    its layers: None in the result), a hub model reachable. --layers/--pooling/--template given to a profile without a model
-    they apply to is an error, not ignored. Returns {model key: its resolved layers, or None}."""
+    """Each model and dataset of the profile against what it must be, before collection: a
+    model file readable (a truncated .pth, a FIFO), its layers within its depth (read cheaply:
+    models.load.model_layers; a subject model whose depth only loading tells is loaded at
+    collection when --layers names its layers: None in the result), a hub model or dataset not
+    cached here reachable. --layers/--pooling/--template given to a profile without a model they
+    apply to is an error, not ignored. Returns {model key: its resolved layers, or None}."""
     from rwkv_eval.encoder import parse_layers
     from rwkv_eval.models.checkpoint import hub_error
     from rwkv_eval.models.load import model_layers
@@ -651,8 +653,8 @@ def check_models(config: pytest.Config, profile) -> dict:
     for m in profile.models:
         try:
             available = model_layers(m.spec)
-            if available is None and not Path(m.spec).expanduser().exists() and "/" in m.spec \
-                    and (problem := _uncached_hub_problem(m.spec, m.revision, hub_error)):
+            if available is None and m.spec.count("/") == 1 and not Path(m.spec).expanduser().exists() \
+                    and (problem := _uncached_hub_problem(m.spec, m.revision)):
                 raise ValueError(problem)
             if available is not None:
                 out[m.key] = parse_layers(m.layers, available)
@@ -660,11 +662,26 @@ def check_models(config: pytest.Config, profile) -> dict:
                 out[m.key] = None  # only loading tells its depth: shard_models loads it at collection
         except (ValueError, OSError) as e:
             raise pytest.UsageError(f"model {m.key} ({m.spec}): {' '.join(str(e).split())}") from None
+    if hub_access()["hub_datasets"]:  # a dataset not under the data root comes from the hub: reachable?
+        from rwkv_eval.datasets import get, load_pairs
+
+        for d in profile.datasets:
+            spec = get(d.name)
+            if spec.shipped or spec.hub is None:
+                continue
+            try:
+                load_pairs(d.name, d.split, profile.data_dir, allow_hub=False)
+            except FileNotFoundError:
+                if problem := hub_error(spec.hub.id, "dataset"):
+                    raise pytest.UsageError(f"dataset {d.key}: not under the data root "
+                                            f"({profile.data_dir or 'unset'}), and {problem}") from None
     return out
 
 
-def _uncached_hub_problem(spec: str, revision: str | None, hub_error) -> str | None:
+def _uncached_hub_problem(spec: str, revision: str | None) -> str | None:
     """Why a hub model that is not in the local cache cannot be fetched, or None."""
+    from rwkv_eval.models.checkpoint import hub_error
+
     try:
         from huggingface_hub import snapshot_download
 
