@@ -173,6 +173,10 @@ def layer_diagnostics(scored: Scored, pooling: str, validation: Scored | None = 
         choices["validation"] = choice(best) | {"validation_spearman": val_rho.get(best),
                                                 "validation_set": f"{validation.sets[0].name}/{validation.sets[0].split}"}
     for metric, end in CHOICE.items():
+        if len({r[metric] for r in rows}) == 1 and len(rows) > 1:  # a tie everywhere ranks nothing
+            choices[metric] = {"layer": None, "spearman": None, "rule": f"{end} {metric}",
+                               "reason": f"{metric} is the same at every layer"}
+            continue
         pick = (min if end == "min" else max)(rows, key=lambda r: r[metric])["layer"]
         choices[metric] = choice(pick) | {"rule": f"{end} {metric}",
                                           "vs_validation": versus(pick, choices.get("validation", {}).get("layer")),
