@@ -145,7 +145,8 @@ def test_layer_diagnostics_against_independent_computations(tiny_scored):
     chosen_on_val = layers[int(np.argmax(val_rho))]
     assert d["choices"]["oracle"]["layer"] == oracle
     assert d["choices"]["validation"]["layer"] == chosen_on_val
-    for metric, end in CHOICE.items():
+    assert set(CHOICE) == {"anisotropy", "effective_rank", "outlier_share"}
+    for metric, end in {"anisotropy": "min", "effective_rank": "max", "outlier_share": "min"}.items():
         values = [r[metric] for r in d["layers"]]
         c = d["choices"][metric]
         if len(set(values)) == 1:  # e.g. no outlier dimension at any layer: no choice, and why

@@ -116,6 +116,8 @@ def _across_layers(metric: Sequence[float], rho: Sequence[float | None]) -> dict
     pairs = [(m, r) for m, r in zip(metric, rho) if r is not None]
     if len(pairs) < 3:
         return {"spearman": None, "reason": f"{len(pairs)} layers with a defined Spearman; needs at least 3"}
+    if len({m for m, _ in pairs}) == 1:
+        return {"spearman": None, "reason": f"the metric is constant ({pairs[0][0]:.4g}) at every layer"}
     try:
         return {"spearman": spearman(np.array([m for m, _ in pairs]), np.array([r for _, r in pairs])),
                 "n_layers": len(pairs)}
