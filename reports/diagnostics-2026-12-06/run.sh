@@ -18,5 +18,6 @@ for post in none center whiten; do
 done
 run tiny-rwkv-7v0-834K "$RWKV_EVAL_DATA/rwkv-tiny/tiny-rwkv-7v0-834K.pth" none
 run all-MiniLM-L6-v2 "$MINILM" none
+run tiny-rwkv-7v0-834K "$RWKV_EVAL_DATA/rwkv-tiny/tiny-rwkv-7v0-834K.pth" center
 run tiny-rwkv-7v0-834K "$RWKV_EVAL_DATA/rwkv-tiny/tiny-rwkv-7v0-834K.pth" whiten
 run all-MiniLM-L6-v2 "$MINILM" whiten
