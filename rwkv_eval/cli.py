@@ -645,7 +645,8 @@ def diagnostics_table(d: dict) -> str:
     lines.append("Spearman across layers of each metric with the layer's Spearman: " + ", ".join(
         f"{m} {_fmt(c['spearman'])}" for m, c in d["correlation_with_spearman"].items()))
     for name, c in d["choices"].items():
-        line = f"choice {name}: layer {c['layer']} rho {_fmt(c['spearman'])}"
+        line = f"choice {name}: " + (f"none ({c['reason']})" if c.get("reason") else
+                                     f"layer {c['layer']} rho {_fmt(c['spearman'])}")
         for vs in ("vs_validation", "vs_oracle"):
             if c.get(vs):
                 lo, hi = c[vs]["delta_ci95"]

@@ -369,7 +369,9 @@ def score_sets(encoder: Encoder, sets: Sequence[PairSet], layers: Sequence[Layer
         return vectors | {(a.name, p): a.combine(emb, p) for a in aggs.values() for p in poolings}, stats
 
     vectors, stats = settings(sentences)
-    provenance = encoder.provenance()
+    # what the cache did, in every record built on this result (evaluate, compare, ood)
+    provenance = encoder.provenance() | {"n_sentences_encoded": stats.n_encoded, "cache_hits": stats.cache_hits,
+                                         "cache_misses": stats.cache_misses}
     if fit_set is not None and post.kind != "none":
         fit_vectors, fit_stats = settings(unique_sentences([fit_set])[0])
         vectors = {k: fit(post, fit_vectors[k]).apply(v) for k, v in vectors.items()}
@@ -487,9 +489,6 @@ def evaluation_of(scored: Scored, aggregate: str | None = None) -> Evaluation:
         "encode_seconds": stats.seconds,
         "pairs_per_second": n_pairs / stats.seconds if stats.seconds > 0 else None,
         "batch_size": stats.batch_size,
-        "n_sentences_encoded": stats.n_encoded,
-        "cache_hits": stats.cache_hits,
-        "cache_misses": stats.cache_misses,
     }
     aggregated = bool(aggregate) and len(sets) > 1
     gold = {p.name: p.gold for p in sets}

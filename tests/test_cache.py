@@ -278,3 +278,17 @@ def test_suite_rerun_encodes_nothing_for_accuracy(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert [b["extra_info"]["cache_misses"] for b in json.loads(out.read_text())["benchmarks"]] == [0, 0]
 
+
+
+def test_compare_reuses_the_vectors_and_says_so(tmp_path, capsys):
+    args = ["compare", "--model", "glove-6b-50d", "--model", "glove-6b-50d", "--dataset", "stsb-sample",
+            "--subset", "30", "--resamples", "20", "--json", "--cache-dir", str(tmp_path)]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    # model B is model A: its settings are hits already in the first run
+    assert [(r["provenance_a"]["n_sentences_encoded"] > 0, r["provenance_b"]["n_sentences_encoded"]) for r in first] \
+        == [(True, 0)] * len(first)
+    assert {(r["provenance_a"]["n_sentences_encoded"], r["provenance_b"]["cache_hits"]) for r in second} == {(0, 1)}
+    assert [r["delta_spearman"] for r in first] == [r["delta_spearman"] for r in second]

@@ -145,10 +145,14 @@ def test_layer_diagnostics_against_independent_computations(tiny_scored):
     chosen_on_val = layers[int(np.argmax(val_rho))]
     assert d["choices"]["oracle"]["layer"] == oracle
     assert d["choices"]["validation"]["layer"] == chosen_on_val
-    for metric, end in CHOICE.items():
+    assert set(CHOICE) == {"anisotropy", "effective_rank", "outlier_share"}
+    for metric, end in {"anisotropy": "min", "effective_rank": "max", "outlier_share": "min"}.items():
         values = [r[metric] for r in d["layers"]]
-        pick = layers[int(np.argmin(values) if end == "min" else np.argmax(values))]
         c = d["choices"][metric]
+        if len(set(values)) == 1:  # e.g. no outlier dimension at any layer: no choice, and why
+            assert c["layer"] is None and "same at every layer" in c["reason"]
+            continue
+        pick = layers[int(np.argmin(values) if end == "min" else np.argmax(values))]
         assert c["layer"] == pick, metric
         assert c["vs_validation"]["delta_spearman"] == pytest.approx(rho[layers.index(pick)]
                                                                      - rho[layers.index(chosen_on_val)])

@@ -116,6 +116,8 @@ def _across_layers(metric: Sequence[float], rho: Sequence[float | None]) -> dict
     pairs = [(m, r) for m, r in zip(metric, rho) if r is not None]
     if len(pairs) < 3:
         return {"spearman": None, "reason": f"{len(pairs)} layers with a defined Spearman; needs at least 3"}
+    if len({m for m, _ in pairs}) == 1:
+        return {"spearman": None, "reason": f"the metric is constant ({pairs[0][0]:.4g}) at every layer"}
     try:
         return {"spearman": spearman(np.array([m for m, _ in pairs]), np.array([r for _, r in pairs])),
                 "n_layers": len(pairs)}
@@ -173,6 +175,10 @@ def layer_diagnostics(scored: Scored, pooling: str, validation: Scored | None = 
         choices["validation"] = choice(best) | {"validation_spearman": val_rho.get(best),
                                                 "validation_set": f"{validation.sets[0].name}/{validation.sets[0].split}"}
     for metric, end in CHOICE.items():
+        if len({r[metric] for r in rows}) == 1 and len(rows) > 1:  # a tie everywhere ranks nothing
+            choices[metric] = {"layer": None, "spearman": None, "rule": f"{end} {metric}",
+                               "reason": f"{metric} is the same at every layer"}
+            continue
         pick = (min if end == "min" else max)(rows, key=lambda r: r[metric])["layer"]
         choices[metric] = choice(pick) | {"rule": f"{end} {metric}",
                                           "vs_validation": versus(pick, choices.get("validation", {}).get("layer")),

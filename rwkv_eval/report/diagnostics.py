@@ -45,7 +45,8 @@ def diagnostics_section(files: list[dict]) -> list[str]:
                      *(fmt_num(number(corr[m]["spearman"]), "+.2f") for m in ("anisotropy", "effective_rank",
                                                                               "outlier_share"))))
         for name, c in d["choices"].items():
-            cells = [d["model"], d["pooling"], name, str(c["layer"]), fmt_rho(number(c["spearman"]))]
+            cells = [d["model"], d["pooling"], name, c.get("reason") or str(c["layer"]),
+                     fmt_rho(number(c["spearman"]))]
             for vs in ("vs_validation", "vs_oracle"):
                 v = c.get(vs)
                 cells.append("—" if not v else fmt_rho(number(v["delta_spearman"])) + fmt_interval(v["delta_ci95"]))
