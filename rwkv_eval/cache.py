@@ -45,7 +45,6 @@ import fcntl
 import hashlib
 import io
 import json
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path

@@ -8,7 +8,6 @@ than the 1e-4 limit (the check fails with the shift).
 """
 
 import importlib.util
-import os
 
 import pytest
 import torch

@@ -35,7 +35,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ..datasets import PairSet
 from ..encoder import EMBEDDING, Layer
 from ..evaluation import Scored, is_block
 from ..metrics import (

@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from ..evaluation import Scored, evaluation_of, unique_sentences
-from ..metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, UndefinedCorrelation, spearman
+from ..metrics import BOOTSTRAP_RESAMPLES, UndefinedCorrelation, spearman
 from ..similarity import cosine
 from .paired import PairedSet
 

@@ -100,12 +100,13 @@ def write_report(new: Run, olds: Sequence[Run], out_dir: Path, name: str | None 
         raise ValueError(f"report name {name!r} is not a plain folder name; pass e.g. --name nightly-2026-11-26")
     # built in a temp folder and swapped in whole: an interrupted re-write leaves the old report
     folder = Path(out_dir) / name
-    write_dir_atomic(folder, lambda tmp: _write_report_files(new, olds, tmp, name, compare, ood), "report folder")
+    write_dir_atomic(folder, lambda tmp: _write_report_files(new, olds, tmp, name, compare, ood, diagnostics),
+                     "report folder")
     return folder
 
 
 def _write_report_files(new: Run, olds: Sequence[Run], folder: Path, name: str, compare: dict | None,
-                        ood: dict | None) -> None:
+                        ood: dict | None, diagnostics: list[dict] | None) -> None:
     extra, questions = [], []
     if compare or length_rows(new):
         extra.append(lambda plt, out: linear_vs_softmax.make_plots(plt, new, compare, out))
