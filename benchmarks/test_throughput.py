@@ -6,7 +6,9 @@ Side by side in one run, on the same random-init weights and the same real sente
   (measure.matmul_rate), and on a known GPU the fraction of its fp16/bf16 tensor-core
   peak; divided by 2 x the non-embedding parameter count it gives the FLOP-bound tokens/s;
 * the native encoder: all six study layers (1,3,...,11) from one pass, batched,
-  length-sorted, mean pooling on the fly;
+  length-sorted, packed (models/rwkv.py pack_rows), mean pooling on the fly; in the same
+  interleaved rounds the same encoder without packing and a fixed run of the limit's
+  matmuls, so native / limit and packed / padded are ratios of one moment of the machine;
 * BlinkDL's `rwkv` package (`RWKV(strategy="cpu fp32").forward(tokens, None)`,
   RWKV_JIT_ON=1), one sentence at a time, as a user of the reference code would run it,
   timed only after its logits were checked against the native model's on the same
@@ -15,7 +17,10 @@ Side by side in one run, on the same random-init weights and the same real sente
   Finch-1B6-shaped model (stopping after block 11 should cost about 12/24), and the
   full pass's achieved TFLOP/s as a fraction of the matmul limit and the device peak;
 * each model's peak memory against the size of its weights: the larger of encoding and
-  building it (measure.build_memory).
+  building it (measure.build_memory);
+* small models: the tiny trained RWKV-6 (1 M parameters, byte-level) against
+  all-MiniLM-L6-v2 (22 M) on the same sentences, every layer x 3 poolings as the scorer
+  encodes them, interleaved: seconds, tokens/s and parameters side by side.
 
 `--device cuda --dtype bfloat16` (or float16) runs the same benchmarks on a GPU; see
 scripts/gpu_check.sh.
@@ -23,12 +28,13 @@ scripts/gpu_check.sh.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 
 import pytest
 import torch
 
-from rwkv_eval.measure import build_memory, compare_times, device_info, matmul_rate
+from rwkv_eval.measure import build_memory, compare_times, device_info, matmul_rate, weights_bytes
 from rwkv_eval.models.random_init import SHAPES, random_rwkv_encoder
 
 pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
@@ -44,6 +50,11 @@ SWEEP_SENTENCES = 16  # enough tokens (~180) that fixed per-call costs do not bl
 # moves them by only 1.4e-5..9e-5 (the random model's attention branches are small).
 PACKAGE_LOGITS_RTOL = 1e-5
 PACKAGE_ENV = {"RWKV_JIT_ON": "1", "RWKV_V7_ON": "0"}  # read by rwkv.model at import
+TIMING_ROUNDS = 3  # measure.compare_times: at least 3 rounds per side, medians (this host drifts 2x within seconds)
+LIMIT_MATMULS = 4  # 2048^3 matmuls per limit turn in the interleaved rounds (~0.3 s on 2 cores)
+TINY_RWKV6 = "tiny-rwkv6"  # shipped in the package (models.load.SHIPPED)
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+SMALL_POOLINGS = ["mean", "last", "max"]
 
 
 def non_embedding_params(model: torch.nn.Module) -> int:
@@ -81,6 +92,15 @@ def sentences(run) -> list[str]:
     except FileNotFoundError:
         pairs = load_sample()
     return list(dict.fromkeys(pairs.sentence1 + pairs.sentence2))[:N_SENTENCES]
+
+
+@pytest.fixture(scope="module")
+def sentences_small(run) -> list[str]:
+    """The bundled STS-B sample's unique sentences (596): what the smoke profile encodes."""
+    from rwkv_eval.datasets import load_sample
+
+    pairs = load_sample()
+    return list(dict.fromkeys(pairs.sentence1 + pairs.sentence2))
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +143,34 @@ def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memo
     params = non_embedding_params(small.model)
     limit = results["gflops"] * 1e9 / (2 * params) if "gflops" in results else None
     results["native_tokens_per_second"] = n_tokens / s
+    # the same moment of the machine for every ratio: packed, padded, and the limit's matmuls
+    padded = copy.copy(small)
+    padded.pack = False
+    n = 2048 if run.device == "cpu" else 8192
+    a, b = (torch.randn(n, n, device=run.device, dtype=getattr(torch, run.dtype)) for _ in range(2))
+
+    def matmuls():
+        for _ in range(LIMIT_MATMULS):
+            torch.mm(a, b)
+
+    timings = compare_times({"packed": work, "padded": lambda: padded.encode_tokens(
+        token_ids, STUDY_LAYERS, ["mean"], batch_size=32), "limit": matmuls}, "padded", run.device,
+        min_rounds=TIMING_ROUNDS, min_time=0.0)
+    best = {k: timings.median(k) for k in timings.seconds}
+    limit_now = 2 * n**3 * LIMIT_MATMULS / best["limit"] / (2 * params)
+    results["native_fraction_of_limit_interleaved"] = n_tokens / best["packed"] / limit_now
     benchmark.extra_info.update({
         "model": "random-rwkv6:small", "shape": "12 x 768, head 64", "layers": STUDY_LAYERS, "pooling": "mean",
         "n_sentences": len(sentences), "n_tokens": n_tokens, "tokens_per_second": n_tokens / s,
         "pairs_per_second": len(sentences) / 2 / s, "non_embedding_params": params,
         "flop_bound_tokens_per_second": limit, "fraction_of_limit": (n_tokens / s) / limit if limit else None,
-        "device": run.device, "dtype": run.dtype,
+        "device": run.device, "dtype": run.dtype, "packed": small.pack,
+        "timing_rounds": timings.rounds, "median_seconds": best,
+        "packed_speedup_over_padded_ci95": timings.speedup("packed")[1],
+        "interleaved_flop_bound_tokens_per_second": limit_now,
+        "native_fraction_of_limit_interleaved": n_tokens / best["packed"] / limit_now,
+        "padded_fraction_of_limit_interleaved": n_tokens / best["padded"] / limit_now,
+        "packed_speedup_over_padded": best["padded"] / best["packed"],
         "wkv_backend": small.model.wkv_backend, "trained": False} | memory)
 
 
@@ -168,7 +210,8 @@ def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentenc
         "flop_bound_tokens_per_second": limit, "fraction_of_limit": (n_tokens / s) / limit if limit else None,
         "native_tokens_per_second": native,
         "native_over_package": native / (n_tokens / s) if native else None,
-        "native_fraction_of_limit": native / limit if native and limit else None})
+        "native_fraction_of_limit": native / limit if native and limit else None,
+        "native_fraction_of_limit_interleaved": results.get("native_fraction_of_limit_interleaved")})
 
 
 def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, peak_memory, small, sentences,
@@ -205,3 +248,40 @@ def test_layer_sweep_cost_vs_full_pass_finch_1b6_shape(benchmark, run, timed, pe
         "device": run.device, "dtype": run.dtype, "trained": False} | memory)
     del enc
     small.model.to(run.device)
+
+
+def test_tiny_rwkv6_vs_minilm_same_sentences(benchmark, run, sentences_small):
+    """Small models fast: the 1 M-parameter trained RWKV-6 against the 22 M all-MiniLM-L6-v2,
+    every layer x 3 poolings (what the scorer asks), the same sentences, interleaved rounds."""
+    from rwkv_eval.models.load import load_encoder
+
+    dtype = getattr(torch, run.dtype)
+    try:
+        encoders = {"rwkv6-tiny": load_encoder(TINY_RWKV6, device=run.device, dtype=dtype),
+                    "minilm": load_encoder(MINILM, device=run.device, dtype=dtype)}
+    except (OSError, ValueError) as e:
+        pytest.skip(f"all-MiniLM-L6-v2 not available offline: {e}")
+    token_ids = {k: e.tokenize(sentences_small) for k, e in encoders.items()}
+
+    def encode(key):
+        enc = encoders[key]
+        return lambda: enc.encode_tokens(token_ids[key], list(enc.layers()), SMALL_POOLINGS, batch_size=32)
+
+    work = {k: encode(k) for k in encoders}
+    timings = compare_times(work, "minilm", run.device, min_rounds=TIMING_ROUNDS, min_time=0.0)
+    seconds = {k: timings.median(k) for k in work}
+    if not benchmark.disabled:  # pytest-benchmark's record of the RWKV side
+        benchmark.pedantic(work["rwkv6-tiny"], rounds=1, iterations=1, warmup_rounds=0)
+    info = {}
+    for k, enc in encoders.items():
+        n_tokens = sum(len(t) for t in token_ids[k])
+        weights = weights_bytes(enc)
+        info[k] = {"model": enc.name, "weights_mb": weights / 2**20,
+                   "parameters": weights // 4 if run.dtype == "float32" else None,  # fp32: 4 bytes each
+                   "layers": len(enc.layers()), "n_tokens": n_tokens, "seconds": seconds[k],
+                   "tokens_per_second": n_tokens / seconds[k], "sentences_per_second": len(sentences_small) / seconds[k]}
+    benchmark.extra_info.update({
+        "n_sentences": len(sentences_small), "poolings": SMALL_POOLINGS, "batch_size": 32,
+        "timing_rounds": timings.rounds, "device": run.device, "dtype": run.dtype, **info,
+        "minilm_seconds_over_rwkv6_tiny": seconds["minilm"] / seconds["rwkv6-tiny"],
+        "minilm_seconds_over_rwkv6_tiny_ci95": timings.speedup("rwkv6-tiny")[1]})

@@ -245,6 +245,7 @@ def test_pack_rows_places_every_token_once_in_fewer_positions():
             assert mine[0] in p.starts
     assert len(p.starts) == sum(n > 0 for n in lengths)
     assert pack_rows([16, 16, 15], T=16, chunk=16) is None  # nothing to gain: the padded batch as is
+    assert pack_rows([0, 0], T=1, chunk=16) is None  # only empty sentences: nothing to run
 
 
 @pytest.mark.parametrize("which", ["tiny_encoder", "random_encoder"])

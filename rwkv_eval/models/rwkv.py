@@ -217,7 +217,7 @@ def pack_rows(lengths: list[int], T: int, chunk: int, max_widen: int = 4) -> Pac
         if best is None or len(rows) * width < best[0] * best[1]:
             best = (len(rows), width, rows)
     n_rows, width, rows = best
-    if n_rows * width >= len(lengths) * T:
+    if n_rows == 0 or n_rows * width >= len(lengths) * T:  # only empty sentences, or nothing to gain
         return None
     src, dst, starts = [], [], []
     for r, members in enumerate(rows):
