@@ -1,6 +1,7 @@
 """Early exit mechanics on small seeded RWKV-6/7 models, threshold tuning, the study records,
 and the `exit` command on the vendored tiny checkpoint (batched exit, also with a template)."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -56,18 +57,33 @@ def all_layers(enc, tok, pooling="mean"):
     return enc.encode_tokens(tok, ["emb", *range(LAST + 1)], [pooling], batch_size=3)
 
 
+def _padded(enc):
+    """The encoder without packing (RWKV-6 packs a batch's sentences into shared rows): the
+    block stepper runs the padded layout, so bit-for-bit comparisons are against it; the
+    packed full pass agrees to float32 rounding."""
+    padded = copy.copy(enc)
+    padded.pack = False
+    return padded
+
+
+def _full_pass(enc, tok, layer, pooling):
+    """(padded full pass, packed full pass) of one setting."""
+    return tuple(e.encode_tokens(tok, [layer], [pooling], batch_size=3)[(layer, pooling)] for e in (_padded(enc), enc))
+
+
 def test_tau_one_is_the_full_pass_exactly(enc, tok):
     out = encode_with_exit(enc, tok, "mean", ExitRule("saturation", 1.0), batch_size=3)
-    full = enc.encode_tokens(tok, [LAST], ["mean"], batch_size=3)[(LAST, "mean")]
+    full, packed = _full_pass(enc, tok, LAST, "mean")
     assert out.mode == MODE_BATCHED
     assert (out.exit_layer == LAST).all()
     np.testing.assert_array_equal(out.vectors, full)
+    np.testing.assert_allclose(out.vectors, packed, rtol=1e-5, atol=1e-5 * float(np.abs(packed).max()))
 
 
 @pytest.mark.parametrize("patience", [1, 2, 3])
 def test_tau_minus_one_exits_at_the_first_eligible_block_and_equals_fixed_depth(enc, tok, patience):
     out = encode_with_exit(enc, tok, "last", ExitRule("saturation", -1.0, patience), batch_size=3)
-    fixed = enc.encode_tokens(tok, [patience - 1], ["last"], batch_size=3)[(patience - 1, "last")]
+    fixed, _ = _full_pass(enc, tok, patience - 1, "last")
     assert (out.exit_layer == patience - 1).all()
     np.testing.assert_array_equal(out.vectors, fixed)
 
