@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from glove_oracle import glove_sample_spearman
 
 from rwkv_eval.suite.gates import reference_key
+from rwkv_eval.suite.plugin import PAIRED_RESAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("spearman", "pearson", "spearman_ci95_low", "spearman_ci95_high", "n_pairs", "pairs_per_second",
@@ -79,8 +81,19 @@ def test_paired_comparison_of_the_two_poolings_is_recorded(smoke_run):
     d = mean["vs_best"]
     assert d["delta_spearman"] == pytest.approx(mean["spearman"] - mx["spearman"], abs=1e-12)
     assert d["delta_ci95"][1] < 0 and d["significantly_worse"] and d["p_value"] < 0.01
-    assert d["n_pairs"] == 300 and d["n_resamples"] == 1000 and d["bootstrap_seed"] == 0
+    assert d["n_pairs"] == 300 and d["n_resamples"] == PAIRED_RESAMPLES and d["bootstrap_seed"] == 0
+    assert d["correction"] == "holm" and d["resolution"]["sufficient"]
     assert "vs_baseline" not in mean  # GloVe is the baseline itself
+
+
+def test_the_summary_resamples_enough_for_holm_over_a_tiny_rwkvs_settings():
+    """A tiny RWKV has 65 settings (emb + 12 blocks x 5 poolings): with 1000 resamples the
+    smallest bootstrap p, 2/1001, is above Holm's smallest threshold 0.05/64, so no setting
+    could ever be marked worse; the summary's resamples must reach it."""
+    from rwkv_eval.metrics import BOOTSTRAP_RESAMPLES, bootstrap_resolution
+
+    assert not bootstrap_resolution(BOOTSTRAP_RESAMPLES, 64)["sufficient"]
+    assert bootstrap_resolution(PAIRED_RESAMPLES, 65)["sufficient"]
 
 
 def test_a_case_off_its_reference_in_either_direction_fails(tmp_path, smoke_run):

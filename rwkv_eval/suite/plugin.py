@@ -193,7 +193,7 @@ class RunContext:
             if not model_case.trained:
                 self._paired[key] = {}
                 return self._paired[key]
-            mine = PairedSet(self._evaluations[(model_case.key, data_case.key)], dataset)
+            mine = PairedSet(self._evaluations[(model_case.key, data_case.key)], dataset, PAIRED_RESAMPLES)
             base_case = next((m for m in self.profile.models if m.key == BASELINE_MODEL), None)
             base = None
             if base_case is not None and base_case.key != model_case.key:
@@ -206,7 +206,7 @@ class RunContext:
                     self.accuracy(base_case, data_case, glove)
                 base = self._baseline_sets.get((data_case.key, dataset))
                 if base is None:
-                    base = PairedSet(self._evaluations[(base_case.key, data_case.key)], dataset)
+                    base = PairedSet(self._evaluations[(base_case.key, data_case.key)], dataset, PAIRED_RESAMPLES)
                     self._baseline_sets[(data_case.key, dataset)] = base
             self._paired[key] = compare(mine, base, BASELINE_SETTING, BASELINE_MODEL)
         return self._paired[key]
@@ -378,14 +378,13 @@ def spearman_matrix_summary(tr, ctx: RunContext) -> None:
     GloVe-50d on the same pairs; then the Spearman matrix layer (rows) x pooling (columns), each
     cell marked by the paired comparisons the cases recorded (analyses.paired, RunContext.paired)."""
     from rwkv_eval.encoder import layer_id
-    from rwkv_eval.metrics import BOOTSTRAP_RESAMPLES
 
     models = {m.key: m for m in shard_models(ctx)}
     tables = [(models[mk], dk, acc) for (mk, dk), acc in getattr(ctx, "_accuracy", {}).items() if mk in models]
     if not tables:
         return
     tr.section(f"rwkv-eval: which layer x pooling, and vs {BASELINE_MODEL} (profile {ctx.profile_name})")
-    tr.line(f"marks: paired bootstrap on the same pairs (95% CI of Δρ, {BOOTSTRAP_RESAMPLES} resamples; "
+    tr.line(f"marks: paired bootstrap on the same pairs (95% CI of Δρ, {PAIRED_RESAMPLES} resamples; "
             f"{MULTIPLICITY}); vs the model's best: * best, = not significantly worse, blank worse; vs "
             f"{BASELINE_MODEL} {layer_id(BASELINE_SETTING[0])}/{BASELINE_SETTING[1]}: "
             f"+ better, ~ not different, - worse")
@@ -410,10 +409,14 @@ def spearman_matrix_summary(tr, ctx: RunContext) -> None:
     _cost_lines(tr, ctx, models)
 
 
-# Multiplicity: the marks are per-comparison 95% CIs. A correction over a model's settings (Holm)
-# belongs in analyses.paired, where `significantly_worse` and `verdict` are decided; _marks reads
-# those fields only, so the summary follows it there (change MULTIPLICITY with it).
-MULTIPLICITY = "no multiplicity correction"
+# Multiplicity: analyses.paired decides `significantly_worse` and `verdict` from Holm-adjusted
+# p-values over a model's settings (65 for a tiny RWKV: emb + 12 blocks x 5 poolings); _marks
+# reads those fields only. A bootstrap p is at least 2/(B+1), and Holm's smallest threshold is
+# 0.05/65 = 0.00077: with the default 1000 resamples no setting could ever be called worse
+# (every mark "="), so the summary's paired comparisons take PAIRED_RESAMPLES, enough for
+# families up to 124 settings (B + 1 > 40 x family; metrics.bootstrap_resolution, in the records).
+PAIRED_RESAMPLES = 5_000
+MULTIPLICITY = "Holm-adjusted p < 0.05 over each model's settings"
 
 
 def _marks(comparison: dict) -> tuple[str, str]:
