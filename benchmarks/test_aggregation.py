@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pytest
 
+from rwkv_eval.models.load import is_shipped
 from rwkv_eval.records import environment
 
 pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
@@ -31,11 +32,6 @@ TIMED_SENTENCES = 32
 MIN_ROUNDS, MIN_TIME_S = 5, 1.0  # measure.compare_times: at least this many rounds and seconds (smoke: 5, 0.5)
 
 
-def _tiny_rwkv6(spec: str) -> bool:
-    """The tiny trained RWKV-6: shipped (the profiles' `tiny-rwkv6`) or a copy of its file."""
-    return spec == "tiny-rwkv6" or spec.endswith("tiny-rwkv-6v0-1m.pth")
-
-
 def _cases(run):
     from rwkv_eval.datasets import load_pairs
 
@@ -44,7 +40,7 @@ def _cases(run):
     if given:
         models = [(m.rstrip("/").split("/")[-1].lower(), m) for m in given]
     else:
-        models = [(m.key, m.spec) for m in run.profile.models if _tiny_rwkv6(m.spec)]
+        models = [(m.key, m.spec) for m in run.profile.models if is_shipped(m.spec, "tiny-rwkv6")]
         models.append(("rwkv6-random-smoke", "random-rwkv6:smoke"))
     sets = [("stsb", "test")] + ([] if smoke else [("mrpc", "validation")])
     out = []

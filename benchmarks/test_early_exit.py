@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import pytest
 
+from rwkv_eval.models.load import is_shipped
 from rwkv_eval.records import environment
 
 pytestmark = pytest.mark.rwkv_cost  # a cost benchmark: the perf profile runs it, smoke does not
@@ -42,17 +43,12 @@ DATASETS = (("mrpc", "validation", "train"), ("stsb", "test", None), ("rte", "va
 CHOOSE_ON = {"mrpc": "train", "stsb": "validation", "rte": "train", "qqp": "train"}  # never the evaluated split
 
 
-def _tiny_rwkv6(spec: str) -> bool:
-    """The tiny trained RWKV-6: shipped (the profiles' `tiny-rwkv6`) or a copy of its file."""
-    return spec == "tiny-rwkv6" or spec.endswith("tiny-rwkv-6v0-1m.pth")
-
-
 def _models(run) -> list[tuple[str, str, bool]]:
     """(key, spec, smoke) of the native RWKV models this run studies."""
     given = run.config.getoption("--model") or []  # repeatable option: a list
     if given:
         return [(m.rstrip("/").split("/")[-1].lower(), m, run.profile_name == "perf") for m in given]
-    smoke = [(m.key, m.spec, True) for m in run.profile.models if _tiny_rwkv6(m.spec)]
+    smoke = [(m.key, m.spec, True) for m in run.profile.models if is_shipped(m.spec, "tiny-rwkv6")]
     return smoke + [("rwkv6-random-smoke", "random-rwkv6:smoke", True)]
 
 

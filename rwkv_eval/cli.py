@@ -592,8 +592,8 @@ def _diagnostics_options(p: argparse.ArgumentParser) -> None:
                         "unlabelled sentences of --fit-split")
     p.add_argument("--fit-split", default="train", choices=SPLITS,
                    help="split --postprocess is fitted on (never the evaluated one)")
-    p.add_argument("--subset", type=int, default=None, help="a seeded subset of N pairs per split (quick runs)")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the paired choices "
+    p.add_argument("--subset", type=PAIR_COUNT, default=None, help="a seeded subset of N pairs per split (quick runs)")
+    p.add_argument("--resamples", type=whole_number(1), default=1000, help="bootstrap resamples of the paired choices "
                                                                 "(seed = --seed)")
 
 
@@ -618,10 +618,6 @@ def _check_postprocess(args: argparse.Namespace, split: str) -> tuple[object, st
     from .postprocess import parse_postprocess
 
     post = parse_postprocess(args.postprocess)
-    if args.subset is not None and args.subset < 2:
-        raise ValueError(f"--subset must be >= 2 pairs; got {args.subset}")
-    if args.resamples < 1:
-        raise ValueError(f"--resamples must be >= 1; got {args.resamples}")
     if post.kind == "none":
         return post, None
     if args.fit_split == split:

@@ -44,6 +44,12 @@ def shipped_dir() -> Path:
     return Path(str(resources.files("rwkv_eval") / "data" / "tiny-rwkv"))
 
 
+def is_shipped(spec: str, name: str) -> bool:
+    """Whether `spec` names the shipped checkpoint `name` (a SHIPPED key): by that name or as a
+    path to a copy of its file (the cost benchmarks pick the tiny RWKV-6 out of a profile)."""
+    return spec == name or Path(spec).name == SHIPPED[name]
+
+
 def local_spec(spec: str, revision: str | None = None) -> str | None:
     """What to load for a shipped or wheel-backed model name, offline: the shipped file, the
     wheel's directory, or the built-in name; None for any other spec, for a wheel that is not
