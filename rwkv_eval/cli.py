@@ -538,7 +538,9 @@ def _model_options(p: argparse.ArgumentParser, several: str | None = None,
     p.add_argument("--tokenizer", default=None, choices=("world", "byte", "hf"), help="override the detected tokenizer")
     p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch) to pin")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code (RWKV-6 HF backend)")
-    p.add_argument("--batch-size", type=whole_number(1), default=32, help="sentences per forward pass")
+    p.add_argument("--batch-size", type=whole_number(1), default=32,
+                   help="sentences in the first (longest) batch; later batches of shorter sentences hold as many "
+                        "as fit in its padded tokens (the same memory)")
     p.add_argument("--max-length", type=whole_number(1), default=None,
                    help="truncate sentences to this many tokens (counted)")
     p.add_argument("--seed", type=whole_number(0, SEED_MAX), default=0,

@@ -6,7 +6,8 @@ Protocol).  `TokenEncoder` holds the machinery they share, so that each model on
 how to tokenize and how to produce hidden states:
 
 * sentences are tokenized once, sorted by length (longest first, so the first batch
-  shows the peak memory) and batched with right padding and a mask;
+  shows the peak memory) and batched with right padding and a mask, every later batch
+  filled to the first one's padded tokens;
 * the model yields the states of each requested layer as soon as it has computed
   them, and they are pooled on the spot: no (B, T, D) tensor of any layer outlives its
   pooling unless `keep_states=True`;
@@ -288,23 +289,33 @@ class TokenEncoder:
 
     def batches(self, token_ids: list[list[int]], batch_size: int, order: Sequence[int] | None = None
                 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-        """Right-padded batches of `batch_size` rows: (row indices into token_ids, ids (B,T), mask (B,T)).
+        """Right-padded batches: (row indices into token_ids, ids (B,T), mask (B,T)).
 
-        Rows go longest first (the first batch shows the peak memory), or in the caller's
-        `order` (a permutation of the rows, kept as given: early exit keeps a pair's two
-        sentences in one batch)."""
+        Rows go longest first, and the first batch holds `batch_size` of them: it is the
+        largest (the peak memory shows at once) and its padded size, batch_size x its
+        length, is the token budget of every later batch, which holds as many of the
+        shorter rows as fit in it (at least batch_size). A model's per-batch and per-block
+        costs then fall on a few large batches rather than many small ones (the tiny
+        models are bound by them), at the memory the user chose with batch_size.
+        In the caller's `order` (a permutation of the rows, kept as given: early exit keeps
+        a pair's two sentences in one batch) every batch holds batch_size rows."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if order is None:
             order = np.argsort([-len(t) for t in token_ids], kind="stable")
+            budget = batch_size * max(1, len(token_ids[order[0]])) if len(order) else 0
         else:
             order = np.asarray(order, dtype=np.int64)
             if order.shape != (len(token_ids),) or not np.array_equal(np.sort(order), np.arange(len(token_ids))):
                 raise ValueError(f"batches: order must be a permutation of the {len(token_ids)} row indices; got "
                                  f"{len(order)} indices" + ("" if len(order) != len(token_ids) else
                                                             " with repeats or values out of range"))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+            budget = None
+        start = 0
+        while start < len(order):
+            size = batch_size if budget is None else max(batch_size, budget // max(1, len(token_ids[order[start]])))
+            idx = order[start : start + size]
+            start += size
             T = max(1, max(len(token_ids[i]) for i in idx))
             ids = torch.full((len(idx), T), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(idx), T), dtype=torch.bool)

@@ -213,20 +213,22 @@ def test_tiny_checkpoint_reproduces_expected_logits_packed_behind_another_senten
     """The oracle's three tokens start mid-row and mid-chunk after 20 other bytes: with `starts`
     there, token shift and WKV state restart empty, and the logits are the oracle's."""
     expected = np.fromfile(tiny_assets / "expected-logits-6v0-1m.bin", dtype="<f4")
+    from rwkv_eval.models.rwkv import pack_rows
+
     enc = load_rwkv(tiny, wkv_backend=backend, chunk_size=8)
     before = list(b"another sentence, 20")
-    idx = torch.tensor([before + TOKENS])
-    starts = torch.zeros_like(idx, dtype=torch.bool)
-    starts[0, [0, len(before)]] = True
+    packing = pack_rows([len(before), len(TOKENS)], T=len(before), chunk=8)
+    assert packing.n_rows == 1 and packing.starts.tolist() == [0, len(before)]  # one row, the oracle's at place 20
+    idx = torch.tensor([before + TOKENS])  # the flat sequence: places in order
     with torch.no_grad():
-        x = dict(enc.model.states(idx, starts=starts))[11]
+        x = dict(enc.model.states(idx, packed=packing.packed("cpu")))[11]
         logits = enc.model.head(enc.model.ln_out(x))
     diff = np.abs(logits[0, -1].numpy() - expected).max()
     assert diff < 1e-4, f"max abs diff {diff:.3g} vs expected logits (limit 1e-4)"
     alone = dict(enc.model.states(torch.tensor([before])))[11]
     torch.testing.assert_close(x[:, :len(before)], alone, rtol=0, atol=1e-5)  # the first sentence is untouched
-    with pytest.raises(ValueError, match="starts must be a bool mask of idx's shape"):
-        next(enc.model.states(idx, starts=starts[:, 1:]))
+    with pytest.raises(ValueError, match=r"packed sentences run as one flat \(1, n\) sequence"):
+        next(enc.model.states(idx[:, 1:], packed=packing.packed("cpu")))
 
 
 def test_pack_rows_places_every_token_once_in_fewer_positions():
@@ -244,7 +246,15 @@ def test_pack_rows_places_every_token_once_in_fewer_positions():
             assert len(set(row_of[np.isin(p.src, mine)].tolist())) == 1 and np.all(np.diff(mine) == 1)
             assert mine[0] in p.starts
     assert len(p.starts) == sum(n > 0 for n in lengths)
-    assert pack_rows([16, 16, 15], T=16, chunk=16) is None  # nothing to gain: the padded batch as is
+    # the model's view: flat order is place order; padding places are a segment of their own
+    packed = p.packed("cpu")
+    assert np.all(np.diff(p.src) > 0) and packed.tokens[packed.slots].tolist() == list(range(sum(lengths)))
+    used = np.bincount(row_of, minlength=p.n_rows)
+    assert sorted(p.pads.tolist()) == [r * p.row_tokens + used[r] for r in range(p.n_rows) if used[r] < p.row_tokens]
+    assert set(np.flatnonzero(packed.row_starts.view(-1).numpy()).tolist()) == set(p.starts.tolist()) | set(p.pads.tolist())
+    assert packed.starts.tolist() == np.searchsorted(p.src, p.starts).tolist()
+    assert pack_rows([16, 16, 16], T=16, chunk=16) is None  # no padding: the padded batch as is
+    assert pack_rows([16, 16, 15], T=16, chunk=16) is not None  # one padding token fewer to compute
     assert pack_rows([0, 0], T=1, chunk=16) is None  # only empty sentences: nothing to run
 
 

@@ -9,11 +9,13 @@ blocks one at a time (`RWKVStepper`, for early exit).
 
 Batches are right-padded by `TokenEncoder.batches`; RWKV is causal, so the valid
 positions of a padded row equal those of the sentence alone and the mask is not needed
-by the model (pooling uses it). An RWKV-6 packs a batch's sentences into fewer rows
-first (`pack_rows`: first fit, longest first), the model resetting its token shift and
-WKV state where each sentence starts, and hands the states back in the padded layout:
-the padding the batch would have computed (~20% of the positions of 32 sorted
-sentences, more in the WKV's chunks) is not computed; the results are those of the
+by the model (pooling uses it). An RWKV-6 runs a batch's sentences end to end as one
+flat sequence instead (`pack_rows`, models/rwkv6.py `Packed`): the per-token work
+(projections, mixing, norms, MLP: all but the WKV) computes the real tokens and no
+padding, the WKV runs them in rows packed first fit, longest first, with its state
+reset where each sentence starts, and the states go back to the padded layout for
+pooling. The padding a batch of sorted sentences would have computed (7-20% of its
+positions, more in the WKV's chunks) is not computed; the results are those of the
 padded batch up to fp32 summation order. float16/bfloat16 run on any device (on CPU slowly, for
 tests) as mixed precision: half-precision matmuls, float32 residual stream, WKV state and
 norms (models/precision.py); the hidden states handed to pooling are float32.
@@ -36,7 +38,7 @@ import torch
 from ..encoder import Layer, TokenEncoder
 from .checkpoint import check_state_dict, load_checkpoint
 from .precision import MATMUL_DTYPES, to_precision
-from .rwkv6 import RWKV6, RWKV6Config
+from .rwkv6 import RWKV6, Packed, RWKV6Config
 from .rwkv7 import RWKV7, RWKV7Config
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
 from .wkv6 import DEFAULT_CHUNK_SIZE
@@ -119,22 +121,18 @@ class RWKVEncoder(TokenEncoder):
         wanted = set(layers)
         deepest = max((l for l in layers if isinstance(l, int)), default=-1)
         ids = ids.to(self.device)
-        packed = pack_rows(mask.sum(dim=1).tolist(), ids.shape[1], self.model.chunk_size) if self.pack else None
+        packing = pack_rows(mask.sum(dim=1).tolist(), ids.shape[1], self.model.chunk_size) if self.pack else None
         with torch.inference_mode():
-            if packed is None:
+            if packing is None:
                 yield from ((layer, x) for layer, x in self.model.states(ids, last=deepest) if layer in wanted)
                 return
             B, T = ids.shape
-            src, dst = (torch.as_tensor(i, device=self.device) for i in (packed.src, packed.dst))
-            rows = torch.full((packed.n_rows * packed.row_tokens,), self.pad_id, dtype=ids.dtype, device=self.device)
-            rows[src] = ids.view(-1)[dst]
-            starts = torch.zeros(packed.n_rows * packed.row_tokens, dtype=torch.bool, device=self.device)
-            starts[torch.as_tensor(packed.starts, device=self.device)] = True
-            shape = (packed.n_rows, packed.row_tokens)
-            for layer, x in self.model.states(rows.view(shape), last=deepest, starts=starts.view(shape)):
+            dst = torch.as_tensor(packing.dst, device=self.device)
+            flat = ids.view(-1)[dst].unsqueeze(0)  # (1, n): the sentences end to end
+            for layer, x in self.model.states(flat, last=deepest, packed=packing.packed(self.device)):
                 if layer in wanted:  # back to the padded (B,T,C) layout; padding positions hold zeros
                     out = x.new_zeros(B * T, x.shape[-1])
-                    out[dst] = x.reshape(-1, x.shape[-1])[src]
+                    out[dst] = x[0]
                     yield layer, out.view(B, T, -1)
 
     def block_stepper(self) -> RWKVStepper:
@@ -182,24 +180,39 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
 
 @dataclass(frozen=True)
 class Packing:
-    """Where a batch's tokens go in packed rows: flat positions, (n_rows, row_tokens) layout."""
+    """Where a batch's tokens go: the flat sequence, in the order of their places in the
+    WKV's (n_rows, row_tokens) rows, and back to the padded (B, T) batch."""
 
     n_rows: int
     row_tokens: int
-    src: np.ndarray  # (n,) positions in the packed rows of every real token
+    src: np.ndarray  # (n,) each real token's place in the rows, increasing: the flat order
     dst: np.ndarray  # (n,) the same tokens' positions in the padded (B, T) batch
-    starts: np.ndarray  # positions in the packed rows where a sentence begins
+    starts: np.ndarray  # places in the rows where a sentence begins
+    pads: np.ndarray  # places where a row's padding begins (rows with room left after their sentences)
+
+    def packed(self, device: str | torch.device) -> Packed:
+        """The model's view of it (models/rwkv6.py `Packed`), on `device`."""
+        places = self.n_rows * self.row_tokens
+        tokens = np.zeros(places, dtype=np.int64)  # padding: a copy of the flat sequence's first token
+        tokens[self.src] = np.arange(len(self.src))
+        row_starts = np.zeros(places, dtype=bool)
+        row_starts[self.starts] = row_starts[self.pads] = True  # padding is a segment of its own
+        as_tensor = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        return Packed(starts=as_tensor(np.searchsorted(self.src, self.starts)), slots=as_tensor(self.src),
+                      tokens=as_tensor(tokens), row_starts=as_tensor(row_starts).view(self.n_rows, self.row_tokens))
 
 
 def pack_rows(lengths: list[int], T: int, chunk: int, max_widen: int = 4) -> Packing | None:
-    """Sentences of these lengths (a padded batch of width T) packed into fewer rows, first
-    fit, longest first, or None when packing computes no fewer positions than the padding.
+    """Sentences of these lengths (a padded batch of width T) laid end to end, and packed
+    into WKV rows first fit, longest first; None when there is no padding to skip.
 
     Rows are a whole number of WKV chunks wide (the chunked WKV pads to one anyway): the
     narrowest width that holds the longest sentence, or up to `max_widen` times it when
-    wider rows hold the same tokens in fewer positions (short sentences beside a long one).
+    wider rows hold the same tokens in fewer places (short sentences beside a long one).
     Empty sentences take no place: their states stay zero, as pooling's mask reads them.
     """
+    if sum(lengths) in (0, len(lengths) * T):  # only empty sentences, or no padding: the padded batch as is
+        return None
     base = -(-max(T, 1) // chunk) * chunk
     order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: -lengths[i])
     best: tuple[int, int, list[list[int]]] | None = None
@@ -217,9 +230,7 @@ def pack_rows(lengths: list[int], T: int, chunk: int, max_widen: int = 4) -> Pac
         if best is None or len(rows) * width < best[0] * best[1]:
             best = (len(rows), width, rows)
     n_rows, width, rows = best
-    if n_rows == 0 or n_rows * width >= len(lengths) * T:  # only empty sentences, or nothing to gain
-        return None
-    src, dst, starts = [], [], []
+    src, dst, starts, pads = [], [], [], []
     for r, members in enumerate(rows):
         offset = r * width
         for i in members:
@@ -228,4 +239,7 @@ def pack_rows(lengths: list[int], T: int, chunk: int, max_widen: int = 4) -> Pac
             src.append(np.arange(offset, offset + n))
             dst.append(np.arange(i * T, i * T + n))
             offset += n
-    return Packing(n_rows, width, np.concatenate(src), np.concatenate(dst), np.asarray(starts, dtype=np.int64))
+        if offset < (r + 1) * width:
+            pads.append(offset)
+    return Packing(n_rows, width, np.concatenate(src), np.concatenate(dst), np.asarray(starts, dtype=np.int64),
+                   np.asarray(pads, dtype=np.int64))

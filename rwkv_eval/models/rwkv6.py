@@ -19,9 +19,11 @@ Logits (ln_out + head) are only computed when asked for, to check against the or
 
 RWKV is causal: with right padding, every valid position is computed exactly as if the
 sentence were alone (padding only ever comes after it). The token shift sees zeros
-before position 0, as from an empty state. Several sentences may share a row ("packed",
-models/rwkv.py): `starts` (B, T) marks where each begins, and there the token shift sees
-zeros and the WKV state restarts empty, so each is computed as if alone.
+before position 0, as from an empty state. Several sentences may instead run as one flat
+sequence (`Packed`, built by models/rwkv.py `pack_rows`): every per-token operation runs
+on the real tokens only, the token shift sees zeros where a sentence starts, and the WKV
+runs them in rows whose state restarts empty at each start, so each sentence is computed
+as if alone.
 """
 
 from __future__ import annotations
@@ -83,14 +85,41 @@ SHAPES: dict[str, RWKV6Config] = {
 }
 
 
-def token_shift_delta(x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
-    """x_{t-1} - x_t for every t, with x_{-1} = 0 and x_{t-1} = 0 where a sequence `starts`
-    ((B, T) bool, packed rows): (B, T, C) -> (B, T, C), in one pass."""
+@dataclass(frozen=True)
+class Packed:
+    """Sentences laid end to end as one flat sequence of n tokens, the model's (1, n) input,
+    and the rows the WKV runs them in.
+
+    Why both: the projections, norms, mixing and MLP are per token, so on the flat sequence
+    they compute the n real tokens and no padding at all; the WKV works on whole chunks and
+    carries a state along a row, so it gathers the tokens into R rows of W places (W a whole
+    number of chunks, each sentence in one row, never split), runs them with `row_starts`,
+    and its output is gathered back. Places after a row's last sentence hold a copy of some
+    token and start a segment of their own: causal, they reach no real token.
+    """
+
+    starts: torch.Tensor  # (S,) long: flat positions where a sentence begins (the token shift sees zeros there)
+    slots: torch.Tensor  # (n,) long: each flat token's place in the flattened (R, W) rows
+    tokens: torch.Tensor  # (R*W,) long: the flat token at each place of the rows
+    row_starts: torch.Tensor  # (R, W) bool: where a segment begins in the rows (the WKV's `starts`)
+
+    def to_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, n, H, K) flat -> (R, W, H, K) rows."""
+        return x[0, self.tokens].view(*self.row_starts.shape, *x.shape[2:])
+
+    def from_rows(self, y: torch.Tensor) -> torch.Tensor:
+        """(R, W, H, K) rows -> (1, n, H, K) flat."""
+        return y.reshape(-1, *y.shape[2:])[self.slots].unsqueeze(0)
+
+
+def token_shift_delta(x: torch.Tensor, packed: Packed | None = None) -> torch.Tensor:
+    """x_{t-1} - x_t for every t, with x_{-1} = 0 and x_{t-1} = 0 where a `packed` sentence
+    starts: (B, T, C) -> (B, T, C), in one pass."""
     dx = torch.empty_like(x)
     torch.sub(x[:, :-1], x[:, 1:], out=dx[:, 1:])
     torch.neg(x[:, :1], out=dx[:, :1])
-    if starts is not None:
-        dx[starts] = -x[starts]
+    if packed is not None:
+        dx[0, packed.starts] = -x[0, packed.starts]
     return dx
 
 
@@ -117,26 +146,31 @@ class TimeMix6(nn.Module):
         self.gate = Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(H, C, eps=GROUP_NORM_EPS)
 
-    def forward(self, x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packed: Packed | None = None) -> torch.Tensor:
         B, T, C = x.shape
         H, K = self.n_head, self.head_size
-        dx = token_shift_delta(x, starts)  # x_{t-1} - x_t
+        dx = token_shift_delta(x, packed)  # x_{t-1} - x_t
         # ddlerp (paper eq. 16-19): five mixing amounts, each shifted by a low-rank function of x
-        xxx = torch.tanh(torch.addcmul(x, dx, self.time_maa_x) @ self.time_maa_w1)  # (B,T,5*D_mix)
+        xxx = (torch.addcmul(x, dx, self.time_maa_x) @ self.time_maa_w1).tanh_()  # (B,T,5*D_mix)
         xxx = xxx.view(B * T, 5, -1).transpose(0, 1)  # (5, B*T, D_mix)
-        m = torch.bmm(xxx, self.time_maa_w2).view(5, B, T, C)  # (5,B,T,C): mw, mk, mv, mr, mg
         maa = torch.cat([self.time_maa_w, self.time_maa_k, self.time_maa_v, self.time_maa_r, self.time_maa_g])
-        xw, xk, xv, xr, xg = torch.addcmul(x, dx, m.add_(maa[:, None])).unbind(0)  # x + dx * (maa_* + m_*)
+        m = torch.baddbmm(maa, xxx, self.time_maa_w2).view(5, B, T, C)  # (5,B,T,C): maa_* + m_*, w k v r g
+        xw, xk, xv, xr, xg = torch.addcmul(x, dx, m).unbind(0)  # x + dx * (maa_* + m_*)
         # projections (eq. 20-23) and the data-dependent decay (eq. 24-25), w = log-decay <= 0
         r = self.receptance(xr).view(B, T, H, K)  # (B,T,C) -> (B,T,H,K)
         k = self.key(xk).view(B, T, H, K)
         v = self.value(xv).view(B, T, H, K)
         g = F.silu(self.gate(xg), inplace=True)
-        d = torch.addmm(self.time_decay.view(C), torch.tanh(xw.reshape(B * T, C) @ self.time_decay_w1),
+        d = torch.addmm(self.time_decay.view(C), (xw.reshape(B * T, C) @ self.time_decay_w1).tanh_(),
                         self.time_decay_w2)  # (B*T,C): time_decay + tanh(xw W1) W2
         w = d.exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
-        y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size, starts=starts)
+        if packed is None:
+            y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size)
+        else:  # the flat tokens into the WKV's rows and back
+            y, _ = wkv6(*(packed.to_rows(t) for t in (r, k, v, w)), self.time_faaaa, backend=self.wkv_backend,
+                        chunk_size=self.chunk_size, starts=packed.row_starts)
+            y = packed.from_rows(y)
         y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
         return self.output(y.mul_(g))
 
@@ -153,8 +187,8 @@ class ChannelMix6(nn.Module):
         self.receptance = Linear(C, C, bias=False)
         self.value = Linear(cfg.dim_ffn, C, bias=False)
 
-    def forward(self, x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
-        dx = token_shift_delta(x, starts)  # x_{t-1} - x_t
+    def forward(self, x: torch.Tensor, packed: Packed | None = None) -> torch.Tensor:
+        dx = token_shift_delta(x, packed)  # x_{t-1} - x_t
         k = torch.relu_(self.key(torch.addcmul(x, dx, self.time_maa_k))).square_()  # (B,T,dim_ffn)
         return torch.sigmoid_(self.receptance(torch.addcmul(x, dx, self.time_maa_r))).mul_(self.value(k))
 
@@ -169,9 +203,9 @@ class Block6(nn.Module):
         self.att = TimeMix6(cfg, wkv_backend, chunk_size)
         self.ffn = ChannelMix6(cfg)
 
-    def forward(self, x: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.att(self.ln1(x), starts)
-        return x + self.ffn(self.ln2(x), starts)
+    def forward(self, x: torch.Tensor, packed: Packed | None = None) -> torch.Tensor:
+        x = x + self.att(self.ln1(x), packed)
+        return x + self.ffn(self.ln2(x), packed)
 
 
 class RWKV6(nn.Module):
@@ -197,14 +231,15 @@ class RWKV6(nn.Module):
     def layers(self) -> tuple[Layer, ...]:
         return (EMBEDDING, *range(self.config.n_layer))
 
-    def states(self, idx: torch.Tensor, last: int | None = None, starts: torch.Tensor | None = None
+    def states(self, idx: torch.Tensor, last: int | None = None, packed: Packed | None = None
                ) -> Iterator[tuple[Layer, torch.Tensor]]:
         """Yield ("emb", x) and then (k, x) after each block k, up to block `last` included.
 
         Args:
             idx: (B, T) long token ids; right padding needs no mask (the model is causal).
             last: deepest block to run (None = all; -1 = only the embedding).
-            starts: (B, T) bool, True where a packed sequence begins (None: one per row).
+            packed: idx is (1, n), sentences end to end, laid out as `packed` says (None: one
+                sentence per row of idx).
         Yields:
             (layer, (B, T, C) tensor in the compute dtype: float32, float64 for a float64 model).
         """
@@ -214,13 +249,13 @@ class RWKV6(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-6 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
-        if starts is not None and (starts.shape != idx.shape or starts.dtype != torch.bool):
-            raise ValueError(f"starts must be a bool mask of idx's shape {tuple(idx.shape)}; got {starts.dtype} "
-                             f"{tuple(starts.shape)}")
+        if packed is not None and (idx.shape[0] != 1 or packed.slots.shape != idx.shape[1:]):
+            raise ValueError(f"packed sentences run as one flat (1, n) sequence with a slot per token; got idx of "
+                             f"shape {tuple(idx.shape)} and {tuple(packed.slots.shape)} slots")
         x = self.embed(idx)  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         for i in range(last + 1):
-            x = self.blocks[i](x, starts)
+            x = self.blocks[i](x, packed)
             yield i, x
 
     def forward(self, idx: torch.Tensor, layers: Sequence[Layer] = (), return_logits: bool = False
