@@ -328,7 +328,9 @@ class TokenEncoder:
     def _check_finite_states(self, h: torch.Tensor, mask: torch.Tensor, idx: np.ndarray, layer: Layer) -> None:
         """A NaN/inf at a real token poisons every later token of a recurrent model even when the
         pooled vector hides it (last-token pooling of a state that saturated): stop, naming the sentence."""
-        bad = (mask & ~torch.isfinite(h).all(dim=-1)).any(dim=-1).cpu().numpy()
+        # a float64 sum is finite exactly when every term is (3.4e38 x any width stays far below 1.8e308), in
+        # one pass: ~5x cheaper than isfinite(h).all(-1) on a CPU
+        bad = (mask & ~torch.isfinite(h.sum(dim=-1, dtype=torch.float64))).any(dim=-1).cpu().numpy()
         if bad.any():
             first = int(np.sort(idx[bad])[0])
             raise NonFiniteEmbedding(

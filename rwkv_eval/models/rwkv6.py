@@ -151,18 +151,22 @@ class TimeMix6(nn.Module):
         H, K = self.n_head, self.head_size
         dx = token_shift_delta(x, packed)  # x_{t-1} - x_t
         # ddlerp (paper eq. 16-19): five mixing amounts, each shifted by a low-rank function of x
-        xxx = (torch.addcmul(x, dx, self.time_maa_x) @ self.time_maa_w1).tanh_()  # (B,T,5*D_mix)
-        xxx = xxx.view(B * T, 5, -1).transpose(0, 1)  # (5, B*T, D_mix)
+        # tanh(y) W2 = (2 sigmoid(2y) - 1) W2 = 2 sigmoid(2y) W2 - colsum(W2): sigmoid is ~6x cheaper than
+        # tanh on a CPU (measured: 0.1 vs 0.65 ms on 3000 x 160), and the tiny models' LoRAs are wider than C
+        s = (torch.addcmul(x, dx, self.time_maa_x) @ self.time_maa_w1).mul_(2).sigmoid_()  # (B,T,5*D_mix)
+        s = s.view(B * T, 5, -1).transpose(0, 1)  # (5, B*T, D_mix)
         maa = torch.cat([self.time_maa_w, self.time_maa_k, self.time_maa_v, self.time_maa_r, self.time_maa_g])
-        m = torch.baddbmm(maa, xxx, self.time_maa_w2).view(5, B, T, C)  # (5,B,T,C): maa_* + m_*, w k v r g
+        maa = maa - self.time_maa_w2.sum(dim=1, keepdim=True)  # (5,1,C)
+        m = torch.baddbmm(maa, s, self.time_maa_w2, alpha=2).view(5, B, T, C)  # (5,B,T,C): maa_* + m_*, w k v r g
         xw, xk, xv, xr, xg = torch.addcmul(x, dx, m).unbind(0)  # x + dx * (maa_* + m_*)
         # projections (eq. 20-23) and the data-dependent decay (eq. 24-25), w = log-decay <= 0
         r = self.receptance(xr).view(B, T, H, K)  # (B,T,C) -> (B,T,H,K)
         k = self.key(xk).view(B, T, H, K)
         v = self.value(xv).view(B, T, H, K)
         g = F.silu(self.gate(xg), inplace=True)
-        d = torch.addmm(self.time_decay.view(C), (xw.reshape(B * T, C) @ self.time_decay_w1).tanh_(),
-                        self.time_decay_w2)  # (B*T,C): time_decay + tanh(xw W1) W2
+        d = torch.addmm(self.time_decay.view(C) - self.time_decay_w2.sum(dim=0),  # the same sigmoid form of tanh
+                        (xw.reshape(B * T, C) @ self.time_decay_w1).mul_(2).sigmoid_(), self.time_decay_w2,
+                        alpha=2)  # (B*T,C): time_decay + tanh(xw W1) W2
         w = d.exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
         if packed is None:
@@ -171,8 +175,10 @@ class TimeMix6(nn.Module):
             y, _ = wkv6(*(packed.to_rows(t) for t in (r, k, v, w)), self.time_faaaa, backend=self.wkv_backend,
                         chunk_size=self.chunk_size, starts=packed.row_starts)
             y = packed.from_rows(y)
-        y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
-        return self.output(y.mul_(g))
+        # ln_x is GroupNorm(H, C): a layer norm over each head's K channels, then the per-channel affine
+        # (as one layer_norm over K, ~1.6x faster than native_group_norm on (B*T, C) on a CPU)
+        y = F.layer_norm(y.reshape(B * T, H, K), (K,), eps=self.ln_x.eps).view(B, T, C)
+        return self.output(torch.addcmul(self.ln_x.bias, y, self.ln_x.weight, out=y).mul_(g))
 
 
 class ChannelMix6(nn.Module):
