@@ -248,7 +248,7 @@ def test_pack_rows_places_every_token_once_in_fewer_positions():
     assert len(p.starts) == sum(n > 0 for n in lengths)
     # the model's view: flat order is place order; padding places are a segment of their own
     packed = p.packed("cpu")
-    assert np.all(np.diff(p.src) > 0) and packed.tokens[packed.slots].tolist() == list(range(sum(lengths)))
+    assert np.all(np.diff(p.src) > 0) and packed.tokens.view(p.n_rows, -1)[packed.rows, packed.places].tolist() == list(range(sum(lengths)))
     used = np.bincount(row_of, minlength=p.n_rows)
     assert sorted(p.pads.tolist()) == [r * p.row_tokens + used[r] for r in range(p.n_rows) if used[r] < p.row_tokens]
     assert set(np.flatnonzero(packed.row_starts.view(-1).numpy()).tolist()) == set(p.starts.tolist()) | set(p.pads.tolist())

@@ -41,7 +41,6 @@ from .precision import MATMUL_DTYPES, to_precision
 from .rwkv6 import RWKV6, Packed, RWKV6Config
 from .rwkv7 import RWKV7, RWKV7Config
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
-from .wkv6 import DEFAULT_CHUNK_SIZE
 
 DEFAULT_MAX_LENGTH = 512
 
@@ -143,14 +142,15 @@ class RWKVEncoder(TokenEncoder):
         return {**super().provenance(), "arch": self.arch, "backend": "native",
                 "sha256": self.sha256, "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
                 "precision": "mixed: matmul weights in dtype; residual, WKV state, decays, norms in compute_dtype",
-                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend, "packed": self.pack,
+                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
+                "wkv_chunk_size": self.model.chunk_size, "packed": self.pack,
                 "config": asdict(c)}  # RWKV6Config or RWKV7Config fields
 
 
 def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
               tokenizer: str | Tokenizer | None = None, max_length: int = DEFAULT_MAX_LENGTH,
               revision: str | None = None, wkv_backend: str = "chunked",
-              chunk_size: int = DEFAULT_CHUNK_SIZE) -> RWKVEncoder:
+              chunk_size: int | None = None) -> RWKVEncoder:
     """A native RWKV encoder from a BlinkDL .pth, a Hugging Face directory or a hub id.
 
     Args:
@@ -160,7 +160,8 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
         tokenizer: 'world', 'byte', 'hf', a tokenizer object, or None to detect.
         max_length: tokens kept per sentence.
         revision: hub revision (hub ids only).
-        wkv_backend, chunk_size: see models/wkv6.py (RWKV-6) and models/wkv7.py (RWKV-7).
+        wkv_backend, chunk_size: see models/wkv6.py (RWKV-6) and models/wkv7.py (RWKV-7); chunk_size None
+            is each architecture's default (RWKV-6: by head size, models/rwkv6.py `default_chunk_size`).
     """
     if dtype not in MATMUL_DTYPES:
         raise ValueError(f"{spec}: dtype {dtype} is not supported; use float32, float16, bfloat16 or float64")
@@ -168,7 +169,7 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
     where = ", ".join(str(f) for f in ckpt.files)
     config_class, model_class = {"rwkv6": (RWKV6Config, RWKV6), "rwkv7": (RWKV7Config, RWKV7)}[ckpt.arch]
     cfg = config_class.from_state_dict(ckpt.state_dict)
-    model = model_class(cfg, wkv_backend=wkv_backend, chunk_size=chunk_size)
+    model = model_class(cfg, wkv_backend=wkv_backend, **({} if chunk_size is None else {"chunk_size": chunk_size}))
     check_state_dict(ckpt.state_dict, model.state_dict(), where)
     model.load_state_dict(ckpt.state_dict, strict=True)
     model = to_precision(model, dtype, device)
@@ -198,8 +199,9 @@ class Packing:
         row_starts = np.zeros(places, dtype=bool)
         row_starts[self.starts] = row_starts[self.pads] = True  # padding is a segment of its own
         as_tensor = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-        return Packed(starts=as_tensor(np.searchsorted(self.src, self.starts)), slots=as_tensor(self.src),
-                      tokens=as_tensor(tokens), row_starts=as_tensor(row_starts).view(self.n_rows, self.row_tokens))
+        return Packed(starts=as_tensor(np.searchsorted(self.src, self.starts)), rows=as_tensor(self.src // self.row_tokens),
+                      places=as_tensor(self.src % self.row_tokens), tokens=as_tensor(tokens),
+                      row_starts=as_tensor(row_starts).view(self.n_rows, self.row_tokens))
 
 
 def pack_rows(lengths: list[int], T: int, chunk: int, max_widen: int = 4) -> Packing | None:

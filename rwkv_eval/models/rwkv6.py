@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..encoder import EMBEDDING, Layer
 from .precision import Linear, to_precision
-from .wkv6 import DEFAULT_CHUNK_SIZE, WKV6_BACKENDS, wkv6
+from .wkv6 import WKV6_BACKENDS, wkv6
 
 LN_EPS = 1e-5
 GROUP_NORM_EPS = 64e-5  # att.ln_x, as BlinkDL's code uses for every head size
@@ -85,6 +85,15 @@ SHAPES: dict[str, RWKV6Config] = {
 }
 
 
+def default_chunk_size(head_size: int) -> int:
+    """The WKV-6 chunk length for a head size. A chunk hands the next one a K x K state per
+    head, against L x K values of its own tokens: wide heads want longer chunks (fewer states
+    to write and read), narrow ones shorter (smaller L x L products). Measured on a 2-core
+    CPU: head size 64 (the 12 x 768 model), L = 16 / 32 / 64 ran at 0.80 / 0.82 / 0.81 of the
+    matmul limit; head size 8 (the tiny RWKV-6), L = 16 was fastest of 8 / 16 / 32."""
+    return 32 if head_size >= 32 else 16
+
+
 @dataclass(frozen=True)
 class Packed:
     """Sentences laid end to end as one flat sequence of n tokens, the model's (1, n) input,
@@ -99,7 +108,8 @@ class Packed:
     """
 
     starts: torch.Tensor  # (S,) long: flat positions where a sentence begins (the token shift sees zeros there)
-    slots: torch.Tensor  # (n,) long: each flat token's place in the flattened (R, W) rows
+    rows: torch.Tensor  # (n,) long: each flat token's row
+    places: torch.Tensor  # (n,) long: and its place in that row
     tokens: torch.Tensor  # (R*W,) long: the flat token at each place of the rows
     row_starts: torch.Tensor  # (R, W) bool: where a segment begins in the rows (the WKV's `starts`)
 
@@ -108,8 +118,8 @@ class Packed:
         return x[0, self.tokens].view(*self.row_starts.shape, *x.shape[2:])
 
     def from_rows(self, y: torch.Tensor) -> torch.Tensor:
-        """(R, W, H, K) rows -> (1, n, H, K) flat."""
-        return y.reshape(-1, *y.shape[2:])[self.slots].unsqueeze(0)
+        """(R, W, H, K) rows, any strides (the WKV's output is a view) -> (1, n, H, K) flat, in one gather."""
+        return y[self.rows, self.places].unsqueeze(0)
 
 
 def token_shift_delta(x: torch.Tensor, packed: Packed | None = None) -> torch.Tensor:
@@ -126,7 +136,7 @@ def token_shift_delta(x: torch.Tensor, packed: Packed | None = None) -> torch.Te
 class TimeMix6(nn.Module):
     """Finch time mixing: data-dependent token shift (ddlerp), data-dependent decay, WKV-6."""
 
-    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, cfg: RWKV6Config, wkv_backend: str, chunk_size: int):
         super().__init__()
         C, H, K = cfg.n_embd, cfg.n_head, cfg.head_size
         self.n_head, self.head_size = H, K
@@ -200,7 +210,7 @@ class ChannelMix6(nn.Module):
 
 
 class Block6(nn.Module):
-    def __init__(self, cfg: RWKV6Config, layer_id: int, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, cfg: RWKV6Config, layer_id: int, wkv_backend: str, chunk_size: int):
         super().__init__()
         if layer_id == 0:
             self.ln0 = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)  # applied to the embeddings, see RWKV6.states
@@ -220,11 +230,12 @@ class RWKV6(nn.Module):
     Args:
         cfg: the shape (see `RWKV6Config.from_state_dict`).
         wkv_backend: "chunked" (default) or "naive", see models/wkv6.py.
-        chunk_size: tokens per chunk of the chunked WKV.
+        chunk_size: tokens per chunk of the chunked WKV (None: `default_chunk_size` of the head size).
     """
 
-    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "chunked", chunk_size: int | None = None):
         super().__init__()
+        chunk_size = default_chunk_size(cfg.head_size) if chunk_size is None else chunk_size
         if wkv_backend not in WKV6_BACKENDS:
             raise ValueError(f"unknown WKV-6 backend {wkv_backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
         self.config = cfg
@@ -255,9 +266,9 @@ class RWKV6(nn.Module):
             raise ValueError(f"block {last} out of range for an RWKV-6 with {L} blocks (-1..{L - 1})")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids; got shape {tuple(idx.shape)}")
-        if packed is not None and (idx.shape[0] != 1 or packed.slots.shape != idx.shape[1:]):
-            raise ValueError(f"packed sentences run as one flat (1, n) sequence with a slot per token; got idx of "
-                             f"shape {tuple(idx.shape)} and {tuple(packed.slots.shape)} slots")
+        if packed is not None and (idx.shape[0] != 1 or packed.rows.shape != idx.shape[1:]):
+            raise ValueError(f"packed sentences run as one flat (1, n) sequence with a place per token; got idx of "
+                             f"shape {tuple(idx.shape)} and {len(packed.rows)} places")
         x = self.embed(idx)  # (B,T,C), fp32 from here on
         yield EMBEDDING, x
         for i in range(last + 1):

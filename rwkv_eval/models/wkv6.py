@@ -18,7 +18,8 @@ Layout shared by every backend:
     starts      (B, T) bool    or None: True where a new sequence begins in the row (packed
                                 sentences, models/rwkv.py): S is reset to zeros before that
                                 token, as if the sequence ran alone from an empty state
-Returns (out (B, T, H, K) in r's dtype, final state (B, H, K, K) float32).
+Returns (out (B, T, H, K) in r's dtype, final state (B, H, K, K) float32); out may be a
+non-contiguous view.
 All arithmetic is float32 whatever the input dtype (fla's convention: compute in fp32,
 cast back); float64 inputs are computed in float64 (the precision tests' reference).
 
@@ -193,8 +194,8 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
         torch.addcmul(kv[:, :, n], decay_last[:, :, n], S_in[:, :, n], out=S_in[:, :, n + 1])
     S = torch.addcmul(kv[:, :, -1], decay_last[:, :, -1], S_in[:, :, -1])
     out.view(-1, L, K).baddbmm_(ra_in.view(-1, L, K), S_in.view(-1, K, K))  # + what earlier chunks left
-    out = out.permute(0, 2, 3, 1, 4).reshape(B, N * L, H, K)[:, :T]  # (B,H,N,L,V) -> (B,T,H,V)
-    return out.to(dtype), S
+    # (B,H,N,L,V) -> (B,T,H,V) as a view: a caller that gathers tokens (packed rows) reads it in one pass
+    return out.view(B, H, N * L, K).transpose(1, 2)[:, :T].to(dtype), S
 
 
 def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None):
