@@ -82,6 +82,14 @@ def test_chunked_matches_naive_property(B, T, H, K, chunk, decay, with_state, se
     assert_close("final state", state, ref_state)
 
 
+def test_without_final_state_the_outputs_are_the_same():
+    """An encoder asks for outputs only: the chunked backend then skips the last state update."""
+    r, k, v, w, u, s0 = make_inputs(2, 45, 2, 8, "rwkv6", seed=9, with_state=True)
+    out, state = wkv6(r, k, v, w, u, s0, chunk_size=16)
+    out2, none = wkv6(r, k, v, w, u, s0, chunk_size=16, final_state=False)
+    assert none is None and torch.equal(out, out2) and state is not None
+
+
 def test_chunked_bf16_inputs_fp32_math():
     r, k, v, w, u, s0 = make_inputs(2, 21, 2, 8, "rwkv6", seed=3, with_state=True, dtype=torch.bfloat16)
     ref_out, ref_state = wkv6_naive(r, k, v, w, u, s0)

@@ -143,7 +143,7 @@ class RWKVEncoder(TokenEncoder):
                 "sha256": self.sha256, "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
                 "precision": "mixed: matmul weights in dtype; residual, WKV state, decays, norms in compute_dtype",
                 "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
-                "wkv_chunk_size": self.model.chunk_size, "packed": self.pack,
+                "wkv_chunk_size": self.model.blocks[0].att.chunk_size, "packed": self.pack,
                 "config": asdict(c)}  # RWKV6Config or RWKV7Config fields
 
 

@@ -180,10 +180,11 @@ class TimeMix6(nn.Module):
         w = d.exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
         if packed is None:
-            y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size)
+            y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size,
+                        final_state=False)
         else:  # the flat tokens into the WKV's rows and back
             y, _ = wkv6(*(packed.to_rows(t) for t in (r, k, v, w)), self.time_faaaa, backend=self.wkv_backend,
-                        chunk_size=self.chunk_size, starts=packed.row_starts)
+                        chunk_size=self.chunk_size, starts=packed.row_starts, final_state=False)
             y = packed.from_rows(y)
         # ln_x is GroupNorm(H, C): a layer norm over each head's K channels, then the per-channel affine
         # (as one layer_norm over K, ~1.6x faster than native_group_norm on (B*T, C) on a CPU)

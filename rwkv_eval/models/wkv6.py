@@ -91,7 +91,8 @@ def wkv6_naive(r, k, v, w, u, state=None, starts=None):
     return out.transpose(1, 2).to(dtype), S  # (B,H,T,K) -> (B,T,H,K)
 
 
-def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None):
+def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None,
+                 final_state: bool = True):
     """WKV-6 in chunks of `chunk_size` tokens; same result as `wkv6_naive` up to fp32 rounding.
 
     Inside a chunk, with b_t = w_1 + ... + w_t (cumulative log-decay from the chunk start)
@@ -123,6 +124,9 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     sequence that entered the chunk), and the chunk's final state keeps S_0 only when the
     chunk has no start, and only the tokens of its last sequence. Every decay product used
     then spans tokens of one sequence, as if each ran alone.
+
+    `final_state=False` returns None for the state: an encoder reads only the outputs, and
+    the last chunk's state update is (B, H, K, K) of work per call for nothing.
     """
     _check(r, k, v, w, u, state, starts)
     if chunk_size < 1:
@@ -189,18 +193,24 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     kv = k_last @ vh  # (B,H,N,K,V)
     out = att @ vh  # (B,H,N,L,V): earlier tokens of the chunk and the current one
     S_in = torch.empty_like(kv)  # (B,H,N,K,V), each chunk's entering state written in place
-    S_in[:, :, 0] = S
+    if state is None:
+        S_in[:, :, 0].zero_()
+    else:
+        S_in[:, :, 0] = S
     for n in range(N - 1):
         torch.addcmul(kv[:, :, n], decay_last[:, :, n], S_in[:, :, n], out=S_in[:, :, n + 1])
-    S = torch.addcmul(kv[:, :, -1], decay_last[:, :, -1], S_in[:, :, -1])
+    S = torch.addcmul(kv[:, :, -1], decay_last[:, :, -1], S_in[:, :, -1]) if final_state else None
     out.view(-1, L, K).baddbmm_(ra_in.view(-1, L, K), S_in.view(-1, K, K))  # + what earlier chunks left
     # (B,H,N,L,V) -> (B,T,H,V) as a view: a caller that gathers tokens (packed rows) reads it in one pass
     return out.view(B, H, N * L, K).transpose(1, 2)[:, :T].to(dtype), S
 
 
-def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None):
-    """Dispatch to a WKV-6 backend by name ("chunked" or "naive"); unknown names are an error."""
-    fns: dict[str, Callable] = {"chunked": lambda *a: wkv6_chunked(*a, chunk_size=chunk_size, starts=starts),
+def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None,
+         final_state: bool = True):
+    """Dispatch to a WKV-6 backend by name ("chunked" or "naive"); unknown names are an error.
+    `final_state=False` lets the chunked backend skip the last state update (its state is None)."""
+    fns: dict[str, Callable] = {"chunked": lambda *a: wkv6_chunked(*a, chunk_size=chunk_size, starts=starts,
+                                                                   final_state=final_state),
                                 "naive": lambda *a: wkv6_naive(*a, starts=starts)}
     if backend not in fns:
         raise ValueError(f"unknown WKV-6 backend {backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
