@@ -6,9 +6,10 @@ Side by side in one run, on the same random-init weights and the same real sente
   (measure.matmul_rate), and on a known GPU the fraction of its fp16/bf16 tensor-core
   peak; divided by 2 x the non-embedding parameter count it gives the FLOP-bound tokens/s;
 * the native encoder: all six study layers (1,3,...,11) from one pass, batched,
-  length-sorted, packed (models/rwkv.py pack_rows), mean pooling on the fly; in the same
-  interleaved rounds the same encoder without packing and a fixed run of the limit's
-  matmuls, so native / limit and packed / padded are ratios of one moment of the machine;
+  length-sorted, packed (each batch one flat sequence, the WKV in packed rows:
+  models/rwkv.py pack_rows), mean pooling on the fly; in the same interleaved rounds the
+  same encoder without packing and a fixed run of the limit's matmuls, so native / limit
+  and packed / padded are ratios of one moment of the machine;
 * BlinkDL's `rwkv` package (`RWKV(strategy="cpu fp32").forward(tokens, None)`,
   RWKV_JIT_ON=1), one sentence at a time, as a user of the reference code would run it,
   timed only after its logits were checked against the native model's on the same
@@ -171,7 +172,7 @@ def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memo
         "native_fraction_of_limit_interleaved": n_tokens / best["packed"] / limit_now,
         "padded_fraction_of_limit_interleaved": n_tokens / best["padded"] / limit_now,
         "packed_speedup_over_padded": best["padded"] / best["packed"],
-        "wkv_backend": small.model.wkv_backend, "trained": False} | memory)
+        "wkv_backend": small.model.wkv_backend, "wkv_chunk_size": small.model.chunk_size, "trained": False} | memory)
 
 
 def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentences, results, rwkv_package,
