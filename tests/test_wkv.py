@@ -88,6 +88,33 @@ def test_without_final_state_the_outputs_are_the_same():
     out, state = wkv6(r, k, v, w, u, s0, chunk_size=16)
     out2, none = wkv6(r, k, v, w, u, s0, chunk_size=16, final_state=False)
     assert none is None and torch.equal(out, out2) and state is not None
+    # one chunk from an empty state: no state path at all
+    out, _ = wkv6(r, k, v, w, u, chunk_size=64)
+    out2, none = wkv6(r, k, v, w, u, chunk_size=64, final_state=False)
+    assert none is None and torch.allclose(out, out2, rtol=0, atol=1e-6)
+    ref, _ = wkv6_naive(r, k, v, w, u)
+    assert_close("one chunk, no state", out2, ref)
+
+
+def test_strong_decays_halve_the_chunk_and_match_the_reference(monkeypatch):
+    """Past UNSAFE_SHARE of pairwise chunks a call reruns with chunks half as long, to
+    MIN_CHUNK_SIZE: the result is the reference's either way, and the halving happens."""
+    import rwkv_eval.models.wkv6 as wkv6_module
+
+    r, k, v, w, u, s0 = make_inputs(2, 64, 2, 8, "strong", seed=4, with_state=True)
+    calls = []
+    inner = wkv6_module.wkv6_chunked
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("chunk_size"))
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(wkv6_module, "wkv6_chunked", spy)
+    out, state = wkv6_module.wkv6_chunked(r, k, v, w, u, s0, chunk_size=64)
+    assert calls == [64, 32, 16]  # -12..-33 per step: every chunk of 4+ tokens passes FACTORIZE_LIMIT
+    ref_out, ref_state = wkv6_naive(r, k, v, w, u, s0)
+    assert_close("out", out, ref_out)
+    assert_close("final state", state, ref_state)
 
 
 def test_chunked_bf16_inputs_fp32_math():

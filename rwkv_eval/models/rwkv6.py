@@ -86,12 +86,14 @@ SHAPES: dict[str, RWKV6Config] = {
 
 
 def default_chunk_size(head_size: int) -> int:
-    """The WKV-6 chunk length for a head size. A chunk hands the next one a K x K state per
-    head, against L x K values of its own tokens: wide heads want longer chunks (fewer states
-    to write and read), narrow ones shorter (smaller L x L products). Measured on a 2-core
-    CPU: head size 64 (the 12 x 768 model), L = 16 / 32 / 64 ran at 0.80 / 0.82 / 0.81 of the
-    matmul limit; head size 8 (the tiny RWKV-6), L = 16 was fastest of 8 / 16 / 32."""
-    return 32 if head_size >= 32 else 16
+    """The WKV-6 chunk length for a head size: about K, within 16..64. A chunk hands the next
+    one a K x K state per head, against L x K values of its own tokens: wide heads want
+    longer chunks (fewer states to write and read, and packed rows of short sentences one
+    chunk wide need no state at all), narrow ones shorter (smaller L x L products). Measured
+    on a 2-core CPU, interleaved: head size 64 (the 12 x 768 model), L = 32 / 64 ran at
+    0.80-0.84 / 0.83-0.85 of the matmul limit; head size 8 (the tiny RWKV-6), L = 16 was
+    fastest of 8 / 16 / 32. wkv6_chunked halves L for calls whose decays are too strong."""
+    return min(64, max(16, head_size))
 
 
 @dataclass(frozen=True)

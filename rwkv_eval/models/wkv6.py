@@ -44,6 +44,10 @@ DEFAULT_CHUNK_SIZE = 16
 FACTORIZE_LIMIT = 60.0
 # elements of the pairwise L x L x K decay tensor formed at once for the chunks past FACTORIZE_LIMIT
 PAIRWISE_ELEMENTS = 1 << 24
+# a call whose share of (row, head, chunk) past FACTORIZE_LIMIT exceeds this runs with chunks half as
+# long (down to MIN_CHUNK_SIZE): the pairwise form costs L x K per token, the factorised one K
+UNSAFE_SHARE = 1 / 8
+MIN_CHUNK_SIZE = 16
 
 
 def _check(r, k, v, w, u, state, starts=None) -> None:
@@ -126,7 +130,12 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     then spans tokens of one sequence, as if each ran alone.
 
     `final_state=False` returns None for the state: an encoder reads only the outputs, and
-    the last chunk's state update is (B, H, K, K) of work per call for nothing.
+    the last chunk's state update is (B, H, K, K) of work per call for nothing; one chunk
+    from an empty state then needs no state at all (packed rows one chunk wide).
+
+    Long chunks suit wide heads (models/rwkv6.py `default_chunk_size`), but strong decays
+    pass FACTORIZE_LIMIT sooner in a long chunk: when more than UNSAFE_SHARE of a call's
+    (row, head, chunk) would take the pairwise form, the call runs with chunks half as long.
     """
     _check(r, k, v, w, u, state, starts)
     if chunk_size < 1:
@@ -155,18 +164,26 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
             op(*args, out=out.permute(0, 2, 3, 1, 4))
         return out
 
+    inputs = (r, k, v, w, u)
     r, k, v, w = (chunks(x) for x in (r, k, v, w))
     u = u.to(acc)
+    carry = N > 1 or state is not None  # a state reaches some chunk's outputs
+    need_kv = carry or final_state  # the chunks' key-value sums are needed
     b = w.cumsum(dim=2)  # (B,N,L,H,K) inclusive cumulative log-decay
+    b_last = b[:, :, -1].permute(0, 2, 1, 3).unsqueeze(3)  # (B,H,N,1,K)
+    unsafe = b_last.amin(dim=(-2, -1)) < -FACTORIZE_LIMIT  # (B,H,N)
+    if L > MIN_CHUNK_SIZE and L % 2 == 0 and float(unsafe.float().mean()) > UNSAFE_SHARE:
+        # strong decays: the pairwise form would take too many chunks (its cost per token grows with L)
+        return wkv6_chunked(*inputs, state=state, chunk_size=L // 2, starts=starts, final_state=final_state)
     e = torch.sub(b, w).exp_()  # exp(a_t), a_t = b_{t-1}: decay from the chunk start up to, not including, t
     ra = head_major(torch.mul, r, e)  # (B,H,N,L,K)
     kb = head_major(torch.mul, k, torch.neg(b, out=e).exp_(), keys_last=True)  # (B,H,N,K,L): k_s * exp(-b_s)
     vh = head_major(lambda x, out: out.copy_(x), v)
     bonus = torch.mul(r, k).mul_(u).sum(dim=-1)  # (B,N,L,H): r_t . (u * k_t)
     att = ra @ kb  # (B,H,N,L_t,L_s), exact where no overflow
-    b_last = b[:, :, -1].permute(0, 2, 1, 3).unsqueeze(3)  # (B,H,N,1,K)
-    k_last = kb.mul_(b_last.exp().transpose(-1, -2))  # (B,H,N,K,L): k_s exp(b_L - b_s); kb is not needed any more
-    unsafe = (b_last.amin(dim=(-2, -1)) < -FACTORIZE_LIMIT).nonzero(as_tuple=True)  # (row, head, chunk) indices
+    # (B,H,N,K,L): k_s exp(b_L - b_s); kb is not needed any more
+    k_last = kb.mul_(b_last.exp().transpose(-1, -2)) if need_kv else None
+    unsafe = unsafe.nonzero(as_tuple=True)  # (row, head, chunk) indices
     rows_per_step = max(1, PAIRWISE_ELEMENTS // (L * L * K))  # bounds the pairwise tensor
     for i in range(0, len(unsafe[0]), rows_per_step):
         bi, hi, ni = (x[i:i + rows_per_step] for x in unsafe)
@@ -175,9 +192,10 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
         # the clamp keeps the unused s >= t entries finite
         decay = (bn - wn)[:, :, None, :].sub(bn[:, None, :, :]).clamp_(max=0).exp_()  # (M,L_t,L_s,K)
         att[bi, hi, ni] = (decay.mul_(kn[:, None]) @ rn[..., None]).squeeze(-1)  # (M,L_t,L_s)
-        k_last[bi, hi, ni] = (kn * (bn[:, -1:] - bn).exp_()).transpose(-1, -2)
+        if need_kv:
+            k_last[bi, hi, ni] = (kn * (bn[:, -1:] - bn).exp_()).transpose(-1, -2)
     lower = torch.ones(L, L, dtype=torch.bool, device=dev).tril()  # the diagonal is overwritten by the bonus
-    decay_last = b_last.exp().transpose(-1, -2)  # (B,H,N,K,1)
+    decay_last = b_last.exp().transpose(-1, -2) if need_kv else None  # (B,H,N,K,1)
     ra_in = ra  # rows that read the state entering the chunk
     if starts is None:
         att.masked_fill_(~lower, 0.0)
@@ -185,13 +203,17 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
         c = F.pad(starts, (0, pad)).view(B, N, L).cumsum(dim=-1)  # (B,N,L) starts in the chunk up to t
         same = (c[..., :, None] == c[..., None, :]) & lower  # (B,N,L_t,L_s)
         att.masked_fill_(~same[:, None], 0.0)
-        ra_in = ra.mul_((c == 0)[:, None, ..., None])  # (B,H,N,L,K); ra is not needed any more
-        k_last.mul_((c == c[..., -1:])[:, None, :, None, :])  # only the chunk's last sequence
-        decay_last = decay_last * (c[..., -1] == 0)[:, None, :, None, None]  # S_0 survives no start
+        if carry:
+            ra_in = ra.mul_((c == 0)[:, None, ..., None])  # (B,H,N,L,K); ra is not needed any more
+        if need_kv:
+            k_last.mul_((c == c[..., -1:])[:, None, :, None, :])  # only the chunk's last sequence
+            decay_last = decay_last * (c[..., -1] == 0)[:, None, :, None, None]  # S_0 survives no start
     att.diagonal(dim1=-2, dim2=-1).copy_(bonus.permute(0, 3, 1, 2))
+    out = att @ vh  # (B,H,N,L,V): earlier tokens of the chunk and the current one
+    if not need_kv:  # one chunk from an empty state, and no final state asked for: nothing more to add
+        return out.view(B, H, N * L, K).transpose(1, 2)[:, :T].to(dtype), None
     # state entering each chunk: S_n = exp(b_L) * S_{n-1} + sum_s (k_s * exp(b_L - b_s)) v_s^T
     kv = k_last @ vh  # (B,H,N,K,V)
-    out = att @ vh  # (B,H,N,L,V): earlier tokens of the chunk and the current one
     S_in = torch.empty_like(kv)  # (B,H,N,K,V), each chunk's entering state written in place
     if state is None:
         S_in[:, :, 0].zero_()
@@ -200,7 +222,8 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     for n in range(N - 1):
         torch.addcmul(kv[:, :, n], decay_last[:, :, n], S_in[:, :, n], out=S_in[:, :, n + 1])
     S = torch.addcmul(kv[:, :, -1], decay_last[:, :, -1], S_in[:, :, -1]) if final_state else None
-    out.view(-1, L, K).baddbmm_(ra_in.view(-1, L, K), S_in.view(-1, K, K))  # + what earlier chunks left
+    if carry:
+        out.view(-1, L, K).baddbmm_(ra_in.view(-1, L, K), S_in.view(-1, K, K))  # + what earlier chunks left
     # (B,H,N,L,V) -> (B,T,H,V) as a view: a caller that gathers tokens (packed rows) reads it in one pass
     return out.view(B, H, N * L, K).transpose(1, 2)[:, :T].to(dtype), S
 
