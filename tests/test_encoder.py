@@ -102,6 +102,17 @@ def test_batches_keep_a_caller_order(encoders):
         next(enc.batches(tok, 2, order=[0, 0, 1, 2]))
 
 
+def test_later_batches_fill_the_first_batchs_padded_tokens(encoders):
+    """batch_size sentences in the first (longest) batch; its rows x length is the budget every
+    later batch keeps to, with as many shorter sentences as fit; a caller's order keeps batch_size."""
+    enc = encoders["rwkv6"]
+    tok = [[1] * 10, [1] * 9] + [[1] * 3] * 13 + [[]] * 4
+    sizes = [tuple(ids.shape) for _, ids, _ in enc.batches(tok, 2)]
+    assert sizes == [(2, 10), (6, 3), (6, 3), (5, 3)]  # budget 2 x 10 = 20 tokens; the empty ones join the last
+    assert sorted(i for idx, _, _ in enc.batches(tok, 2) for i in idx) == list(range(len(tok)))
+    assert [tuple(ids.shape)[0] for _, ids, _ in enc.batches(tok, 2, order=list(range(len(tok))))] == [2] * 9 + [1]
+
+
 def test_the_progress_bar_goes_to_stderr_once_an_encoding_runs_long(encoders, capfd):
     """One bar for every encoding (encode_tokens): on stderr only, so --json on stdout stays clean;
     shown when asked (or on a terminal) and only after progress_delay_s, so short encodings stay quiet."""
