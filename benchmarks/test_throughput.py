@@ -172,7 +172,7 @@ def test_native_rwkv6_all_study_layers_one_pass(benchmark, run, timed, peak_memo
         "native_fraction_of_limit_interleaved": n_tokens / best["packed"] / limit_now,
         "padded_fraction_of_limit_interleaved": n_tokens / best["padded"] / limit_now,
         "packed_speedup_over_padded": best["padded"] / best["packed"],
-        "wkv_backend": small.model.wkv_backend, "wkv_chunk_size": small.model.chunk_size, "trained": False} | memory)
+        "wkv_backend": small.wkv_backend(), "wkv_chunk_size": small.model.chunk_size, "trained": False} | memory)
 
 
 def test_rwkv_package_sentence_by_sentence(benchmark, run, timed, small, sentences, results, rwkv_package,

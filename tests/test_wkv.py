@@ -10,12 +10,20 @@ Tolerances (fp32 in, fp32 math in both): relative RMS error <= 1e-5 and max abs 
 <= 1e-4 * max(1, max |reference|). The two differ only in summation order.
 """
 
+import shutil
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rwkv_eval.models.wkv6 import WKV6_BACKENDS, wkv6, wkv6_chunked, wkv6_naive
+from rwkv_eval.models import wkv6_cpu
+from rwkv_eval.models.wkv6 import WKV6_BACKENDS, resolve_backend, wkv6, wkv6_chunked, wkv6_naive
+
+# The compiled CPU kernel needs a C compiler: without any on PATH its tests skip (and say so);
+# with one, a failed build fails them.
+needs_compiler = pytest.mark.skipif(not any(map(shutil.which, wkv6_cpu.COMPILERS)),
+                                    reason=f"no C compiler ({', '.join(wkv6_cpu.COMPILERS)}) on PATH for the CPU kernel")
 
 RTOL_RMS = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
 MAX_ABS = {torch.float32: 1e-4, torch.bfloat16: 5e-2}
@@ -85,12 +93,12 @@ def test_chunked_matches_naive_property(B, T, H, K, chunk, decay, with_state, se
 def test_without_final_state_the_outputs_are_the_same():
     """An encoder asks for outputs only: the chunked backend then skips the last state update."""
     r, k, v, w, u, s0 = make_inputs(2, 45, 2, 8, "rwkv6", seed=9, with_state=True)
-    out, state = wkv6(r, k, v, w, u, s0, chunk_size=16)
-    out2, none = wkv6(r, k, v, w, u, s0, chunk_size=16, final_state=False)
+    out, state = wkv6(r, k, v, w, u, s0, backend="chunked", chunk_size=16)
+    out2, none = wkv6(r, k, v, w, u, s0, backend="chunked", chunk_size=16, final_state=False)
     assert none is None and torch.equal(out, out2) and state is not None
     # one chunk from an empty state: no state path at all
-    out, _ = wkv6(r, k, v, w, u, chunk_size=64)
-    out2, none = wkv6(r, k, v, w, u, chunk_size=64, final_state=False)
+    out, _ = wkv6(r, k, v, w, u, backend="chunked", chunk_size=64)
+    out2, none = wkv6(r, k, v, w, u, backend="chunked", chunk_size=64, final_state=False)
     assert none is None and torch.allclose(out, out2, rtol=0, atol=1e-6)
     ref, _ = wkv6_naive(r, k, v, w, u)
     assert_close("one chunk, no state", out2, ref)
@@ -139,7 +147,7 @@ def test_split_sequence_equals_whole():
 def test_backend_by_name_only():
     r, k, v, w, u, _ = make_inputs(1, 5, 1, 4, "rwkv6", seed=0, with_state=False)
     for name in WKV6_BACKENDS:
-        wkv6(r, k, v, w, u, backend=name)
+        wkv6(r, k, v, w, u, backend=name, final_state=False)
     with pytest.raises(ValueError, match="unknown WKV-6 backend 'cuda'"):
         wkv6(r, k, v, w, u, backend="cuda")
     with pytest.raises(ValueError, match=r"u of shape \(H, K\)"):
@@ -171,7 +179,7 @@ PACKED = [  # (sequence lengths per row (each row exactly filled), H, K, chunk_s
 
 @pytest.mark.parametrize("rows,H,K,chunk_size,decay", PACKED,
                          ids=[f"rows{'_'.join('-'.join(map(str, r)) for r in p[0])}-K{p[2]}-L{p[3]}-{p[4]}" for p in PACKED])
-@pytest.mark.parametrize("backend", WKV6_BACKENDS)
+@pytest.mark.parametrize("backend", ["auto", "chunked", "naive"])  # with a state, "auto" is "chunked"
 def test_packed_rows_reset_the_state_at_each_start(rows, H, K, chunk_size, decay, backend):
     """Sentences packed one after another in a row, with `starts` at each: every output equals
     that sentence run alone from an empty state, and the final state is the last sentence's."""
@@ -192,3 +200,97 @@ def test_packed_rows_reset_the_state_at_each_start(rows, H, K, chunk_size, decay
         assert_close(f"{backend} row {b} final state", state[b:b + 1], ref_state)
     with pytest.raises(ValueError, match=r"starts as a \(B, T\)"):
         wkv6(r, k, v, w, u, starts=starts[:, 1:], backend=backend)
+
+
+CPU_SHAPES = [  # (B, T, H, K, decay): every head size the kernel unrolls (8, 16, 32, 64) and the generic loop
+    (1, 1, 1, 4, "rwkv6"), (2, 17, 2, 8, "rwkv6"), (3, 40, 2, 16, "logsigmoid"), (1, 33, 3, 32, "strong"),
+    (2, 37, 2, 64, "rwkv6"), (2, 21, 1, 12, "strong"),
+]
+
+
+@needs_compiler
+@pytest.mark.parametrize("B,T,H,K,decay", CPU_SHAPES, ids=[f"B{c[0]}-T{c[1]}-H{c[2]}-K{c[3]}-{c[4]}" for c in CPU_SHAPES])
+def test_cpu_kernel_matches_naive(B, T, H, K, decay):
+    r, k, v, w, u, _ = make_inputs(B, T, H, K, decay, seed=T + K, with_state=False)
+    out, state = wkv6(r, k, v, w, u, backend="cpu", final_state=False)
+    assert state is None and out.shape == (B, T, H, K) and out.dtype == torch.float32
+    assert_close("cpu", out, wkv6_naive(r, k, v, w, u)[0])
+    # non-contiguous inputs (the model's views) give the same
+    t = lambda x: x.transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
+    assert torch.equal(wkv6(t(r), t(k), t(v), t(w), u, backend="cpu", final_state=False)[0], out)
+
+
+@needs_compiler
+@pytest.mark.parametrize("rows,H,K,chunk_size,decay", PACKED,
+                         ids=[f"rows{'_'.join('-'.join(map(str, r)) for r in p[0])}-K{p[2]}-{p[4]}" for p in PACKED])
+def test_cpu_kernel_restarts_at_each_start(rows, H, K, chunk_size, decay):
+    """The kernel runs each row as segments from its start and every `starts` on, each from an
+    empty state: every sentence's outputs are those of the sentence alone."""
+    T = sum(rows[0])
+    r, k, v, w, u, _ = make_inputs(len(rows), T, H, K, decay, seed=5, with_state=False)
+    starts = torch.zeros(len(rows), T, dtype=torch.bool)
+    for b, lengths in enumerate(rows):
+        starts[b, torch.tensor([0, *lengths[:-1]]).cumsum(0)] = True
+    starts[:, 0] = False  # a row's start is a segment start without the mark
+    out, _ = wkv6(r, k, v, w, u, backend="cpu", starts=starts, final_state=False)
+    for b, lengths in enumerate(rows):
+        a = 0
+        for n in lengths:
+            sl = (slice(b, b + 1), slice(a, a + n))
+            assert_close(f"row {b} tokens {a}..{a + n - 1}", out[sl], wkv6_naive(r[sl], k[sl], v[sl], w[sl], u)[0])
+            a += n
+
+
+@needs_compiler
+def test_cpu_kernel_is_the_same_on_any_thread_count_and_in_half_precision():
+    r, k, v, w, u, _ = make_inputs(3, 50, 4, 64, "rwkv6", seed=2, with_state=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, _ = wkv6(r, k, v, w, u, backend="cpu", final_state=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, wkv6(r, k, v, w, u, backend="cpu", final_state=False)[0])  # a head is one thread's work
+    half = tuple(x.bfloat16() for x in (r, k, v, w))
+    out, _ = wkv6(*half, u, backend="cpu", final_state=False)
+    assert out.dtype == torch.bfloat16
+    assert_close("bf16", out, wkv6_naive(*half, u)[0], torch.bfloat16)
+
+
+@needs_compiler
+def test_cpu_kernel_refuses_what_it_does_not_compute():
+    r, k, v, w, u, s0 = make_inputs(1, 5, 1, 4, "rwkv6", seed=0, with_state=True)
+    with pytest.raises(ValueError, match="takes no `state` and returns no final state"):
+        wkv6(r, k, v, w, u, s0, backend="cpu", final_state=False)
+    with pytest.raises(ValueError, match="takes no `state` and returns no final state"):
+        wkv6(r, k, v, w, u, backend="cpu")  # final_state defaults to True
+    with pytest.raises(ValueError, match="computes CPU tensors in float32; got torch.float64"):
+        wkv6(*(x.double() for x in (r, k, v, w)), u, backend="cpu", final_state=False)
+    assert resolve_backend("auto", "cpu", torch.float32) == "cpu"
+    assert resolve_backend("auto", "cpu", torch.float64) == resolve_backend("auto", "cuda", torch.float32) == "chunked"
+    # "auto" with a state is the chunked form
+    torch.testing.assert_close(wkv6(r, k, v, w, u, s0)[0], wkv6_chunked(r, k, v, w, u, s0)[0], rtol=0, atol=0)
+
+
+def test_without_a_compiler_auto_says_why_and_runs_chunked(monkeypatch, tmp_path):
+    """No compiler: "auto" warns with the reason and runs the chunked form; "cpu" is an error."""
+    monkeypatch.setattr(wkv6_cpu, "_built", {})
+    monkeypatch.setattr(wkv6_cpu, "COMPILERS", ("no-such-compiler-here",))
+    r, k, v, w, u, _ = make_inputs(2, 9, 1, 4, "rwkv6", seed=0, with_state=False)
+    with pytest.warns(RuntimeWarning, match="running the chunked PyTorch form.*no C compiler on PATH"):
+        assert resolve_backend("auto", "cpu", torch.float32) == "chunked"
+    with pytest.warns(RuntimeWarning):
+        out, _ = wkv6(r, k, v, w, u, final_state=False)
+    assert_close("auto without kernel", out, wkv6_naive(r, k, v, w, u)[0])
+    with pytest.raises(wkv6_cpu.KernelUnavailable, match="no C compiler on PATH"):
+        wkv6(r, k, v, w, u, backend="cpu", final_state=False)
+    # a compiler that fails: its own message, remembered (one build attempt per process)
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\necho 'fatal: omp.h not found' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setattr(wkv6_cpu, "_built", {})
+    monkeypatch.setattr(wkv6_cpu, "COMPILERS", (str(cc),))
+    with pytest.raises(wkv6_cpu.KernelUnavailable, match=r"(?s)failed \(exit 1\).*fatal: omp.h not found.*'chunked'"):
+        wkv6_cpu.library()
+    cc.unlink()
+    assert "omp.h not found" in wkv6_cpu.unavailable()

@@ -13,8 +13,8 @@ by the model (pooling uses it). An RWKV-6 runs a batch's sentences end to end as
 flat sequence instead (`pack_rows`, models/rwkv6.py `Packed`): the per-token work
 (projections, mixing, norms, MLP: all but the WKV) computes the real tokens and no
 padding, the WKV runs them in rows packed first fit, longest first, with its state
-reset where each sentence starts, and the states go back to the padded layout for
-pooling. The padding a batch of sorted sentences would have computed (7-20% of its
+reset where each sentence starts (on a CPU the compiled WKV runs the flat sequence as it
+lies), and the states go back to the padded layout for pooling. The padding a batch of sorted sentences would have computed (7-20% of its
 positions, more in the WKV's chunks) is not computed; the results are those of the
 padded batch up to fp32 summation order. float16/bfloat16 run on any device (on CPU slowly, for
 tests) as mixed precision: half-precision matmuls, float32 residual stream, WKV state and
@@ -40,6 +40,7 @@ from .checkpoint import check_state_dict, load_checkpoint
 from .precision import MATMUL_DTYPES, to_precision
 from .rwkv6 import RWKV6, Packed, RWKV6Config
 from .rwkv7 import RWKV7, RWKV7Config
+from .wkv6 import resolve_backend
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
 
 DEFAULT_MAX_LENGTH = 512
@@ -134,6 +135,12 @@ class RWKVEncoder(TokenEncoder):
                     out[dst] = x[0]
                     yield layer, out.view(B, T, -1)
 
+    def wkv_backend(self) -> str:
+        """The WKV backend this encoder's batches run: RWKV-6's "auto" resolved for its device and dtype."""
+        if isinstance(self.model, RWKV6):
+            return resolve_backend(self.model.wkv_backend, self.device, self.compute_dtype)
+        return self.model.wkv_backend
+
     def block_stepper(self) -> RWKVStepper:
         return RWKVStepper(self.model)
 
@@ -142,14 +149,14 @@ class RWKVEncoder(TokenEncoder):
         return {**super().provenance(), "arch": self.arch, "backend": "native",
                 "sha256": self.sha256, "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
                 "precision": "mixed: matmul weights in dtype; residual, WKV state, decays, norms in compute_dtype",
-                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.model.wkv_backend,
+                "tokenizer": self.tokenizer.describe(), "wkv_backend": self.wkv_backend(),
                 "wkv_chunk_size": self.model.blocks[0].att.chunk_size, "packed": self.pack,
                 "config": asdict(c)}  # RWKV6Config or RWKV7Config fields
 
 
 def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
               tokenizer: str | Tokenizer | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-              revision: str | None = None, wkv_backend: str = "chunked",
+              revision: str | None = None, wkv_backend: str | None = None,
               chunk_size: int | None = None) -> RWKVEncoder:
     """A native RWKV encoder from a BlinkDL .pth, a Hugging Face directory or a hub id.
 
@@ -160,8 +167,9 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
         tokenizer: 'world', 'byte', 'hf', a tokenizer object, or None to detect.
         max_length: tokens kept per sentence.
         revision: hub revision (hub ids only).
-        wkv_backend, chunk_size: see models/wkv6.py (RWKV-6) and models/wkv7.py (RWKV-7); chunk_size None
-            is each architecture's default (RWKV-6: by head size, models/rwkv6.py `default_chunk_size`).
+        wkv_backend, chunk_size: see models/wkv6.py (RWKV-6) and models/wkv7.py (RWKV-7); None is each
+            architecture's default (RWKV-6: "auto", the compiled kernel on a CPU, and chunks by head size,
+            models/rwkv6.py `default_chunk_size`; RWKV-7: "chunked").
     """
     if dtype not in MATMUL_DTYPES:
         raise ValueError(f"{spec}: dtype {dtype} is not supported; use float32, float16, bfloat16 or float64")
@@ -169,7 +177,8 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
     where = ", ".join(str(f) for f in ckpt.files)
     config_class, model_class = {"rwkv6": (RWKV6Config, RWKV6), "rwkv7": (RWKV7Config, RWKV7)}[ckpt.arch]
     cfg = config_class.from_state_dict(ckpt.state_dict)
-    model = model_class(cfg, wkv_backend=wkv_backend, **({} if chunk_size is None else {"chunk_size": chunk_size}))
+    options = {"wkv_backend": wkv_backend, "chunk_size": chunk_size}
+    model = model_class(cfg, **{k: v for k, v in options.items() if v is not None})
     check_state_dict(ckpt.state_dict, model.state_dict(), where)
     model.load_state_dict(ckpt.state_dict, strict=True)
     model = to_precision(model, dtype, device)
@@ -199,7 +208,10 @@ class Packing:
         row_starts = np.zeros(places, dtype=bool)
         row_starts[self.starts] = row_starts[self.pads] = True  # padding is a segment of its own
         as_tensor = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-        return Packed(starts=as_tensor(np.searchsorted(self.src, self.starts)), rows=as_tensor(self.src // self.row_tokens),
+        starts = np.searchsorted(self.src, self.starts)  # flat positions
+        flat_starts = np.zeros((1, len(self.src)), dtype=bool)
+        flat_starts[0, starts] = True
+        return Packed(starts=as_tensor(starts), flat_starts=as_tensor(flat_starts), rows=as_tensor(self.src // self.row_tokens),
                       places=as_tensor(self.src % self.row_tokens), tokens=as_tensor(tokens),
                       row_starts=as_tensor(row_starts).view(self.n_rows, self.row_tokens))
 

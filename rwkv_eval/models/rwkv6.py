@@ -22,8 +22,8 @@ sentence were alone (padding only ever comes after it). The token shift sees zer
 before position 0, as from an empty state. Several sentences may instead run as one flat
 sequence (`Packed`, built by models/rwkv.py `pack_rows`): every per-token operation runs
 on the real tokens only, the token shift sees zeros where a sentence starts, and the WKV
-runs them in rows whose state restarts empty at each start, so each sentence is computed
-as if alone.
+restarts from an empty state at each start (the compiled CPU kernel on the flat sequence
+itself, the chunked form in rows of whole chunks), so each sentence is computed as if alone.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..encoder import EMBEDDING, Layer
 from .precision import Linear, to_precision
-from .wkv6 import WKV6_BACKENDS, wkv6
+from .wkv6 import WKV6_BACKENDS, resolve_backend, wkv6
 
 LN_EPS = 1e-5
 GROUP_NORM_EPS = 64e-5  # att.ln_x, as BlinkDL's code uses for every head size
@@ -106,10 +106,12 @@ class Packed:
     carries a state along a row, so it gathers the tokens into R rows of W places (W a whole
     number of chunks, each sentence in one row, never split), runs them with `row_starts`,
     and its output is gathered back. Places after a row's last sentence hold a copy of some
-    token and start a segment of their own: causal, they reach no real token.
+    token and start a segment of their own: causal, they reach no real token. The compiled CPU
+    WKV needs no rows: it runs the flat sequence with `flat_starts`.
     """
 
     starts: torch.Tensor  # (S,) long: flat positions where a sentence begins (the token shift sees zeros there)
+    flat_starts: torch.Tensor  # (1, n) bool: the same as a mask (the WKV's `starts` on the flat sequence)
     rows: torch.Tensor  # (n,) long: each flat token's row
     places: torch.Tensor  # (n,) long: and its place in that row
     tokens: torch.Tensor  # (R*W,) long: the flat token at each place of the rows
@@ -186,11 +188,12 @@ class TimeMix6(nn.Module):
                         alpha=2)  # (B*T,C): time_decay + tanh(xw W1) W2
         w = d.exp_().neg_().view(B, T, H, K)
         # WKV (eq. 26-27), fp32 state math; then group norm per head, gate, output (eq. 28)
-        if packed is None:
-            y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=self.wkv_backend, chunk_size=self.chunk_size,
-                        final_state=False)
+        backend = resolve_backend(self.wkv_backend, r.device, r.dtype)
+        if packed is None or backend == "cpu":  # the compiled kernel runs packed sentences where they lie
+            y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=backend, chunk_size=self.chunk_size, final_state=False,
+                        starts=None if packed is None else packed.flat_starts)
         else:  # the flat tokens into the WKV's rows and back
-            y, _ = wkv6(*(packed.to_rows(t) for t in (r, k, v, w)), self.time_faaaa, backend=self.wkv_backend,
+            y, _ = wkv6(*(packed.to_rows(t) for t in (r, k, v, w)), self.time_faaaa, backend=backend,
                         chunk_size=self.chunk_size, starts=packed.row_starts, final_state=False)
             y = packed.from_rows(y)
         # ln_x is GroupNorm(H, C): a layer norm over each head's K channels, then the per-channel affine
@@ -237,11 +240,12 @@ class RWKV6(nn.Module):
 
     Args:
         cfg: the shape (see `RWKV6Config.from_state_dict`).
-        wkv_backend: "chunked" (default) or "naive", see models/wkv6.py.
+        wkv_backend: "auto" (default: the compiled kernel on a CPU, else chunked), "cpu", "chunked"
+            or "naive", see models/wkv6.py; `resolve_backend` names what "auto" runs.
         chunk_size: tokens per chunk of the chunked WKV (None: `default_chunk_size` of the head size).
     """
 
-    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "chunked", chunk_size: int | None = None):
+    def __init__(self, cfg: RWKV6Config, wkv_backend: str = "auto", chunk_size: int | None = None):
         super().__init__()
         chunk_size = default_chunk_size(cfg.head_size) if chunk_size is None else chunk_size
         if wkv_backend not in WKV6_BACKENDS:

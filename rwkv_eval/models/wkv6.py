@@ -25,19 +25,30 @@ cast back); float64 inputs are computed in float64 (the precision tests' referen
 
 Backends (pick one by name with `wkv6(..., backend=...)`; nothing falls back silently):
     "naive"    token-by-token loop, the exact definition above; the test oracle.
-    "chunked"  the default: chunks of `chunk_size` tokens; within a chunk every pair
-               (t, s < t) is summed at once, across chunks the state is carried by
-               matrix products. No Python loop over tokens, only over chunks.
+    "chunked"  chunks of `chunk_size` tokens; within a chunk every pair (t, s < t) is
+               summed at once, across chunks the state is carried by matrix products.
+               No Python loop over tokens, only over chunks. Any device, any dtype.
+    "cpu"      the same recurrence token by token, compiled (models/wkv6_cpu.py): CPU
+               tensors computed in float32, outputs from an empty state only (no `state`,
+               no final state); each segment between `starts` runs from an empty state.
+    "auto"     the default: "cpu" where it applies and builds (CPU, float32 compute, no
+               state in or out), else "chunked"; a CPU run that cannot build the kernel
+               warns with the compiler's reason. `resolve_backend` names the choice, and
+               models record it in their provenance.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
-WKV6_BACKENDS = ("chunked", "naive")
+from . import wkv6_cpu
+
+WKV6_BACKENDS = ("auto", "chunked", "cpu", "naive")
 DEFAULT_CHUNK_SIZE = 16
 # exp(60) ~ 1e26: k * exp(-b) stays far below fp32's 3e38 and r * exp(a) far above its
 # smallest normal 1e-38, so the factorized intra-chunk product loses nothing
@@ -229,12 +240,60 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
     return out.view(B, H, N * L, K).transpose(1, 2)[:, :T].to(dtype), S
 
 
-def wkv6(r, k, v, w, u, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None,
+def wkv6_cpu_kernel(r, k, v, w, u, state=None, starts=None, final_state: bool = False):
+    """WKV-6 by the compiled CPU kernel (models/wkv6_cpu.py), same result as `wkv6_naive` up to
+    fp32 rounding; the state is None. The (B, T) batch runs as B * T flat tokens, a segment from
+    each row's start and each `starts` on, every segment from an empty state: packed sentences
+    run as they lie, with no rows and no padding."""
+    _check(r, k, v, w, u, state, starts)
+    if r.device.type != "cpu" or accumulation_dtype(r.dtype) != torch.float32:
+        raise ValueError(f"the 'cpu' WKV-6 backend computes CPU tensors in float32; got {r.dtype} on {r.device} "
+                         f"(use 'chunked', or 'naive' for a float64 reference)")
+    if state is not None or final_state:
+        raise ValueError("the 'cpu' WKV-6 backend computes outputs from an empty state: it takes no `state` and "
+                         "returns no final state; use 'chunked' for states")
+    B, T, H, K = r.shape
+    dtype = r.dtype
+    if B * T == 0:
+        return r.new_empty(B, T, H, K), None
+    begins = torch.zeros(B, T, dtype=torch.bool)
+    begins[:, 0] = True
+    if starts is not None:
+        begins |= starts
+    bounds = torch.cat([begins.view(-1).nonzero().view(-1), torch.tensor([B * T])])
+    r, k, v, w = (x.reshape(B * T, H, K).to(torch.float32).contiguous() for x in (r, k, v, w))
+    y = wkv6_cpu.forward(bounds, r, k, v, w.exp(), u.to(torch.float32).contiguous())
+    return y.view(B, T, H, K).to(dtype), None
+
+
+def resolve_backend(backend: str, device: str | torch.device, dtype: torch.dtype) -> str:
+    """The backend that `backend` runs for tensors on `device` in `dtype` when no state goes in or
+    out (an encoder): "auto" is "cpu" on a CPU in float32 compute if the kernel builds (else
+    "chunked", with a warning that says why), "chunked" elsewhere; other names stand for themselves."""
+    if backend not in WKV6_BACKENDS:
+        raise ValueError(f"unknown WKV-6 backend {backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
+    if backend != "auto":
+        return backend
+    if torch.device(device).type != "cpu" or accumulation_dtype(dtype) != torch.float32:
+        return "chunked"
+    reason = wkv6_cpu.unavailable()
+    if reason is not None:
+        warnings.warn(f"WKV-6: the compiled CPU kernel is unavailable, running the chunked PyTorch form (same "
+                      f"results up to fp32 rounding, slower on a CPU): {reason}", RuntimeWarning, stacklevel=2)
+        return "chunked"
+    return "cpu"
+
+
+def wkv6(r, k, v, w, u, state=None, backend: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None,
          final_state: bool = True):
-    """Dispatch to a WKV-6 backend by name ("chunked" or "naive"); unknown names are an error.
-    `final_state=False` lets the chunked backend skip the last state update (its state is None)."""
+    """Dispatch to a WKV-6 backend by name (WKV6_BACKENDS); unknown names are an error.
+    `final_state=False` lets the chunked backend skip the last state update (its state is None);
+    "auto" runs "cpu" only where nothing needs a state (`state` None, `final_state` False)."""
+    if backend == "auto":
+        backend = resolve_backend(backend, r.device, r.dtype) if state is None and not final_state else "chunked"
     fns: dict[str, Callable] = {"chunked": lambda *a: wkv6_chunked(*a, chunk_size=chunk_size, starts=starts,
                                                                    final_state=final_state),
+                                "cpu": lambda *a: wkv6_cpu_kernel(*a, starts=starts, final_state=final_state),
                                 "naive": lambda *a: wkv6_naive(*a, starts=starts)}
     if backend not in fns:
         raise ValueError(f"unknown WKV-6 backend {backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
