@@ -12,13 +12,14 @@ positions of a padded row equal those of the sentence alone and the mask is not 
 by the model (pooling uses it). An RWKV-6 runs a batch's sentences end to end as one
 flat sequence instead (`pack_rows`, models/rwkv6.py `Packed`): the per-token work
 (projections, mixing, norms, MLP: all but the WKV) computes the real tokens and no
-padding, the WKV runs them in rows packed first fit, longest first, with its state
-reset where each sentence starts (on a CPU the compiled WKV runs the flat sequence as it
-lies), and the states go back to the padded layout for pooling. The padding a batch of sorted sentences would have computed (7-20% of its
-positions, more in the WKV's chunks) is not computed; the results are those of the
-padded batch up to fp32 summation order. float16/bfloat16 run on any device (on CPU slowly, for
-tests) as mixed precision: half-precision matmuls, float32 residual stream, WKV state and
-norms (models/precision.py); the hidden states handed to pooling are float32.
+padding; the WKV restarts its state where each sentence starts, on the flat sequence as it
+lies (the compiled CPU kernel) or in rows packed first fit, longest first (the chunked
+form); the states go back to the padded layout for pooling. The padding a batch of sorted
+sentences would have computed (7-20% of its positions, more in the WKV's chunks) is not
+computed; the results are those of the padded batch up to fp32 summation order.
+float16/bfloat16 run on any device (on CPU slowly, for tests) as mixed precision:
+half-precision matmuls, float32 residual stream, WKV state and norms
+(models/precision.py); the hidden states handed to pooling are float32.
 
 Example:
     >>> enc = load_rwkv("RWKV-x060-World-1B6-v2.1-20240328-ctx4096.pth")  # doctest: +SKIP
