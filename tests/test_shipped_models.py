@@ -34,12 +34,13 @@ def test_shipped_files_match_their_digests_and_notice():
 
 
 def test_every_shipped_data_file_is_package_data():
-    """A file under rwkv_eval/data that no package-data glob matches is missing from the wheel."""
+    """A file of the package that is not Python (the data, the profiles, the WKV-6 CPU kernel's C
+    source) and that no package-data glob matches is missing from the wheel."""
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["rwkv_eval"]
     package = ROOT / "rwkv_eval"
     packaged = {p for g in globs for p in package.glob(g)}  # setuptools' globs: `*` stays in one folder
-    files = [p for p in (package / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    assert files and [str(f) for f in files if f not in packaged] == []
+    files = [p for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert package / "models" / "wkv6_cpu.c" in files and [str(f) for f in files if f not in packaged] == []
 
 
 @pytest.mark.parametrize("name,arch", [("tiny-rwkv6", "rwkv6"), ("tiny-rwkv7", "rwkv7")])
