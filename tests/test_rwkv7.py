@@ -38,7 +38,7 @@ def random_encoder():
     return RWKVEncoder(model, ByteTokenizer(), name="random-rwkv7:tiny", revision="seed=0")
 
 
-@pytest.mark.parametrize("backend", ["chunked", "naive"])
+@pytest.mark.parametrize("backend", ["auto", "chunked", "cpu", "naive"])
 def test_tiny_checkpoint_reproduces_expected_logits(tiny, tiny_assets, backend):
     expected = np.fromfile(tiny_assets / "expected-logits-7v0-834K.bin", dtype="<f4")
     enc = load_rwkv(tiny, wkv_backend=backend)
@@ -48,7 +48,7 @@ def test_tiny_checkpoint_reproduces_expected_logits(tiny, tiny_assets, backend):
     diff = np.abs(logits[0, -1].numpy() - expected).max()
     assert diff < 1e-4, f"max abs diff {diff:.3g} vs expected logits (limit 1e-4)"
     prov = enc.provenance()
-    assert prov["arch"] == "rwkv7" and prov["wkv_backend"] == backend
+    assert prov["arch"] == "rwkv7" and prov["wkv_backend"] == {"auto": "cpu"}.get(backend, backend)  # what ran
     assert prov["config"]["n_layer"] == 12 and prov["config"]["n_embd"] == 64
 
 
@@ -172,15 +172,47 @@ def test_wkv7_naive_is_the_recurrence_by_hand():
     torch.testing.assert_close(final[0, 0], S, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("grid_id", list(GRID), ids=list(GRID))
+def test_wkv7_cpu_kernel_matches_naive(grid_id):
+    """The compiled kernel, each row from an empty state (head sizes 8, 16, 64 unrolled; 12 the generic loop)."""
+    B, T, H, K, _, decay, _ = GRID[grid_id]
+    r, k, v, w, a, b, _ = _wkv7_inputs(B, T, H, K, decay)
+    ref, _ = wkv7_naive(r, k, v, w, a, b)
+    o, s = wkv7(r, k, v, w, a, b, backend="cpu", final_state=False)
+    diff = (o - ref).abs().max().item()
+    rel_rms = ((o - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt()).item()
+    assert s is None and diff < 1e-4 and rel_rms < 1e-5, f"{grid_id}: max abs diff {diff:.3g}, relative RMS {rel_rms:.3g}"
+    if grid_id == "T37-not-chunk-multiple":  # a head size no case of the kernel unrolls, and strided inputs
+        r, k, v, w, a, b, _ = _wkv7_inputs(2, 21, 2, 12, decay)
+        t = lambda x: x.transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
+        o, _ = wkv7(t(r), t(k), t(v), t(w), t(a), t(b), backend="cpu", final_state=False)
+        torch.testing.assert_close(o, wkv7_naive(r, k, v, w, a, b)[0], rtol=0, atol=1e-4)
+
+
+def test_wkv7_cpu_kernel_refuses_states_and_auto_takes_it_only_without():
+    r, k, v, w, a, b, s0 = _wkv7_inputs(1, 5, 1, 8, "rwkv7")
+    with pytest.raises(ValueError, match="'cpu' WKV-7 backend computes outputs from an empty state"):
+        wkv7(r, k, v, w, a, b, s0, backend="cpu", final_state=False)
+    with pytest.raises(ValueError, match="'cpu' WKV-7 backend computes outputs from an empty state"):
+        wkv7(r, k, v, w, a, b, backend="cpu")
+    with pytest.raises(ValueError, match="'cpu' WKV-7 backend computes CPU tensors in float32"):
+        wkv7(*(x.double() for x in (r, k, v, w, a, b)), backend="cpu", final_state=False)
+    o, s = wkv7(r, k, v, w, a, b, s0)  # "auto" with a state in and out: the chunked form
+    ref_o, ref_s = wkv7_chunked(r, k, v, w, a, b, s0)
+    assert torch.equal(o, ref_o) and torch.equal(s, ref_s)
+
+
 def test_model_backends_agree_and_unknown_backend_is_refused():
     cfg = SHAPES["tiny"]
-    naive, chunked = RWKV7.random(cfg, seed=3, wkv_backend="naive"), RWKV7.random(cfg, seed=3, wkv_backend="chunked")
+    naive = RWKV7.random(cfg, seed=3, wkv_backend="naive")
     idx = torch.randint(0, 256, (2, 45), generator=torch.Generator().manual_seed(0))
-    a, b = dict(naive.states(idx)), dict(chunked.states(idx))
-    for layer in a:
-        diff = (a[layer] - b[layer]).abs().max().item()
-        assert diff < 1e-4, f"layer {layer}: max abs diff {diff:.3g} chunked vs naive"
-    with pytest.raises(ValueError, match="unknown WKV-7 backend 'cuda'; choose from chunked, naive"):
+    a = dict(naive.states(idx))
+    for backend in ("chunked", "cpu"):
+        b = dict(RWKV7.random(cfg, seed=3, wkv_backend=backend).states(idx))
+        for layer in a:
+            diff = (a[layer] - b[layer]).abs().max().item()
+            assert diff < 1e-4, f"layer {layer}: max abs diff {diff:.3g} {backend} vs naive"
+    with pytest.raises(ValueError, match="unknown WKV-7 backend 'cuda'; choose from auto, chunked, cpu, naive"):
         RWKV7(cfg, wkv_backend="cuda")
     with pytest.raises(ValueError, match="unknown WKV-7 backend"):
         wkv7(*_wkv7_inputs(1, 2, 1, 8, "rwkv7")[:6], backend="fast")

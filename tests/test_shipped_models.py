@@ -40,7 +40,7 @@ def test_every_shipped_data_file_is_package_data():
     package = ROOT / "rwkv_eval"
     packaged = {p for g in globs for p in package.glob(g)}  # setuptools' globs: `*` stays in one folder
     files = [p for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
-    assert package / "models" / "wkv6_cpu.c" in files and [str(f) for f in files if f not in packaged] == []
+    assert package / "models" / "wkv_cpu.c" in files and [str(f) for f in files if f not in packaged] == []
 
 
 @pytest.mark.parametrize("name,arch", [("tiny-rwkv6", "rwkv6"), ("tiny-rwkv7", "rwkv7")])

@@ -17,13 +17,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rwkv_eval.models import wkv6_cpu
+from rwkv_eval.models import wkv_cpu
 from rwkv_eval.models.wkv6 import WKV6_BACKENDS, resolve_backend, wkv6, wkv6_chunked, wkv6_naive
 
 # The compiled CPU kernel needs a C compiler: without any on PATH its tests skip (and say so);
 # with one, a failed build fails them.
-needs_compiler = pytest.mark.skipif(not any(map(shutil.which, wkv6_cpu.COMPILERS)),
-                                    reason=f"no C compiler ({', '.join(wkv6_cpu.COMPILERS)}) on PATH for the CPU kernel")
+needs_compiler = pytest.mark.skipif(not any(map(shutil.which, wkv_cpu.COMPILERS)),
+                                    reason=f"no C compiler ({', '.join(wkv_cpu.COMPILERS)}) on PATH for the CPU kernel")
 
 RTOL_RMS = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
 MAX_ABS = {torch.float32: 1e-4, torch.bfloat16: 5e-2}
@@ -274,23 +274,23 @@ def test_cpu_kernel_refuses_what_it_does_not_compute():
 
 def test_without_a_compiler_auto_says_why_and_runs_chunked(monkeypatch, tmp_path):
     """No compiler: "auto" warns with the reason and runs the chunked form; "cpu" is an error."""
-    monkeypatch.setattr(wkv6_cpu, "_built", {})
-    monkeypatch.setattr(wkv6_cpu, "COMPILERS", ("no-such-compiler-here",))
+    monkeypatch.setattr(wkv_cpu, "_built", {})
+    monkeypatch.setattr(wkv_cpu, "COMPILERS", ("no-such-compiler-here",))
     r, k, v, w, u, _ = make_inputs(2, 9, 1, 4, "rwkv6", seed=0, with_state=False)
     with pytest.warns(RuntimeWarning, match="running the chunked PyTorch form.*no C compiler on PATH"):
         assert resolve_backend("auto", "cpu", torch.float32) == "chunked"
     with pytest.warns(RuntimeWarning):
         out, _ = wkv6(r, k, v, w, u, final_state=False)
     assert_close("auto without kernel", out, wkv6_naive(r, k, v, w, u)[0])
-    with pytest.raises(wkv6_cpu.KernelUnavailable, match="no C compiler on PATH"):
+    with pytest.raises(wkv_cpu.KernelUnavailable, match="no C compiler on PATH"):
         wkv6(r, k, v, w, u, backend="cpu", final_state=False)
     # a compiler that fails: its own message, remembered (one build attempt per process)
     cc = tmp_path / "cc"
     cc.write_text("#!/bin/sh\necho 'fatal: omp.h not found' >&2\nexit 1\n")
     cc.chmod(0o755)
-    monkeypatch.setattr(wkv6_cpu, "_built", {})
-    monkeypatch.setattr(wkv6_cpu, "COMPILERS", (str(cc),))
-    with pytest.raises(wkv6_cpu.KernelUnavailable, match=r"(?s)failed \(exit 1\).*fatal: omp.h not found.*'chunked'"):
-        wkv6_cpu.library()
+    monkeypatch.setattr(wkv_cpu, "_built", {})
+    monkeypatch.setattr(wkv_cpu, "COMPILERS", (str(cc),))
+    with pytest.raises(wkv_cpu.KernelUnavailable, match=r"(?s)failed \(exit 1\).*fatal: omp.h not found.*'chunked'"):
+        wkv_cpu.library()
     cc.unlink()
-    assert "omp.h not found" in wkv6_cpu.unavailable()
+    assert "omp.h not found" in wkv_cpu.unavailable()

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 from ..encoder import Layer, TokenEncoder
+from . import wkv6, wkv7
 from .checkpoint import check_state_dict, load_checkpoint
 from .precision import MATMUL_DTYPES, to_precision
 from .rwkv6 import RWKV6, Packed, RWKV6Config
 from .rwkv7 import RWKV7, RWKV7Config
-from .wkv6 import resolve_backend
 from .tokenizers import ByteTokenizer, HFTokenizer, Tokenizer, WorldTokenizer, choose_tokenizer
 
 DEFAULT_MAX_LENGTH = 512
@@ -137,10 +137,9 @@ class RWKVEncoder(TokenEncoder):
                     yield layer, out.view(B, T, -1)
 
     def wkv_backend(self) -> str:
-        """The WKV backend this encoder's batches run: RWKV-6's "auto" resolved for its device and dtype."""
-        if isinstance(self.model, RWKV6):
-            return resolve_backend(self.model.wkv_backend, self.device, self.compute_dtype)
-        return self.model.wkv_backend
+        """The WKV backend this encoder's batches run: "auto" resolved for its device and dtype."""
+        resolve = wkv6.resolve_backend if isinstance(self.model, RWKV6) else wkv7.resolve_backend
+        return resolve(self.model.wkv_backend, self.device, self.compute_dtype)
 
     def block_stepper(self) -> RWKVStepper:
         return RWKVStepper(self.model)
@@ -169,8 +168,8 @@ def load_rwkv(spec: str | Path, device: str | torch.device = "cpu", dtype: torch
         max_length: tokens kept per sentence.
         revision: hub revision (hub ids only).
         wkv_backend, chunk_size: see models/wkv6.py (RWKV-6) and models/wkv7.py (RWKV-7); None is each
-            architecture's default (RWKV-6: "auto", the compiled kernel on a CPU, and chunks by head size,
-            models/rwkv6.py `default_chunk_size`; RWKV-7: "chunked").
+            architecture's default ("auto": the compiled kernel on a CPU; RWKV-6's chunks by head size,
+            models/rwkv6.py `default_chunk_size`).
     """
     if dtype not in MATMUL_DTYPES:
         raise ValueError(f"{spec}: dtype {dtype} is not supported; use float32, float16, bfloat16 or float64")

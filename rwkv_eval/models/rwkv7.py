@@ -87,7 +87,7 @@ def token_shift(x: torch.Tensor) -> torch.Tensor:
 class TimeMix7(nn.Module):
     """Goose time mixing: token shift, decay / learning-rate / value-residual / gate LoRAs, WKV-7."""
 
-    def __init__(self, cfg: RWKV7Config, layer_id: int, wkv_backend: str = "chunked",
+    def __init__(self, cfg: RWKV7Config, layer_id: int, wkv_backend: str = "auto",
                  chunk_size: int = DEFAULT_CHUNK_SIZE):
         super().__init__()
         C, H, K = cfg.n_embd, cfg.n_head, cfg.head_size
@@ -140,7 +140,7 @@ class TimeMix7(nn.Module):
         # WKV-7, the generalized delta rule (eq. 16-18): S <- (diag(w) - kk (a*kk)^T) S + k v^T
         rh, kh, vh = r.view(B, T, H, K), k.view(B, T, H, K), v.view(B, T, H, K)  # (B,T,C) -> (B,T,H,K)
         y, _ = wkv7(rh, kh, vh, w.view(B, T, H, K), -kk, kk * a.view(B, T, H, K),
-                    backend=self.wkv_backend, chunk_size=self.chunk_size)
+                    backend=self.wkv_backend, chunk_size=self.chunk_size, final_state=False)
         # group norm per head, plus the current token's bonus (r . (k * r_k)) v, gate, output (eq. 19-21)
         y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)  # (B,T,H,K) -> (B*T,C) -> (B,T,C)
         bonus = (rh * kh * self.r_k).sum(dim=-1, keepdim=True) * vh  # (B,T,H,K)
@@ -163,7 +163,7 @@ class ChannelMix7(nn.Module):
 
 
 class Block7(nn.Module):
-    def __init__(self, cfg: RWKV7Config, layer_id: int, wkv_backend: str = "chunked",
+    def __init__(self, cfg: RWKV7Config, layer_id: int, wkv_backend: str = "auto",
                  chunk_size: int = DEFAULT_CHUNK_SIZE):
         super().__init__()
         if layer_id == 0:
@@ -184,11 +184,12 @@ class RWKV7(nn.Module):
 
     Args:
         cfg: the shape (see `RWKV7Config.from_state_dict`).
-        wkv_backend: "chunked" (default) or "naive", see models/wkv7.py.
+        wkv_backend: "auto" (default: the compiled kernel on a CPU, else chunked), "cpu", "chunked"
+            or "naive", see models/wkv7.py; `resolve_backend` names what "auto" runs.
         chunk_size: tokens per chunk of the chunked WKV.
     """
 
-    def __init__(self, cfg: RWKV7Config, wkv_backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, cfg: RWKV7Config, wkv_backend: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE):
         super().__init__()
         if wkv_backend not in WKV7_BACKENDS:
             raise ValueError(f"unknown WKV-7 backend {wkv_backend!r}; choose from {', '.join(WKV7_BACKENDS)}")

@@ -28,7 +28,7 @@ Backends (pick one by name with `wkv6(..., backend=...)`; nothing falls back sil
     "chunked"  chunks of `chunk_size` tokens; within a chunk every pair (t, s < t) is
                summed at once, across chunks the state is carried by matrix products.
                No Python loop over tokens, only over chunks. Any device, any dtype.
-    "cpu"      the same recurrence token by token, compiled (models/wkv6_cpu.py): CPU
+    "cpu"      the same recurrence token by token, compiled (models/wkv_cpu.py): CPU
                tensors computed in float32, outputs from an empty state only (no `state`,
                no final state); each segment between `starts` runs from an empty state.
     "auto"     the default: "cpu" where it applies and builds (CPU, float32 compute, no
@@ -41,12 +41,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 
-from . import wkv6_cpu
+from . import wkv_cpu
 
 WKV6_BACKENDS = ("auto", "chunked", "cpu", "naive")
 DEFAULT_CHUNK_SIZE = 16
@@ -241,47 +239,24 @@ def wkv6_chunked(r, k, v, w, u, state=None, chunk_size: int = DEFAULT_CHUNK_SIZE
 
 
 def wkv6_cpu_kernel(r, k, v, w, u, state=None, starts=None, final_state: bool = False):
-    """WKV-6 by the compiled CPU kernel (models/wkv6_cpu.py), same result as `wkv6_naive` up to
+    """WKV-6 by the compiled CPU kernel (models/wkv_cpu.py), same result as `wkv6_naive` up to
     fp32 rounding; the state is None. The (B, T) batch runs as B * T flat tokens, a segment from
     each row's start and each `starts` on, every segment from an empty state: packed sentences
     run as they lie, with no rows and no padding."""
     _check(r, k, v, w, u, state, starts)
-    if r.device.type != "cpu" or accumulation_dtype(r.dtype) != torch.float32:
-        raise ValueError(f"the 'cpu' WKV-6 backend computes CPU tensors in float32; got {r.dtype} on {r.device} "
-                         f"(use 'chunked', or 'naive' for a float64 reference)")
-    if state is not None or final_state:
-        raise ValueError("the 'cpu' WKV-6 backend computes outputs from an empty state: it takes no `state` and "
-                         "returns no final state; use 'chunked' for states")
+    wkv_cpu.check_inputs("WKV-6", r, state, final_state)
     B, T, H, K = r.shape
-    dtype = r.dtype
     if B * T == 0:
         return r.new_empty(B, T, H, K), None
-    begins = torch.zeros(B, T, dtype=torch.bool)
-    begins[:, 0] = True
-    if starts is not None:
-        begins |= starts
-    bounds = torch.cat([begins.view(-1).nonzero().view(-1), torch.tensor([B * T])])
-    r, k, v, w = (x.reshape(B * T, H, K).to(torch.float32).contiguous() for x in (r, k, v, w))
-    y = wkv6_cpu.forward(bounds, r, k, v, w.exp(), u.to(torch.float32).contiguous())
-    return y.view(B, T, H, K).to(dtype), None
+    y = wkv_cpu.wkv6_forward(wkv_cpu.segment_bounds(B, T, starts), r, k, v, w, u)
+    return y.view(B, T, H, K).to(r.dtype), None
 
 
 def resolve_backend(backend: str, device: str | torch.device, dtype: torch.dtype) -> str:
-    """The backend that `backend` runs for tensors on `device` in `dtype` when no state goes in or
-    out (an encoder): "auto" is "cpu" on a CPU in float32 compute if the kernel builds (else
+    """The WKV-6 backend that `backend` runs for tensors on `device` in `dtype` when no state goes
+    in or out (an encoder): "auto" is "cpu" on a CPU in float32 compute if the kernel builds (else
     "chunked", with a warning that says why), "chunked" elsewhere; other names stand for themselves."""
-    if backend not in WKV6_BACKENDS:
-        raise ValueError(f"unknown WKV-6 backend {backend!r}; choose from {', '.join(WKV6_BACKENDS)}")
-    if backend != "auto":
-        return backend
-    if torch.device(device).type != "cpu" or accumulation_dtype(dtype) != torch.float32:
-        return "chunked"
-    reason = wkv6_cpu.unavailable()
-    if reason is not None:
-        warnings.warn(f"WKV-6: the compiled CPU kernel is unavailable, running the chunked PyTorch form (same "
-                      f"results up to fp32 rounding, slower on a CPU): {reason}", RuntimeWarning, stacklevel=2)
-        return "chunked"
-    return "cpu"
+    return wkv_cpu.resolve(backend, WKV6_BACKENDS, "WKV-6", device, dtype)
 
 
 def wkv6(r, k, v, w, u, state=None, backend: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE, starts=None,

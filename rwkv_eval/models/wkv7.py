@@ -26,9 +26,13 @@ has no bonus u in the kernel: the current token's r.(k * r_k) v term is added by
 
 Backends (pick one by name with `wkv7(..., backend=...)`; nothing falls back silently):
     "naive"    token-by-token loop, the exact definition above; the test oracle.
-    "chunked"  the default: chunks of `chunk_size` tokens; inside a chunk the removal terms
+    "chunked"  chunks of `chunk_size` tokens; inside a chunk the removal terms
                a_t^T S_{t-1} are found all at once by one unit-triangular solve, across
                chunks the state is carried by matrix products. Loops only over chunks.
+    "cpu"      the same recurrence token by token, compiled (models/wkv_cpu.py): CPU
+               tensors computed in float32, outputs from an empty state only (no `state`,
+               `final_state=False`).
+    "auto"     "cpu" where it applies and builds, else "chunked" (as models/wkv6.py's).
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ from typing import Callable
 
 import torch
 
+from . import wkv_cpu
 from .wkv6 import accumulation_dtype
 
-WKV7_BACKENDS = ("chunked", "naive")
+WKV7_BACKENDS = ("auto", "chunked", "cpu", "naive")
 DEFAULT_CHUNK_SIZE = 16
 
 
@@ -133,9 +138,33 @@ def wkv7_chunked(r, k, v, w, a, b, state=None, chunk_size: int = DEFAULT_CHUNK_S
     return out.transpose(1, 2).to(dtype), S  # (B,H,T,V) -> (B,T,H,V)
 
 
-def wkv7(r, k, v, w, a, b, state=None, backend: str = "chunked", chunk_size: int = DEFAULT_CHUNK_SIZE):
-    """Dispatch to a WKV-7 backend by name ("chunked" or "naive"); unknown names are an error."""
-    fns: dict[str, Callable] = {"chunked": lambda *x: wkv7_chunked(*x, chunk_size=chunk_size), "naive": wkv7_naive}
+def wkv7_cpu_kernel(r, k, v, w, a, b, state=None, final_state: bool = False):
+    """WKV-7 by the compiled CPU kernel (models/wkv_cpu.py), same result as `wkv7_naive` up to
+    fp32 rounding, each row from an empty state; the state is None."""
+    _check(r, k, v, w, a, b, state)
+    wkv_cpu.check_inputs("WKV-7", r, state, final_state)
+    B, T, H, K = r.shape
+    if B * T == 0:
+        return r.new_empty(B, T, H, K), None
+    y = wkv_cpu.wkv7_forward(wkv_cpu.segment_bounds(B, T, None), r, k, v, w, a, b)
+    return y.view(B, T, H, K).to(r.dtype), None
+
+
+def resolve_backend(backend: str, device: str | torch.device, dtype: torch.dtype) -> str:
+    """The WKV-7 backend that `backend` runs on `device` in `dtype` with no state in or out (see
+    models/wkv6.py `resolve_backend`)."""
+    return wkv_cpu.resolve(backend, WKV7_BACKENDS, "WKV-7", device, dtype)
+
+
+def wkv7(r, k, v, w, a, b, state=None, backend: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE,
+         final_state: bool = True):
+    """Dispatch to a WKV-7 backend by name (WKV7_BACKENDS); unknown names are an error.
+    `final_state=False` says the caller reads only the outputs: "auto" then runs "cpu" where it
+    applies, whose state is None (the other backends return theirs anyway)."""
+    if backend == "auto":
+        backend = resolve_backend(backend, r.device, r.dtype) if state is None and not final_state else "chunked"
+    fns: dict[str, Callable] = {"chunked": lambda *x: wkv7_chunked(*x, chunk_size=chunk_size), "naive": wkv7_naive,
+                                "cpu": lambda *x: wkv7_cpu_kernel(*x, final_state=final_state)}
     if backend not in fns:
         raise ValueError(f"unknown WKV-7 backend {backend!r}; choose from {', '.join(WKV7_BACKENDS)}")
     return fns[backend](r, k, v, w, a, b, state)
