@@ -7,9 +7,10 @@ products and element-wise passes per call over (B, H, N, L, K) tensors (WKV-7's 
 triangular solve per chunk), and packed sentences must first be gathered into rows of whole
 chunks and back. The recurrence itself is ~4-5 K^2 FLOPs per token and head with the K x K
 state in L1 cache, and compiled it reads a packed flat sequence as it is, a segment per
-sentence: no rows, no chunk padding, no gathers. Measured on a 2-core CPU, interleaved: the
-perf profile's 12 x 768 RWKV-6 spent ~0.06 s per encode in the WKV instead of ~0.2 s, the
-whole encode ~14% faster; the tiny RWKV-7's WKV took two thirds of its encode in the chunked form.
+sentence: no rows, no chunk padding, no gathers. Measured on a 2-core CPU
+(reports/cpu-kernel-2026-12-06/wkv_share.json): the perf profile's 12 x 768 RWKV-6 spent
+0.065 s of a 1.88 s encode in the WKV, against 0.130 s of 2.03 s chunked (its row gathers
+not counted); the tiny RWKV-7's WKV took 0.14 s of 1.04 s, against 2.32 s of 3.20 s chunked.
 
 How it is built: the first `library()` call compiles the shipped C source with the first of
 COMPILERS found on PATH, FLAGS as below (`-march=native`: the build is for this machine, in
