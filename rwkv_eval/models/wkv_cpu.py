@@ -100,6 +100,11 @@ def unavailable() -> str | None:
     return None
 
 
+def _computes_in_float32(device: str | torch.device, dtype: torch.dtype) -> bool:
+    """What the kernels compute: CPU tensors whose accumulation dtype is float32 (fp32, fp16, bf16)."""
+    return torch.device(device).type == "cpu" and torch.promote_types(dtype, torch.float32) == torch.float32
+
+
 def resolve(backend: str, backends: tuple[str, ...], what: str, device: str | torch.device, dtype: torch.dtype
             ) -> str:
     """The backend that `backend` (one of `backends`, for the WKV named `what`) runs for tensors
@@ -110,7 +115,7 @@ def resolve(backend: str, backends: tuple[str, ...], what: str, device: str | to
         raise ValueError(f"unknown {what} backend {backend!r}; choose from {', '.join(backends)}")
     if backend != "auto":
         return backend
-    if torch.device(device).type != "cpu" or torch.promote_types(dtype, torch.float32) != torch.float32:
+    if not _computes_in_float32(device, dtype):
         return "chunked"
     reason = unavailable()
     if reason is not None:
@@ -122,7 +127,7 @@ def resolve(backend: str, backends: tuple[str, ...], what: str, device: str | to
 
 def check_inputs(what: str, r: torch.Tensor, state, final_state: bool) -> None:
     """What the kernels do not compute is an error naming the backend that does."""
-    if r.device.type != "cpu" or torch.promote_types(r.dtype, torch.float32) != torch.float32:
+    if not _computes_in_float32(r.device, r.dtype):
         raise ValueError(f"the 'cpu' {what} backend computes CPU tensors in float32; got {r.dtype} on {r.device} "
                          f"(use 'chunked', or 'naive' for a float64 reference)")
     if state is not None or final_state:
